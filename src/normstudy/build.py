@@ -1,0 +1,51 @@
+"""From a resolved cell config to the objects a training run needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from normstudy.config import ConfigError
+from normstudy.data import DATASETS, DatasetSplits
+from normstudy.freeze import FREEZE_POLICIES
+from normstudy.models import MODELS, build_model
+from normstudy.norms import NORMALIZERS, make_norm_factory
+from normstudy.registry import UnknownNameError
+
+
+def check_names(config: dict[str, Any]) -> None:
+    """Fail with the valid names if any registry name in ``config`` is unknown."""
+    for key, registry in (
+        ("dataset", DATASETS),
+        ("model", MODELS),
+        ("norm", NORMALIZERS),
+        ("freeze", FREEZE_POLICIES),
+    ):
+        try:
+            registry.get(config[key])
+        except UnknownNameError as error:
+            raise ConfigError(f"config key {key!r}: {error}") from None
+
+
+def model_for(config: dict[str, Any], splits: DatasetSplits) -> nn.Module:
+    """The model of ``config`` for the shapes of ``splits`` (initialised with torch's RNG)."""
+    sizes = {k: config[k] for k in ("depth", "width") if config[k] is not None}
+    try:
+        factory = make_norm_factory(config["norm"], **config["norm_options"])
+        return build_model(
+            config["model"],
+            input_shape=tuple(splits.input_shape),
+            num_classes=splits.num_classes,
+            norm=factory,
+            norm_every=config["norm_every"],
+            skip=config["skip"],
+            gamma_init=config["gamma_init"],
+            **sizes,
+            **config["model_options"],
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(
+            f"cannot build model {config['model']!r} with norm {config['norm']!r} "
+            f"for dataset {config['dataset']!r}: {error}"
+        ) from error

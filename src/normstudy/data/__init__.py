@@ -1,0 +1,37 @@
+"""Datasets as whole tensors: a registry of loaders, splits, standardisation and augmentation.
+
+Importing this package registers every dataset (one module per source, as in open_lth).
+"""
+
+from normstudy.data import embedded, synthetic, torchvision_sets  # noqa: F401 (registration)
+from normstudy.data.augment import augment_batch
+from normstudy.data.base import (
+    DatasetNotFoundError,
+    DatasetSplits,
+    channel_mean_std,
+    rows_as_sequence,
+    standardize,
+    to_float,
+)
+from normstudy.data.registry import (
+    DATASETS,
+    check_dataset_options,
+    dataset_options,
+    default_data_dir,
+    load_dataset,
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetNotFoundError",
+    "DatasetSplits",
+    "augment_batch",
+    "channel_mean_std",
+    "check_dataset_options",
+    "dataset_options",
+    "default_data_dir",
+    "load_dataset",
+    "rows_as_sequence",
+    "standardize",
+    "to_float",
+]

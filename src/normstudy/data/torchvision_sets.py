@@ -1,0 +1,263 @@
+"""Standard image datasets read with torchvision's dataset classes from ``data_dir``.
+
+Official train/test splits; validation is carved from train with ``split_seed``. Images
+are taken whole from each dataset's ``.data`` array as one uint8 (N, C, H, W) tensor (the
+airbench data path; no per-image PIL transforms). torchvision downloads only when
+``download`` is true; otherwise missing files raise :class:`DatasetNotFoundError` naming
+the directory, the files expected there and how to get them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets
+
+from normstudy.data.base import DatasetNotFoundError, DatasetSplits, splits_from_pools
+from normstudy.data.registry import DATASETS
+
+Arrays = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TorchvisionSource:
+    """How one torchvision dataset class is opened, where its files live and how to read it."""
+
+    name: str
+    cls: type
+    num_classes: int
+    augment: bool
+    open_split: Callable[[type, Path, bool, bool], object]
+    arrays: Callable[[object], Arrays]
+    files: Callable[[type, Path], list[Path]]
+    url: str
+
+
+def open_train_flag(cls: type, root: Path, train: bool, download: bool) -> object:
+    return cls(root=str(root), train=train, download=download)
+
+
+def open_svhn_split(cls: type, root: Path, train: bool, download: bool) -> object:
+    return cls(root=str(root), split="train" if train else "test", download=download)
+
+
+def mnist_arrays(dataset: object) -> Arrays:
+    """MNIST-format ``.data`` is uint8 (N, 28, 28); add the channel axis."""
+    return dataset.data.unsqueeze(1).contiguous(), dataset.targets.to(torch.int64)
+
+
+def cifar_arrays(dataset: object) -> Arrays:
+    """CIFAR ``.data`` is uint8 (N, 32, 32, 3) HWC; make it (N, 3, 32, 32)."""
+    images = np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2))
+    return torch.from_numpy(images), torch.tensor(dataset.targets, dtype=torch.int64)
+
+
+def svhn_arrays(dataset: object) -> Arrays:
+    """SVHN ``.data`` is already (N, 3, 32, 32); torchvision maps label 10 to digit 0."""
+    images = np.ascontiguousarray(dataset.data, dtype=np.uint8)
+    return torch.from_numpy(images), torch.from_numpy(dataset.labels.astype(np.int64))
+
+
+def mnist_files(cls: type, root: Path) -> list[Path]:
+    """torchvision reads the unzipped IDX files under ``<root>/<ClassName>/raw/``."""
+    raw = root / cls.__name__ / "raw"
+    return [raw / os.path.splitext(filename)[0] for filename, _ in cls.resources]
+
+
+def cifar_files(cls: type, root: Path) -> list[Path]:
+    """The pickled batches and the meta file under ``<root>/<base_folder>/``."""
+    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return [root / cls.base_folder / name for name in names]
+
+
+def svhn_files(cls: type, root: Path) -> list[Path]:
+    """The train and test ``.mat`` files directly in ``<root>``."""
+    return [root / cls.split_list[split][1] for split in ("train", "test")]
+
+
+SOURCES = {
+    source.name: source
+    for source in (
+        TorchvisionSource(
+            name="mnist",
+            cls=datasets.MNIST,
+            num_classes=10,
+            augment=False,
+            open_split=open_train_flag,
+            arrays=mnist_arrays,
+            files=mnist_files,
+            url=datasets.MNIST.mirrors[0],
+        ),
+        TorchvisionSource(
+            name="fashion_mnist",
+            cls=datasets.FashionMNIST,
+            num_classes=10,
+            augment=False,
+            open_split=open_train_flag,
+            arrays=mnist_arrays,
+            files=mnist_files,
+            url=datasets.FashionMNIST.mirrors[0],
+        ),
+        TorchvisionSource(
+            name="cifar10",
+            cls=datasets.CIFAR10,
+            num_classes=10,
+            augment=True,
+            open_split=open_train_flag,
+            arrays=cifar_arrays,
+            files=cifar_files,
+            url=datasets.CIFAR10.url,
+        ),
+        TorchvisionSource(
+            name="cifar100",
+            cls=datasets.CIFAR100,
+            num_classes=100,
+            augment=True,
+            open_split=open_train_flag,
+            arrays=cifar_arrays,
+            files=cifar_files,
+            url=datasets.CIFAR100.url,
+        ),
+        TorchvisionSource(
+            name="svhn",
+            cls=datasets.SVHN,
+            num_classes=10,
+            augment=True,
+            open_split=open_svhn_split,
+            arrays=svhn_arrays,
+            files=svhn_files,
+            url="http://ufldl.stanford.edu/housenumbers/",
+        ),
+    )
+}
+
+
+def expected_files(name: str, root: Path) -> list[Path]:
+    """The files torchvision needs under ``root`` for dataset ``name``."""
+    source = SOURCES[name]
+    return source.files(source.cls, Path(root))
+
+
+def how_to_get(source: TorchvisionSource, root: Path) -> str:
+    return (
+        f"To get them, run once with download: true (load_dataset({source.name!r}, "
+        f"download=True)) on a machine with internet access (torchvision fetches them from "
+        f"{source.url} and checks their md5), or copy the files to the paths above."
+    )
+
+
+def open_splits(source: TorchvisionSource, root: Path, download: bool) -> tuple[object, object]:
+    """torchvision's train and test datasets; any failure becomes a DatasetNotFoundError."""
+    expected = source.files(source.cls, root)
+    missing = [path for path in expected if not path.is_file()]
+    if missing and not download:
+        raise DatasetNotFoundError(source.name, root, expected, missing, how_to_get(source, root))
+    try:
+        return tuple(
+            source.open_split(source.cls, root, train, download) for train in (True, False)
+        )
+    except (RuntimeError, OSError) as error:
+        if isinstance(error, DatasetNotFoundError):
+            raise
+        missing = [path for path in expected if not path.is_file()]
+        how = f"torchvision said: {error}\n{how_to_get(source, root)}"
+        if not missing:
+            how = (
+                "Present files failing torchvision's md5 check are corrupt or partial: "
+                f"delete them and fetch them again.\n{how}"
+            )
+        raise DatasetNotFoundError(source.name, root, expected, missing, how) from error
+
+
+def torchvision_splits(
+    name: str,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None,
+) -> DatasetSplits:
+    source = SOURCES[name]
+    train, test = open_splits(source, Path(data_dir), download)
+    return splits_from_pools(
+        name,
+        source.arrays(train),
+        source.arrays(test),
+        val_size=val_size,
+        split_seed=split_seed,
+        train_size=train_size,
+        num_classes=source.num_classes,
+        augment=source.augment,
+    )
+
+
+@DATASETS.register("mnist")
+def load_mnist(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None = None,
+) -> DatasetSplits:
+    """MNIST (60k/10k, 28x28 grey; no augmentation). ``train_size`` subsamples the train split
+    (Morwani 2020, §3-4, use 10,000 examples)."""
+    return torchvision_splits("mnist", data_dir, download, val_size, split_seed, train_size)
+
+
+@DATASETS.register("fashion_mnist")
+def load_fashion_mnist(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None = None,
+) -> DatasetSplits:
+    """Fashion-MNIST (60k/10k, 28x28 grey; no augmentation)."""
+    return torchvision_splits("fashion_mnist", data_dir, download, val_size, split_seed, train_size)
+
+
+@DATASETS.register("cifar10")
+def load_cifar10(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None = None,
+) -> DatasetSplits:
+    """CIFAR-10 (50k/10k, 32x32 RGB; Frankle et al. 2020 translation + flip augmentation)."""
+    return torchvision_splits("cifar10", data_dir, download, val_size, split_seed, train_size)
+
+
+@DATASETS.register("cifar100")
+def load_cifar100(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None = None,
+) -> DatasetSplits:
+    """CIFAR-100 fine labels (50k/10k, 32x32 RGB; translation + flip augmentation)."""
+    return torchvision_splits("cifar100", data_dir, download, val_size, split_seed, train_size)
+
+
+@DATASETS.register("svhn")
+def load_svhn(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    train_size: int | None = None,
+) -> DatasetSplits:
+    """SVHN cropped digits, train + test (73k/26k, 32x32 RGB; translation + flip augmentation;
+    the ``extra`` split is not used). Label 10 is digit 0, as torchvision maps it."""
+    return torchvision_splits("svhn", data_dir, download, val_size, split_seed, train_size)

@@ -1,0 +1,43 @@
+"""Normalizers: one registry, one module per family; see :mod:`normstudy.norms.base`.
+
+Importing this package imports every family module, each of which registers its
+classes in :data:`NORMALIZERS` (``none`` maps to None: no normalizer).
+"""
+
+from normstudy.norms import none  # noqa: F401  (registers "none")
+from normstudy.norms.base import Normalizer, NormedLayer, NormFactory, collect_regularizers
+from normstudy.norms.batch import BatchNorm, BatchTrainNorm
+from normstudy.norms.group import GroupNorm
+from normstudy.norms.instance import InstanceNorm
+from normstudy.norms.layer import LayerNorm
+from normstudy.norms.lp import LpNorm
+from normstudy.norms.noisy import NoisyBatchNorm
+from normstudy.norms.prelayer import PreLayerNorm
+from normstudy.norms.registry import NORMALIZERS, build_norm, make_norm_factory, norm_options
+from normstudy.norms.regnorm import PreRegNorm, RegNorm
+from normstudy.norms.variants import BatchMeanLayerVar, LayerMeanBatchVar
+from normstudy.norms.weight import WeightNorm
+
+__all__ = [
+    "NORMALIZERS",
+    "BatchMeanLayerVar",
+    "BatchNorm",
+    "BatchTrainNorm",
+    "GroupNorm",
+    "InstanceNorm",
+    "LayerMeanBatchVar",
+    "LayerNorm",
+    "LpNorm",
+    "NoisyBatchNorm",
+    "NormFactory",
+    "NormedLayer",
+    "Normalizer",
+    "PreLayerNorm",
+    "PreRegNorm",
+    "RegNorm",
+    "WeightNorm",
+    "build_norm",
+    "collect_regularizers",
+    "make_norm_factory",
+    "norm_options",
+]

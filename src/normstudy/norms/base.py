@@ -1,0 +1,105 @@
+"""What every normalizer shares, and how a model places one after a layer.
+
+A normalizer follows a conv or dense layer (before the nonlinearity) and always ends
+with a per-channel affine map ``gamma * x_hat + beta``; ``weight`` is gamma and ``bias``
+is beta, so freeze policies find them by role whatever the normalizer (Frankle et al.
+2020, "Training BatchNorm and only BatchNorm"). Normalizers that change *where* things
+happen hook into the layer they follow through :class:`NormedLayer`:
+``pre_affine`` transforms the layer's input (PreLayerNorm), ``attach`` reparameterises
+the layer (Weight Norm), and ``regularizer`` returns a loss term (RegNorm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+KINDS = ("conv", "dense")
+
+
+class Normalizer(nn.Module):
+    """Base class: per-channel gamma (``weight``) and beta (``bias``).
+
+    ``kind`` is ``"conv"`` for (N, C, H, W) inputs or ``"dense"`` for (N, C).
+    Subclasses set ``supports`` to the kinds they can normalise and implement
+    :meth:`normalize`, which returns x_hat before the affine map.
+    """
+
+    supports: ClassVar[frozenset[str]] = frozenset(KINDS)
+    options: ClassVar[dict[str, object]] = {}
+
+    def __init__(self, num_features: int, kind: str) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"unknown layer kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        self.num_features = num_features
+        self.kind = kind
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def affine(self, x_hat: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x_hat.dim() - 2)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.affine(self.normalize(x))
+
+    def pre_affine(self, x: torch.Tensor) -> torch.Tensor:
+        """Transform the input of the preceding layer (identity unless overridden)."""
+        return x
+
+    def attach(self, layer: nn.Module) -> None:
+        """Reparameterise the preceding layer (nothing unless overridden)."""
+
+    def regularizer(self) -> torch.Tensor | None:
+        """The loss term of the last forward pass in training mode, or None."""
+        return None
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, kind={self.kind}"
+
+
+NormFactory = Callable[[int, str], "Normalizer | None"]
+"""Builds the normalizer that follows a layer: ``factory(num_features, kind)``.
+Returns None for "no normalization", in which case the layer keeps its own bias."""
+
+
+class NormedLayer(nn.Module):
+    """A conv or dense layer followed by its normalizer (or nothing).
+
+    Models build every normalised layer through this class so that PreLayerNorm
+    and Weight Norm can act on the layer itself, and so that probes find the layers
+    in forward order by iterating ``model.modules()``.
+    """
+
+    def __init__(self, layer: nn.Module, norm: Normalizer | None) -> None:
+        super().__init__()
+        self.layer = layer
+        self.norm = norm
+        if norm is not None:
+            norm.attach(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is None:
+            return self.layer(x)
+        return self.norm(self.layer(self.norm.pre_affine(x)))
+
+
+def collect_regularizers(model: nn.Module) -> torch.Tensor | None:
+    """Sum of the regularizer terms of every normalizer in ``model`` (RegNorm), or None."""
+    terms = [
+        term
+        for module in model.modules()
+        if isinstance(module, Normalizer)
+        for term in [module.regularizer()]
+        if term is not None
+    ]
+    if not terms:
+        return None
+    return torch.stack([t.reshape(()) for t in terms]).sum()

@@ -1,0 +1,63 @@
+"""Batch Norm, and Batch-Train: Batch Norm that keeps using batch statistics at test time."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from normstudy.norms.base import Normalizer
+from normstudy.norms.common import check_eps, check_momentum
+from normstudy.norms.registry import NORMALIZERS
+
+
+@NORMALIZERS.register("batch")
+class BatchNorm(Normalizer):
+    """Batch Norm (Ioffe & Szegedy 2015, Algorithms 1 and 2; §3.2 for convolutions).
+
+    Training mode normalises each channel by its mean and *biased* variance over the
+    batch (and spatial) axes, and updates running estimates with
+    ``running <- (1 - momentum) * running + momentum * batch`` using the *unbiased*
+    batch variance; evaluation mode normalises by the running estimates. This is
+    ``torch.nn.BatchNorm1d/2d`` exactly (it calls the same ``F.batch_norm``), without
+    its cumulative-average mode (``momentum=None``).
+    """
+
+    options = {"eps": 1e-5, "momentum": 0.1}
+
+    def __init__(
+        self, num_features: int, kind: str, *, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
+        super().__init__(num_features, kind)
+        self.eps = check_eps(eps)
+        self.momentum = check_momentum(momentum)
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+
+
+@NORMALIZERS.register("batch_train")
+class BatchTrainNorm(Normalizer):
+    """Batch Norm with batch statistics in evaluation mode too ("Batch-Train").
+
+    "Is Batch Norm unique?" (2020), §7 and table 3: Batch Norm without aggregated
+    (running) statistics at test time, so test predictions depend on the test batch.
+    No running statistics are kept.
+    """
+
+    options = {"eps": 1e-5}
+
+    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+        super().__init__(num_features, kind)
+        self.eps = check_eps(eps)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, None, None, training=True, eps=self.eps)

@@ -1,0 +1,5 @@
+"""``none``: no normalizer; the layer keeps its own bias (see ``NormFactory``)."""
+
+from normstudy.norms.registry import NORMALIZERS
+
+NORMALIZERS.add("none", None)

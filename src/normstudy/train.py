@@ -1,0 +1,617 @@
+"""Train one cell: a fully resolved config -> a finished cell directory.
+
+The loop follows the schedule of Frankle et al. (2020, §3): SGD with momentum,
+step-wise learning-rate decay at fractions of training, weight decay on every
+trainable parameter (including gamma and beta unless ``weight_decay_norm`` is off).
+Frozen parameters never enter the optimizer. Divergence (a non-finite loss or
+parameters whose global norm exceeds ``divergence_threshold``) ends the cell early
+with status ``diverged``: a result, not a crash (Morwani 2020 §3, max stable lr).
+
+Resumability: a checkpoint holds the model, optimizer, schedule, every RNG state,
+the position inside the epoch and the partial curves; it is written atomically every
+``checkpoint_every`` epochs and when SIGTERM or SIGUSR1 arrive (what SLURM sends before
+a time limit or preemption), after which the process exits with
+:data:`EXIT_CHECKPOINTED`. Running the same command again resumes bitwise-identically
+on the same machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import normstudy
+from normstudy.build import check_names, model_for
+from normstudy.config import ConfigError, canonical_json, resolve_cell_config
+from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
+from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
+from normstudy.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
+from normstudy.norms import collect_regularizers
+from normstudy.schemas import curves_table
+
+EXIT_CHECKPOINTED = 75
+"""Exit status after checkpointing on SIGTERM/SIGUSR1 (sysexits EX_TEMPFAIL: retry me)."""
+
+CHECKPOINT_FORMAT = 1
+STREAMS = ("init", "data", "augment", "noise", "probes")
+log = logging.getLogger("normstudy.train")
+
+
+class Checkpointed(SystemExit):
+    """Raised after a signal-triggered checkpoint; carries :data:`EXIT_CHECKPOINTED`."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_CHECKPOINTED)
+
+
+def stream_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds for init, data order, augmentation, noise and probes."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    states = [int(child.generate_state(1)[0]) for child in children]
+    return dict(zip(STREAMS, states, strict=True))
+
+
+def choose_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def available_threads() -> int:
+    """CPU threads this job may use: its CPU affinity (what SLURM/cgroups grant), not the node."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def learning_rate_factor(step: int, total_steps: int, steps_per_epoch: int, config: dict) -> float:
+    """Multiplier of the base lr at optimizer step ``step`` (0-based).
+
+    ``multistep``: times ``lr_decay`` at each milestone, given as a fraction of training
+    (0.5 and 0.75 of 160 epochs are Frankle et al.'s epochs 80 and 120);
+    ``cosine``: half-cosine to 0; ``constant``. An optional linear warm-up over
+    ``warmup_epochs`` multiplies any of them.
+    """
+    warmup_steps = config["warmup_epochs"] * steps_per_epoch
+    warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    schedule = config["schedule"]
+    if schedule == "constant":
+        factor = 1.0
+    elif schedule == "multistep":
+        passed = sum(step >= round(m * total_steps) for m in config["milestones"])
+        factor = config["lr_decay"] ** passed
+    elif schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    else:
+        raise ConfigError(f"unknown schedule {schedule!r}; valid: multistep, cosine, constant")
+    return warmup * factor
+
+
+@dataclass
+class Plan:
+    """How long training lasts, in steps and epochs."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+
+    @classmethod
+    def for_config(cls, config: dict, num_train: int) -> Plan:
+        batch_size = num_train if config["full_batch"] else config["batch_size"]
+        if batch_size > num_train:
+            raise ConfigError(
+                f"config key 'batch_size' = {batch_size} is larger than the training set "
+                f"({num_train} examples of {config['dataset']!r} after the validation split"
+                f"{' and train_subset' if config['train_subset'] else ''}); use at most "
+                f"{num_train} or full_batch: true"
+            )
+        steps_per_epoch = num_train // batch_size
+        if config["steps"] is not None:
+            total = config["steps"]
+            epochs = math.ceil(total / steps_per_epoch)
+        else:
+            epochs = config["epochs"]
+            total = epochs * steps_per_epoch
+        return cls(batch_size, steps_per_epoch, total, epochs)
+
+
+@dataclass
+class RunState:
+    """Everything of a run that is not in the model or optimizer and must survive a restart."""
+
+    epoch: int = 0
+    step: int = 0
+    batch_in_epoch: int = 0
+    permutation: torch.Tensor | None = None
+    running_loss: float = 0.0
+    running_correct: float = 0.0
+    running_count: int = 0
+    curves: list[dict] = field(default_factory=list)
+    status: str = "running"
+    diverged_step: int | None = None
+    diverged_epoch: int | None = None
+    diverged_reason: str | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    samples_seen: int = 0
+    resumed: int = 0
+
+
+class SignalFlag:
+    """Remembers that SIGTERM or SIGUSR1 arrived; the loop checkpoints at the next step."""
+
+    SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalFlag:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class Cell:
+    """The live objects of one run."""
+
+    config: dict
+    splits: DatasetSplits
+    plan: Plan
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generators: dict[str, torch.Generator]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    state: RunState
+
+
+def optimizer_for(model: nn.Module, trainable: list[nn.Parameter], config: dict):
+    """SGD (momentum, optional Nesterov) or Adam over the trainable parameters only.
+
+    Weight decay applies to every trainable parameter, gamma and beta included
+    (Frankle et al. 2020 §3); ``weight_decay_norm: false`` exempts gamma and beta.
+    """
+    roles = parameter_roles(model)
+    role_of = {id(p): roles[name] for name, p in model.named_parameters()}
+    decayed, exempt = [], []
+    for param in trainable:
+        is_norm = role_of[id(param)] in ("norm_gamma", "norm_beta")
+        (exempt if is_norm and not config["weight_decay_norm"] else decayed).append(param)
+    groups = [{"params": decayed, "weight_decay": config["weight_decay"]}]
+    if exempt:
+        groups.append({"params": exempt, "weight_decay": 0.0})
+    if config["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            groups, lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"]
+        )
+    return torch.optim.Adam(groups, lr=config["lr"], betas=tuple(config["adam_betas"]))
+
+
+def train_subset(splits: DatasetSplits, size: int | None, split_seed: int):
+    """The first ``size`` examples of a permutation fixed by ``split_seed`` (same in every cell)."""
+    if size is None:
+        return splits.train_x, splits.train_y
+    n = len(splits.train_y)
+    if size > n:
+        raise ConfigError(
+            f"config key 'train_subset' = {size} exceeds the {n} training examples of "
+            f"{splits.name!r}"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))[:size]
+    order, _ = torch.sort(order)
+    return splits.train_x[order], splits.train_y[order]
+
+
+def prepare(
+    config: dict,
+    *,
+    data_dir: str | Path | None,
+    download: bool,
+    threads: int | None,
+) -> Cell:
+    """Validate, load data, build model and optimizer: everything that can fail on bad input."""
+    check_names(config)
+    try:
+        splits = load_dataset(
+            config["dataset"],
+            data_dir=data_dir,
+            download=download,
+            val_size=config["val_size"],
+            split_seed=config["split_seed"],
+            **config["dataset_options"],
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"dataset {config['dataset']!r}: {error}") from error
+    train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
+    plan = Plan.for_config(config, len(train_y))
+    torch.set_num_threads(threads or available_threads())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    device = choose_device()
+    seeds = stream_seeds(config["seed"])
+    torch.manual_seed(seeds["init"])
+    model = model_for(config, splits).to(device)
+    try:
+        trainable = apply_freeze_policy(model, config["freeze"])
+    except ValueError as error:
+        raise ConfigError(f"config key 'freeze': {error}") from error
+    optimizer = optimizer_for(model, trainable, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: learning_rate_factor(step, plan.total_steps, plan.steps_per_epoch, config),
+    )
+    generators = {
+        name: torch.Generator(device="cpu").manual_seed(seeds[name])
+        for name in ("data", "augment", "probes")
+    }
+    torch.manual_seed(seeds["noise"])
+    return Cell(
+        config,
+        splits,
+        plan,
+        device,
+        model,
+        optimizer,
+        scheduler,
+        generators,
+        train_x.to(device),
+        train_y.to(device),
+        RunState(),
+    )
+
+
+def inputs_for_model(x: torch.Tensor, splits: DatasetSplits) -> torch.Tensor:
+    return standardize(x, splits)
+
+
+def training_batch(cell: Cell, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented, standardised training batch (airbench style: whole batch on device)."""
+    x = cell.train_x[indices.to(cell.device)]
+    if cell.splits.augment and cell.config["augment"]:
+        x = augment_batch(x, cell.generators["augment"])
+    return inputs_for_model(x, cell.splits), cell.train_y[indices.to(cell.device)]
+
+
+def epoch_permutation(cell: Cell) -> torch.Tensor:
+    n = len(cell.train_y)
+    if cell.config["shuffle"] and not cell.config["full_batch"]:
+        return torch.randperm(n, generator=cell.generators["data"])
+    return torch.arange(n)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cell: Cell):
+    """Mean loss and accuracy in eval mode; NaN for an empty split."""
+    if len(y) == 0:
+        return math.nan, math.nan
+    model.eval()
+    batch = cell.config["eval_batch_size"] or cell.plan.batch_size
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(y), batch):
+        xb = inputs_for_model(x[start : start + batch].to(cell.device), cell.splits)
+        yb = y[start : start + batch].to(cell.device)
+        with autocast(cell):
+            logits = cell.model(xb)
+        total_loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    model.train()
+    return total_loss / len(y), correct / len(y)
+
+
+def autocast(cell: Cell):
+    enabled = cell.config["amp"] and cell.device.type == "cuda"
+    return torch.autocast(device_type=cell.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def parameters_diverged(cell: Cell) -> str | None:
+    params = [p.detach() for p in cell.model.parameters() if p.requires_grad]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in params]))
+    if not torch.isfinite(norm):
+        return "non-finite parameters"
+    if norm.item() > cell.config["divergence_threshold"]:
+        return f"parameter norm {norm.item():.3g} > {cell.config['divergence_threshold']:g}"
+    return None
+
+
+def train_step(cell: Cell, indices: torch.Tensor) -> str | None:
+    """One optimizer step; returns the divergence reason, or None."""
+    x, y = training_batch(cell, indices)
+    with autocast(cell):
+        logits = cell.model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        regularizer = collect_regularizers(cell.model)
+        total = loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
+    if not torch.isfinite(total):
+        return f"non-finite loss ({total.item()})"
+    cell.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    cell.optimizer.step()
+    cell.scheduler.step()
+    state = cell.state
+    state.running_loss += loss.item() * len(y)
+    state.running_correct += (logits.argmax(1) == y).sum().item()
+    state.running_count += len(y)
+    state.samples_seen += len(y)
+    state.step += 1
+    return parameters_diverged(cell)
+
+
+def checkpoint_payload(cell: Cell) -> dict:
+    state = cell.state
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": canonical_json(cell.config),
+        "model": cell.model.state_dict(),
+        "optimizer": cell.optimizer.state_dict(),
+        "scheduler": cell.scheduler.state_dict(),
+        "rng_torch": torch.get_rng_state(),
+        "rng": {name: g.get_state() for name, g in cell.generators.items()},
+        "state": {k: v for k, v in vars(state).items() if k != "permutation"},
+        "permutation": state.permutation,
+    }
+    if cell.device.type == "cuda":
+        payload["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return payload
+
+
+def save_checkpoint(cell: Cell, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint_payload(cell), tmp)
+
+
+def restore_checkpoint(cell: Cell, path: Path) -> str | None:
+    """Load ``path`` into ``cell``; returns why it was ignored, or None if it was used."""
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location=cell.device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported and ignored
+        return f"checkpoint {path} is unreadable ({type(error).__name__}: {error})"
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        return f"checkpoint {path} has an unknown format"
+    if payload.get("config") != canonical_json(cell.config):
+        return f"checkpoint {path} belongs to a different config"
+    try:
+        cell.model.load_state_dict(payload["model"])
+        cell.optimizer.load_state_dict(payload["optimizer"])
+        cell.scheduler.load_state_dict(payload["scheduler"])
+    except (RuntimeError, KeyError, ValueError) as error:
+        return f"checkpoint {path} does not match the model ({error})"
+    torch.set_rng_state(payload["rng_torch"].cpu())
+    for name, generator in cell.generators.items():
+        generator.set_state(payload["rng"][name].cpu())
+    if "rng_cuda" in payload and cell.device.type == "cuda":
+        torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
+    state = RunState(**payload["state"])
+    state.permutation = payload["permutation"]
+    state.resumed += 1
+    cell.state = state
+    return None
+
+
+class CellLog:
+    """The human-readable ``train.log`` of a cell, one line per epoch (appended, flushed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path, "a") as handle:
+            handle.write(f"{stamp} {message}\n")
+        log.info(message)
+
+
+def epoch_row(cell: Cell, seconds: float) -> dict:
+    state = cell.state
+    t0 = time.perf_counter()
+    val_loss, val_acc = evaluate(cell.model, cell.splits.val_x, cell.splits.val_y, cell)
+    test_loss, test_acc = evaluate(cell.model, cell.splits.test_x, cell.splits.test_y, cell)
+    eval_seconds = time.perf_counter() - t0
+    state.eval_seconds += eval_seconds
+    count = max(state.running_count, 1)
+    return {
+        "epoch": state.epoch,
+        "step": state.step,
+        "lr": float(cell.optimizer.param_groups[0]["lr"]),
+        "train_loss": state.running_loss / count if state.running_count else math.nan,
+        "train_acc": state.running_correct / count if state.running_count else math.nan,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "seconds": seconds + eval_seconds,
+    }
+
+
+def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag) -> None:
+    """The training loop proper, from wherever ``cell.state`` stands."""
+    state, plan = cell.state, cell.plan
+    cell.model.train()
+    while state.epoch < plan.epochs and state.status == "running":
+        if state.permutation is None:
+            state.permutation = epoch_permutation(cell)
+            state.batch_in_epoch = 0
+            state.running_loss = state.running_correct = 0.0
+            state.running_count = 0
+        t0 = time.perf_counter()
+        while state.batch_in_epoch < plan.steps_per_epoch and state.step < plan.total_steps:
+            if flag.received is not None:
+                state.train_seconds += time.perf_counter() - t0
+                save_checkpoint(cell, checkpoint)
+                cell_log.write(
+                    f"signal {flag.received} at step {state.step}: checkpoint written, exiting "
+                    f"with status {EXIT_CHECKPOINTED}"
+                )
+                raise Checkpointed()
+            start = state.batch_in_epoch * plan.batch_size
+            reason = train_step(cell, state.permutation[start : start + plan.batch_size])
+            state.batch_in_epoch += 1
+            if reason is not None:
+                state.status = "diverged"
+                state.diverged_step = state.step
+                state.diverged_epoch = state.epoch
+                state.diverged_reason = reason
+                cell_log.write(f"diverged at epoch {state.epoch} step {state.step}: {reason}")
+                break
+        seconds = time.perf_counter() - t0
+        state.train_seconds += seconds
+        state.epoch += 1
+        state.permutation = None
+        row = epoch_row(cell, seconds)
+        state.curves.append(row)
+        cell_log.write(
+            f"epoch {row['epoch']}/{plan.epochs} step {row['step']} lr {row['lr']:.4g} "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+            f"val acc {row['val_acc']:.4f} | test loss {row['test_loss']:.4f} "
+            f"acc {row['test_acc']:.4f} | {row['seconds']:.1f}s"
+        )
+        every = cell.config["checkpoint_every"]
+        if every and state.epoch % every == 0 and state.epoch < plan.epochs:
+            save_checkpoint(cell, checkpoint)
+    if state.status == "running":
+        state.status = "ok"
+
+
+def summary_for(cell: Cell) -> dict:
+    """The cell's ``summary.json`` (see README, "The cell's outputs")."""
+    state, config = cell.state, cell.config
+    train_loss, train_acc = evaluate(cell.model, cell.train_x, cell.train_y, cell)
+    val_loss, val_acc = evaluate(cell.model, cell.splits.val_x, cell.splits.val_y, cell)
+    test_loss, test_acc = evaluate(cell.model, cell.splits.test_x, cell.splits.test_y, cell)
+    val_accs = [row["val_acc"] for row in state.curves]
+    finite = [(acc, i) for i, acc in enumerate(val_accs) if not math.isnan(acc)]
+    best_acc, best_index = max(finite, key=lambda t: (t[0], -t[1])) if finite else (math.nan, -1)
+    return {
+        "status": state.status,
+        "diverged_step": state.diverged_step,
+        "diverged_epoch": state.diverged_epoch,
+        "diverged_reason": state.diverged_reason,
+        "final": {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+        },
+        "generalization_gap": train_acc - test_acc,
+        "best_val_acc": best_acc,
+        "best_val_epoch": state.curves[best_index]["epoch"] if best_index >= 0 else None,
+        "epochs_run": state.epoch,
+        "epochs_planned": cell.plan.epochs,
+        "steps_run": state.step,
+        "steps_planned": cell.plan.total_steps,
+        "batch_size": cell.plan.batch_size,
+        "num_train": len(cell.train_y),
+        "num_val": len(cell.splits.val_y),
+        "num_test": len(cell.splits.test_y),
+        "train_seconds": state.train_seconds,
+        "eval_seconds": state.eval_seconds,
+        "samples_per_second": state.samples_seen / state.train_seconds
+        if state.train_seconds > 0
+        else math.nan,
+        "resumed": state.resumed,
+        "parameters": parameter_counts_by_role(cell.model),
+        "trainable_parameters": parameter_counts_by_role(cell.model, trainable_only=True),
+        "device": str(cell.device),
+        "threads": torch.get_num_threads(),
+        "versions": {
+            "normstudy": normstudy.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "seed": config["seed"],
+    }
+
+
+def write_outputs(cell: Cell, outdir: Path) -> dict:
+    summary = summary_for(cell)
+    write_parquet_atomic(outdir / "curves.parquet", curves_table(cell.state.curves))
+    write_json_atomic(outdir / "summary.json", summary)
+    return summary
+
+
+def train_cell(
+    config: dict,
+    outdir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    checkpoint: str | Path | None = None,
+    threads: int | None = None,
+    keep_checkpoint: bool = False,
+) -> dict:
+    """Train the cell ``config`` into ``outdir`` (resuming from ``checkpoint`` if usable).
+
+    Bad input raises :class:`ConfigError` before anything is written to ``outdir``.
+    Returns the summary. ``checkpoint`` defaults to ``outdir/checkpoint.pt``; it is
+    removed after success unless ``keep_checkpoint``.
+    """
+    resolved = resolve_cell_config(config)
+    cell = prepare(resolved, data_dir=data_dir, download=download, threads=threads)
+    outdir = Path(outdir)
+    checkpoint = Path(checkpoint) if checkpoint else outdir / "checkpoint.pt"
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "summary.json").unlink(missing_ok=True)
+    write_json_atomic(outdir / "config.json", resolved)
+    cell_log = CellLog(outdir / "train.log")
+    ignored = restore_checkpoint(cell, checkpoint)
+    if ignored:
+        cell_log.write(f"WARNING {ignored}; it is ignored and training starts over")
+        print(f"normstudy: warning: {ignored}; starting over", file=sys.stderr)
+    elif cell.state.resumed:
+        cell_log.write(
+            f"resumed from {checkpoint} at epoch {cell.state.epoch} step {cell.state.step}"
+        )
+    else:
+        cell_log.write(
+            f"start {resolved['dataset']} {resolved['model']} norm={resolved['norm']} "
+            f"freeze={resolved['freeze']} seed={resolved['seed']} on {cell.device}, "
+            f"{cell.plan.epochs} epochs x {cell.plan.steps_per_epoch} steps"
+        )
+    with SignalFlag() as flag:
+        run_epochs(cell, checkpoint, cell_log, flag)
+    summary = write_outputs(cell, outdir)
+    cell_log.write(
+        f"done: status {summary['status']}, test acc {summary['final']['test_acc']:.4f}, "
+        f"{summary['train_seconds']:.1f}s training"
+    )
+    if not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
+    return summary
+
+
+def completed_summary(outdir: Path, config: dict) -> dict | None:
+    """The summary of an already finished cell with this exact config, or None."""
+    try:
+        previous = read_json(outdir / "config.json")
+        summary = read_json(outdir / "summary.json")
+    except (OSError, ValueError):
+        return None
+    if canonical_json(previous) != canonical_json(resolve_cell_config(config)):
+        return None
+    return summary

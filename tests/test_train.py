@@ -1,0 +1,236 @@
+"""One training cell: determinism, divergence, checkpoint/resume and its outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from normstudy.config import ConfigError
+from normstudy.schemas import CURVES_SCHEMA
+from normstudy.train import EXIT_CHECKPOINTED, learning_rate_factor, train_cell
+
+TINY = {
+    "dataset": "digits",
+    "model": "mlp",
+    "depth": 2,
+    "width": 32,
+    "norm": "batch",
+    "epochs": 3,
+    "batch_size": 32,
+    "lr": 0.05,
+}
+
+
+def curves(outdir: Path) -> list[dict]:
+    rows = pq.read_table(outdir / "curves.parquet").to_pylist()
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def same(a, b) -> bool:
+    """Bitwise equality of nested results, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_cell_outputs_and_schema(tmp_path):
+    summary = train_cell(TINY, tmp_path / "cell", threads=1)
+    cell = tmp_path / "cell"
+    assert sorted(p.name for p in cell.iterdir()) == [
+        "config.json",
+        "curves.parquet",
+        "summary.json",
+        "train.log",
+    ]
+    assert json.loads((cell / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert summary["status"] == "ok" and summary["epochs_run"] == 3
+    table = pq.read_table(cell / "curves.parquet")
+    assert table.schema.equals(CURVES_SCHEMA, check_metadata=False)
+    assert table.column("epoch").to_pylist() == [1, 2, 3]
+    assert summary["final"]["test_acc"] > 0.5
+    gap = summary["final"]["train_acc"] - summary["final"]["test_acc"]
+    assert summary["generalization_gap"] == pytest.approx(gap)
+    assert summary["trainable_parameters"] == summary["parameters"]
+    assert len((cell / "train.log").read_text().splitlines()) == 5
+
+
+def test_same_config_gives_bitwise_identical_curves(tmp_path):
+    first = train_cell(TINY, tmp_path / "a", threads=1)
+    second = train_cell(TINY, tmp_path / "b", threads=1)
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")
+    assert first["final"] == second["final"]
+    other_seed = train_cell({**TINY, "seed": 1}, tmp_path / "c", threads=1)
+    assert other_seed["final"] != first["final"]
+
+
+def test_norm_only_trains_only_gamma_and_beta(tmp_path):
+    summary = train_cell({**TINY, "freeze": "norm"}, tmp_path / "cell", threads=1)
+    trainable = summary["trainable_parameters"]
+    assert trainable["weight"] == trainable["bias"] == trainable["head"] == 0
+    assert trainable["norm_gamma"] == trainable["norm_beta"] == 2 * 32
+
+
+def test_lr_schedules():
+    config = {"schedule": "multistep", "milestones": [0.5, 0.75], "lr_decay": 0.1}
+    config["warmup_epochs"] = 0
+    factors = [learning_rate_factor(s, 160, 1, config) for s in range(160)]
+    assert factors[79] == 1 and factors[80] == pytest.approx(0.1)
+    assert factors[119] == pytest.approx(0.1) and factors[120] == pytest.approx(0.01)
+    cosine = {**config, "schedule": "cosine"}
+    assert learning_rate_factor(0, 100, 1, cosine) == 1
+    assert learning_rate_factor(50, 100, 1, cosine) == pytest.approx(0.5)
+    warm = {**config, "schedule": "constant", "warmup_epochs": 2}
+    assert [learning_rate_factor(s, 100, 5, warm) for s in (0, 4, 9, 50)] == [0.1, 0.5, 1, 1]
+
+
+def test_divergence_is_a_result(tmp_path):
+    summary = train_cell({**TINY, "norm": "none", "lr": 1e4}, tmp_path / "cell", threads=1)
+    assert summary["status"] == "diverged"
+    assert summary["diverged_step"] is not None and summary["diverged_epoch"] == 0
+    assert summary["epochs_run"] == 1 < summary["epochs_planned"]
+    assert (tmp_path / "cell" / "curves.parquet").exists()
+    assert "diverged" in (tmp_path / "cell" / "train.log").read_text()
+
+
+def test_batch_norm_survives_lr_1_full_batch_where_plain_net_diverges(tmp_path):
+    """Morwani 2020 §3: a 10-layer MLP, full-batch GD at lr = 1: BN trains, no-BN diverges."""
+    morwani = {
+        "dataset": "digits",
+        "model": "mlp",
+        "depth": 10,
+        "width": 64,
+        "full_batch": True,
+        "lr": 1.0,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "schedule": "constant",
+        "gamma_init": "ones",
+        "epochs": 40,
+    }
+    with_bn = train_cell({**morwani, "norm": "batch"}, tmp_path / "bn", threads=1)
+    without = train_cell({**morwani, "norm": "none"}, tmp_path / "none", threads=1)
+    assert with_bn["status"] == "ok" and with_bn["final"]["train_acc"] > 0.5
+    assert without["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lr": -1}, "'lr' = -1"),
+        ({"batch_size": 100000}, "larger than the training set"),
+        ({"dataset": "imagenet"}, "valid datasets"),
+        ({"model": "transformer"}, "valid models"),
+        ({"norm": "magic"}, "valid normalizers"),
+        ({"freeze": "weights"}, "valid freeze policies"),
+        ({"colour": "red"}, "unknown config key"),
+        ({"train_subset": 10**6}, "train_subset"),
+        ({"norm": "none", "freeze": "norm"}, "nothing would train"),
+    ],
+)
+def test_bad_input_refused_before_writing(tmp_path, overrides, message):
+    outdir = tmp_path / "cell"
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train_cell({**TINY, **overrides}, outdir, threads=1)
+    assert not outdir.exists()
+
+
+def run_cli(config_path: Path, outdir: Path, checkpoint: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "normstudy.cli", "train", str(config_path), str(outdir)]
+        + ["--checkpoint", str(checkpoint), "--threads", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+LONG = {**TINY, "epochs": 12, "batch_size": 8, "checkpoint_every": 1}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("uninterrupted") / "cell"
+    return train_cell(LONG, outdir, threads=1), curves(outdir)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(LONG))
+    outdir, checkpoint = tmp_path / "cell", tmp_path / "ckpt" / "checkpoint.pt"
+    process = run_cli(config_path, outdir, checkpoint)
+    wait_for(checkpoint, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (outdir / "summary.json").exists(), "the run finished before it was killed"
+    resumed = run_cli(config_path, outdir, checkpoint)
+    stdout, stderr = resumed.communicate()
+    assert resumed.returncode == 0, stderr.decode()
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert summary["resumed"] == 1
+    assert "resumed from" in (outdir / "train.log").read_text()
+    expected_summary, expected_curves = uninterrupted
+    assert same(curves(outdir), expected_curves)
+    assert same(summary["final"], expected_summary["final"])
+    assert not checkpoint.exists()
+
+
+def test_sigterm_checkpoints_mid_epoch_and_exits_distinctly(tmp_path, uninterrupted):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump({**LONG, "checkpoint_every": 0}))
+    outdir, checkpoint = tmp_path / "cell", tmp_path / "checkpoint.pt"
+    process = run_cli(config_path, outdir, checkpoint)
+    wait_for(outdir / "train.log", process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    process.communicate()
+    assert process.returncode == EXIT_CHECKPOINTED
+    assert checkpoint.exists() and not (outdir / "summary.json").exists()
+    state = torch.load(checkpoint, weights_only=True)["state"]
+    assert state["step"] > 0
+    resumed = run_cli(config_path, outdir, checkpoint)
+    _, stderr = resumed.communicate()
+    assert resumed.returncode == 0, stderr.decode()
+    summary = json.loads((outdir / "summary.json").read_text())
+    expected_summary, expected_curves = uninterrupted
+    assert same(curves(outdir), expected_curves)
+    assert same(summary["final"], expected_summary["final"])
+
+
+def test_corrupt_or_foreign_checkpoint_is_reported_and_ignored(tmp_path, capsys):
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    summary = train_cell(TINY, tmp_path / "a", checkpoint=checkpoint, threads=1)
+    assert summary["resumed"] == 0
+    assert "unreadable" in capsys.readouterr().err
+    assert "unreadable" in (tmp_path / "a" / "train.log").read_text()
+    train_cell(
+        {**TINY, "seed": 5}, tmp_path / "b", checkpoint=checkpoint, threads=1, keep_checkpoint=True
+    )
+    summary = train_cell(TINY, tmp_path / "c", checkpoint=checkpoint, threads=1)
+    assert summary["resumed"] == 0
+    assert "different config" in capsys.readouterr().err
+    reference = train_cell(TINY, tmp_path / "d", threads=1)
+    assert summary["final"] == reference["final"]
