@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,13 @@ def test_forward_backward_on_dataset_shapes(name, input_shape, norm):
     for pname, param in model.named_parameters():
         assert param.grad is not None, f"{pname} got no gradient"
         assert torch.isfinite(param.grad).all()
+
+
+def test_input_shape_may_hold_numpy_ints_but_not_floats():
+    model = tiny("resnet", tuple(np.array(DIGITS)))
+    assert model(batch(DIGITS)).shape == (3, 10)
+    with pytest.raises(ValueError, match=r"input_shape must be .*\(1, 8.0, 8\)"):
+        tiny("resnet", (1, 8.0, 8))
 
 
 @pytest.mark.parametrize("name", ["resnet", "wrn", "vgg"])

@@ -54,6 +54,7 @@ def test_cell_outputs_and_schema(tmp_path):
     assert sorted(p.name for p in cell.iterdir()) == [
         "config.json",
         "curves.parquet",
+        "probes.parquet",
         "summary.json",
         "train.log",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -24,11 +25,22 @@ def read_config_file(path: str) -> dict:
     return {} if data is None else data
 
 
+def config_from_args(args: argparse.Namespace) -> dict:
+    """The cell config of ``--json`` or of the CONFIG file."""
+    if args.json is not None:
+        try:
+            data = json.loads(args.json)
+        except ValueError as error:
+            raise SystemExit(f"normstudy: --json is not valid JSON: {error}") from None
+        return data
+    return read_config_file(args.config)
+
+
 def command_train(args: argparse.Namespace) -> int:
     from normstudy.config import ConfigError
     from normstudy.train import completed_summary, train_cell
 
-    config = read_config_file(args.config)
+    config = config_from_args(args)
     outdir = Path(args.outdir)
     try:
         if not args.force and completed_summary(outdir, config) is not None:
@@ -42,6 +54,7 @@ def command_train(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
             threads=args.threads,
             keep_checkpoint=args.keep_checkpoint,
+            data_cache=args.data_cache,
         )
     except (ConfigError, FileNotFoundError) as error:
         print(f"normstudy: error: {error}", file=sys.stderr)
@@ -55,12 +68,48 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_prepare_data(args: argparse.Namespace) -> int:
+    from normstudy.config import ConfigError, resolve_cell_config
+    from normstudy.datacache import build_cache
+
+    try:
+        config = resolve_cell_config(config_from_args(args))
+        splits = build_cache(config, args.output, data_dir=args.data_dir, download=args.download)
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        print(f"normstudy: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sizes = ", ".join(f"{k} {len(getattr(splits, k + '_y'))}" for k in ("train", "val", "test"))
+    print(f"{splits.name}: {sizes} -> {args.output}")
+    return 0
+
+
+def command_aggregate(args: argparse.Namespace) -> int:
+    from normstudy.tables import UnreadableCellError, aggregate
+
+    plan = json.loads(Path(args.plan).read_text())
+    try:
+        counts = aggregate(plan, args.cells_dir, args.out_dir)
+    except UnreadableCellError as error:
+        print(f"normstudy: error: {error}", file=sys.stderr)
+        return 1
+    print(f"{counts['cells']} rows ({counts['unique_cells']} cells) -> {args.out_dir}")
+    return 0
+
+
+def add_config_arguments(command: argparse.ArgumentParser) -> None:
+    group = command.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "config", nargs="?", help="cell config file (YAML/JSON); missing keys take defaults"
+    )
+    group.add_argument("--json", help="the cell config as a JSON string instead of a file")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     commands = top.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one cell: CONFIG (YAML/JSON) -> OUTDIR")
-    train.add_argument("config", help="cell config file; keys not given take their defaults")
+    add_config_arguments(train)
     train.add_argument("outdir", help="the cell directory to write")
     train.add_argument("--data-dir", default=None, help="where the standard datasets live")
     train.add_argument(
@@ -72,7 +121,21 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--keep-checkpoint", action="store_true", help="keep the checkpoint after success"
     )
+    train.add_argument("--data-cache", default=None, help="tensor cache from prepare-data")
     train.set_defaults(func=command_train)
+
+    prepare = commands.add_parser("prepare-data", help="cache a cell's dataset as tensors")
+    add_config_arguments(prepare)
+    prepare.add_argument("output", help="cache file to write")
+    prepare.add_argument("--data-dir", default=None)
+    prepare.add_argument("--download", action="store_true")
+    prepare.set_defaults(func=command_prepare_data)
+
+    agg = commands.add_parser("aggregate", help="cells -> results/tables/*.parquet")
+    agg.add_argument("plan", help="plan JSON written by the workflow")
+    agg.add_argument("cells_dir", help="directory of cell directories")
+    agg.add_argument("out_dir", help="directory of the tables")
+    agg.set_defaults(func=command_aggregate)
     return top
 
 

@@ -148,9 +148,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key {key!r} = {error.instance!r}: {error.message}"
 
 
+_VALIDATOR = jsonschema.Draft202012Validator(CELL_SCHEMA)
+
+
 def validate_cell_config(config: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` listing every schema violation of a resolved config."""
-    validator = jsonschema.Draft202012Validator(CELL_SCHEMA)
+    validator = _VALIDATOR
     errors = sorted(validator.iter_errors(dict(config)), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("; ".join(_describe(e) for e in errors))

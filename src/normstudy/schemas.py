@@ -30,3 +30,29 @@ def curves_table(rows: list[dict]) -> pa.Table:
     """The per-epoch curves of one cell as a table with :data:`CURVES_SCHEMA`."""
     columns = {field.name: [row[field.name] for row in rows] for field in CURVES_SCHEMA}
     return pa.table(columns, schema=CURVES_SCHEMA)
+
+
+PROBE_RECORDS_SCHEMA = pa.schema(
+    [
+        pa.field("epoch", pa.int32(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("probe", pa.string(), nullable=False),
+        pa.field("layer", pa.string(), nullable=False),
+        pa.field("layer_index", pa.int32(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+    ],
+    metadata={
+        "description": "long-format probe records of one cell: epoch is the number of "
+        "completed epochs when the probe ran (0 = at init), step the number of optimizer "
+        "steps; layer is the qualified module name of a normalised layer (its position "
+        "along depth in layer_index, from 0) or 'model' with layer_index -1 for whole-model "
+        "values; key names the quantity (e.g. 'lambda_1', 'grad_abs_mean/norm_gamma')"
+    },
+)
+
+
+def probe_records_table(rows: list[dict]) -> pa.Table:
+    """Probe records of one cell as a table with :data:`PROBE_RECORDS_SCHEMA`."""
+    columns = {field.name: [row[field.name] for row in rows] for field in PROBE_RECORDS_SCHEMA}
+    return pa.table(columns, schema=PROBE_RECORDS_SCHEMA)

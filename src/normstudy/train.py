@@ -17,6 +17,7 @@ on the same machine.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -37,10 +38,11 @@ import normstudy
 from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
+from normstudy.datacache import load_cache
 from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
 from normstudy.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
 from normstudy.norms import collect_regularizers
-from normstudy.schemas import curves_table
+from normstudy.schemas import curves_table, probe_records_table
 
 EXIT_CHECKPOINTED = 75
 """Exit status after checkpointing on SIGTERM/SIGUSR1 (sysexits EX_TEMPFAIL: retry me)."""
@@ -140,6 +142,7 @@ class RunState:
     running_correct: float = 0.0
     running_count: int = 0
     curves: list[dict] = field(default_factory=list)
+    probe_records: list[dict] = field(default_factory=list)
     status: str = "running"
     diverged_step: int | None = None
     diverged_epoch: int | None = None
@@ -226,17 +229,14 @@ def train_subset(splits: DatasetSplits, size: int | None, split_seed: int):
     return splits.train_x[order], splits.train_y[order]
 
 
-def prepare(
-    config: dict,
-    *,
-    data_dir: str | Path | None,
-    download: bool,
-    threads: int | None,
-) -> Cell:
-    """Validate, load data, build model and optimizer: everything that can fail on bad input."""
-    check_names(config)
+def splits_for(
+    config: dict, data_dir: str | Path | None, download: bool, data_cache: str | Path | None
+) -> DatasetSplits:
+    """The cell's dataset, from the workflow's tensor cache when one is given."""
     try:
-        splits = load_dataset(
+        if data_cache is not None:
+            return load_cache(data_cache, config)
+        return load_dataset(
             config["dataset"],
             data_dir=data_dir,
             download=download,
@@ -246,6 +246,33 @@ def prepare(
         )
     except (ValueError, TypeError) as error:
         raise ConfigError(f"dataset {config['dataset']!r}: {error}") from error
+
+
+def check_forward(model: nn.Module, x: torch.Tensor) -> None:
+    """Run a copy of ``model`` on two examples, so shape errors surface before training.
+
+    Some combinations only fail on real shapes (Instance Norm on a 1x1 feature map);
+    the copy and a forked RNG keep the real model and every random stream untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        trial = copy.deepcopy(model).train()
+        try:
+            trial(x)
+        except (RuntimeError, ValueError) as error:
+            raise ConfigError(f"the model cannot run on this dataset: {error}") from error
+
+
+def prepare(
+    config: dict,
+    *,
+    data_dir: str | Path | None,
+    download: bool,
+    threads: int | None,
+    data_cache: str | Path | None = None,
+) -> Cell:
+    """Validate, load data, build model and optimizer: everything that can fail on bad input."""
+    check_names(config)
+    splits = splits_for(config, data_dir, download, data_cache)
     train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
     plan = Plan.for_config(config, len(train_y))
     torch.set_num_threads(threads or available_threads())
@@ -254,6 +281,7 @@ def prepare(
     seeds = stream_seeds(config["seed"])
     torch.manual_seed(seeds["init"])
     model = model_for(config, splits).to(device)
+    check_forward(model, standardize(train_x[:2], splits).to(device))
     try:
         trainable = apply_freeze_policy(model, config["freeze"])
     except ValueError as error:
@@ -529,6 +557,7 @@ def summary_for(cell: Cell) -> dict:
         "num_train": len(cell.train_y),
         "num_val": len(cell.splits.val_y),
         "num_test": len(cell.splits.test_y),
+        "num_classes": cell.splits.num_classes,
         "train_seconds": state.train_seconds,
         "eval_seconds": state.eval_seconds,
         "samples_per_second": state.samples_seen / state.train_seconds
@@ -551,6 +580,7 @@ def summary_for(cell: Cell) -> dict:
 def write_outputs(cell: Cell, outdir: Path) -> dict:
     summary = summary_for(cell)
     write_parquet_atomic(outdir / "curves.parquet", curves_table(cell.state.curves))
+    write_parquet_atomic(outdir / "probes.parquet", probe_records_table(cell.state.probe_records))
     write_json_atomic(outdir / "summary.json", summary)
     return summary
 
@@ -564,15 +594,20 @@ def train_cell(
     checkpoint: str | Path | None = None,
     threads: int | None = None,
     keep_checkpoint: bool = False,
+    data_cache: str | Path | None = None,
 ) -> dict:
     """Train the cell ``config`` into ``outdir`` (resuming from ``checkpoint`` if usable).
 
     Bad input raises :class:`ConfigError` before anything is written to ``outdir``.
+    ``data_cache`` is the workflow's tensor cache of the dataset (see
+    :mod:`normstudy.datacache`); without it the dataset is loaded directly.
     Returns the summary. ``checkpoint`` defaults to ``outdir/checkpoint.pt``; it is
     removed after success unless ``keep_checkpoint``.
     """
     resolved = resolve_cell_config(config)
-    cell = prepare(resolved, data_dir=data_dir, download=download, threads=threads)
+    cell = prepare(
+        resolved, data_dir=data_dir, download=download, threads=threads, data_cache=data_cache
+    )
     outdir = Path(outdir)
     checkpoint = Path(checkpoint) if checkpoint else outdir / "checkpoint.pt"
     outdir.mkdir(parents=True, exist_ok=True)

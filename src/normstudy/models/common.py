@@ -7,7 +7,6 @@ the normalizer's beta replaces it; a layer without one keeps its bias.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -99,11 +98,6 @@ def scaled_channels(model: str, base: int, width: object) -> int:
             f"width must be >= {1 / base:g}"
         )
     return channels
-
-
-def conv_output_size(size: int, stride: int) -> int:
-    """Spatial size after a same-padded conv with ``stride``."""
-    return math.ceil(size / stride)
 
 
 class ZeroPadShortcut(nn.Module):

@@ -7,6 +7,7 @@ options and initialises the result (:mod:`normstudy.models.init`).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -69,13 +70,13 @@ def check_input_shape(input_shape: object) -> tuple[int, ...]:
     except TypeError:
         shape = ()
     if not shape or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in shape
     ):
         raise ValueError(
             f"input_shape must be a non-empty tuple of positive ints without the batch "
             f"dimension, e.g. (3, 32, 32), (28, 28) or (1000,); got {input_shape!r}"
         )
-    return shape
+    return tuple(int(s) for s in shape)
 
 
 def build_model(

@@ -1,0 +1,23 @@
+# normstudy: studies in config.yaml -> training cells -> Parquet tables.
+# Parsing imports normstudy.grid only (no torch), so even 10,000-cell grids parse fast.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.tables.output,

@@ -1,0 +1,316 @@
+"""Studies -> cells: expansion, stable cell ids and validation. Imports no torch.
+
+A study is ``grid:`` (axis -> list of values; its cells are the Cartesian product),
+``set:`` (fixed overrides) and optionally ``demo:`` (a ``grid``/``set`` pair that
+replaces the given axes and keys at ``scale: demo``). A cell's config is resolved as
+package defaults < the config file's ``defaults:`` < the study's ``set:`` < its grid
+values. Axes may name a key inside an options mapping with a dot
+(``dataset_options.n_per_class``).
+
+A cell id is a readable prefix plus a hash of every value that differs from the
+package defaults, so adding a new hyperparameter with a default value, or adding an
+unrelated study, leaves every existing id (and result) untouched; the same cell in two
+studies has one id and trains once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from normstudy import names
+from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
+
+SCALES = ("demo", "paper")
+STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons")
+OPTION_KEYS = ("dataset_options", "model_options", "norm_options")
+STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_ERRORS = 20
+
+
+class StudyError(ValueError):
+    """A study that cannot run; the message names the study, the key and the valid values."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    config: dict[str, Any]
+
+
+@dataclass
+class Study:
+    name: str
+    axes: list[str]
+    cells: list[Cell]
+    points: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class Plan:
+    scale: str
+    studies: dict[str, Study]
+    cells: dict[str, dict[str, Any]]
+
+    def study_cell_ids(self, study: str) -> list[str]:
+        return [cell.id for cell in self.studies[study].cells]
+
+
+def non_default_items(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if DEFAULTS.get(key, object()) != value}
+
+
+def readable_prefix(config: Mapping[str, Any]) -> str:
+    depth = "" if config["depth"] is None else str(config["depth"])
+    parts = [config["dataset"], f"{config['model']}{depth}", config["norm"], config["freeze"]]
+    parts.append(f"s{config['seed']}")
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(str(p) for p in parts))
+
+
+def cell_id(config: Mapping[str, Any]) -> str:
+    """Readable prefix + the first 10 hex digits of the hash of the non-default values."""
+    digest = hashlib.sha256(canonical_json(non_default_items(config)).encode()).hexdigest()
+    return f"{readable_prefix(config)}-{digest[:10]}"
+
+
+def assign(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` in ``config``; a dotted key sets an entry of an options mapping."""
+    if "." in key:
+        outer, inner = key.split(".", 1)
+        config[outer] = {**config.get(outer, {}), inner: value}
+    else:
+        config[key] = value
+
+
+def check_axis_name(study: str, key: str, where: str) -> None:
+    outer = key.split(".", 1)[0]
+    if outer not in DEFAULTS:
+        raise StudyError(
+            f"study {study!r}: unknown {where} key {key!r}; valid keys: "
+            f"{', '.join(sorted(DEFAULTS))} (options inside {', '.join(OPTION_KEYS)} "
+            "as e.g. 'dataset_options.n_per_class')"
+        )
+    if "." in key and outer not in OPTION_KEYS:
+        raise StudyError(
+            f"study {study!r}: {where} key {key!r} has a dot, but only {', '.join(OPTION_KEYS)} "
+            f"hold options"
+        )
+
+
+def study_parts(name: str, study: Mapping[str, Any], scale: str):
+    """The grid and fixed settings of ``study`` at ``scale``."""
+    if not isinstance(study, Mapping):
+        raise StudyError(f"study {name!r} must be a mapping with keys {', '.join(STUDY_KEYS)}")
+    unknown = sorted(set(study) - set(STUDY_KEYS))
+    if unknown:
+        raise StudyError(
+            f"study {name!r}: unknown key(s) {', '.join(unknown)}; valid keys: "
+            f"{', '.join(STUDY_KEYS)}"
+        )
+    grid = dict(study.get("grid") or {})
+    settings = dict(study.get("set") or {})
+    if scale == "demo" and study.get("demo"):
+        demo = study["demo"]
+        unknown = sorted(set(demo) - {"grid", "set"})
+        if unknown:
+            raise StudyError(
+                f"study {name!r}: unknown demo key(s) {', '.join(unknown)}; valid: grid, set"
+            )
+        grid.update(demo.get("grid") or {})
+        settings.update(demo.get("set") or {})
+    for key, values in grid.items():
+        check_axis_name(name, key, "grid")
+        if not isinstance(values, list) or not values:
+            raise StudyError(
+                f"study {name!r}: grid axis {key!r} must be a non-empty list; got {values!r}"
+            )
+        if len({canonical_json(v) for v in values}) != len(values):
+            raise StudyError(f"study {name!r}: grid axis {key!r} repeats a value: {values}")
+    for key in settings:
+        check_axis_name(name, key, "set")
+    return grid, settings
+
+
+def semantic_errors(config: Mapping[str, Any]) -> list[str]:
+    """Names that do not exist and combinations that cannot be built."""
+    errors = []
+    for key, valid in (
+        ("dataset", names.DATASETS),
+        ("model", names.MODELS),
+        ("norm", names.NORMALIZERS),
+        ("freeze", names.FREEZE_POLICIES),
+    ):
+        if config[key] not in valid:
+            errors.append(f"{key} {config[key]!r} is unknown; valid: {', '.join(sorted(valid))}")
+    if errors:
+        return errors
+    for problem in (
+        names.depth_error(config["model"], config["depth"]),
+        names.compatibility_error(config["dataset"], config["model"], config["norm"]),
+    ):
+        if problem:
+            errors.append(problem)
+    if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
+        errors.append(
+            f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
+        )
+    return errors
+
+
+def expand_study(
+    name: str, study: Mapping[str, Any], defaults: Mapping[str, Any], scale: str
+) -> Study:
+    """All cells of one study, in grid order, validated."""
+    if not STUDY_NAME.match(name):
+        raise StudyError(
+            f"study name {name!r} may only contain letters, digits and _ (starting with a letter)"
+        )
+    grid, settings = study_parts(name, study, scale)
+    base = copy.deepcopy(dict(defaults))
+    for key, value in settings.items():
+        assign(base, key, copy.deepcopy(value))
+    axes = list(grid)
+    cells, points, errors = [], [], []
+    for values in itertools.product(*(grid[a] for a in axes)):
+        point = dict(zip(axes, values, strict=True))
+        config = copy.deepcopy(base)
+        for key, value in point.items():
+            assign(config, key, copy.deepcopy(value))
+        where = f"study {name!r}, cell {canonical_json(point)}"
+        try:
+            resolved = resolve_cell_config(config)
+        except ConfigError as error:
+            errors.append(f"{where}: {error}")
+        else:
+            errors.extend(f"{where}: {problem}" for problem in semantic_errors(resolved))
+            cells.append(Cell(cell_id(resolved), resolved))
+            points.append(point)
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise StudyError("\n".join(errors[:MAX_ERRORS]))
+    comparisons = list(study.get("comparisons") or [])
+    return Study(name, axes, cells, points, comparisons, str(study.get("description", "")))
+
+
+def plan_studies(config: Mapping[str, Any], only: list[str] | None = None) -> Plan:
+    """Every study of a workflow config at its ``scale`` (``only``: a subset of names)."""
+    scale = config.get("scale", "demo")
+    if scale not in SCALES:
+        raise StudyError(f"scale {scale!r} is not one of {', '.join(SCALES)}")
+    defaults = dict(config.get("defaults") or {})
+    for key in defaults:
+        check_axis_name("(defaults)", key, "defaults")
+    studies_config = config.get("studies") or {}
+    if not studies_config:
+        raise StudyError("the config defines no studies (add one under `studies:`)")
+    names_wanted = list(studies_config) if only is None else only
+    missing = sorted(set(names_wanted) - set(studies_config))
+    if missing:
+        raise StudyError(
+            f"unknown stud{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}; "
+            f"valid studies: {', '.join(studies_config)}"
+        )
+    studies, cells = {}, {}
+    for name in names_wanted:
+        study = expand_study(name, studies_config[name], defaults, scale)
+        studies[name] = study
+        for cell in study.cells:
+            cells.setdefault(cell.id, cell.config)
+    return Plan(scale, studies, cells)
+
+
+DATA_KEYS = ("dataset", "dataset_options", "val_size", "split_seed")
+
+
+def data_key(config: Mapping[str, Any]) -> str:
+    """Name of the tensor cache a cell reads: its dataset plus a hash of what fixes the splits."""
+    fixed = {key: config[key] for key in DATA_KEYS}
+    digest = hashlib.sha256(canonical_json(fixed).encode()).hexdigest()
+    return f"{config['dataset']}-{digest[:10]}"
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The JSON the workflow hands to the aggregation: studies, axes, points and configs."""
+    return {
+        "scale": plan.scale,
+        "studies": {
+            name: {
+                "axes": study.axes,
+                "cells": [cell.id for cell in study.cells],
+                "points": study.points,
+                "comparisons": study.comparisons,
+                "description": study.description,
+            }
+            for name, study in plan.studies.items()
+        },
+        "cells": plan.cells,
+    }
+
+
+TRAIN_SIZES = {
+    "digits": 1294,
+    "mnist5k": 3600,
+    "gaussian_noise": 500,
+    "mnist": 54000,
+    "fashion_mnist": 54000,
+    "cifar10": 45000,
+    "cifar100": 45000,
+    "svhn": 65931,
+}
+INPUT_SIZES = {"digits": 64, "mnist5k": 784, "gaussian_noise": 1000, "mnist": 784}
+
+
+def estimated_parameters(config: Mapping[str, Any]) -> float:
+    """A torch-free estimate of the parameter count, for job resources only.
+
+    Close to the built models for the usual widths (ResNet-20: 0.27 M, WRN-26-2:
+    1.5 M, VGG-16: 15 M); used to scale memory and run time, never as a result.
+    """
+    model, depth, width = config["model"], config["depth"], config["width"]
+    if model == "mlp":
+        depth, width = depth or 2, width or 100
+        inputs = INPUT_SIZES.get(config["dataset"], 3072)
+        return inputs * width + (depth - 1) * width * width + width * 10
+    if model == "resnet":
+        depth, width = depth or 20, width or 1
+        return 0.27e6 * (depth - 2) / 18 * width * width
+    if model == "wrn":
+        depth, width = depth or 26, width or 2
+        return 1.47e6 * ((depth - 2) // 6) / 4 * (width / 2) ** 2
+    if model == "vgg":
+        depth, width = depth or 11, width or 1
+        return 9.2e6 * (depth - 1) / 10 * width * width
+    if model == "lstm":
+        depth, width = depth or 1, width or 128
+        return 8 * width * width * depth + 100 * width
+    return 1e6
+
+
+def job_resources(config: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, int]:
+    """Threads, memory (MB), run time (minutes) and GPUs of one training job.
+
+    ``settings`` is the workflow config's ``resources:`` block: ``threads``, ``gpu``,
+    ``mem_mb`` (base) and ``mem_mb_per_mparam``, ``runtime`` (base minutes) and
+    ``minutes_per_gstep`` (minutes per 1e9 parameter-example steps; measure yours).
+    """
+    params_m = estimated_parameters(config) / 1e6
+    size = config["train_subset"] or TRAIN_SIZES.get(config["dataset"], 50000)
+    if config["steps"]:
+        examples = config["steps"] * (size if config["full_batch"] else config["batch_size"])
+    else:
+        examples = config["epochs"] * size
+    work = params_m * 1e6 * examples / 1e9
+    return {
+        "threads": int(settings["threads"]),
+        "gpu": int(settings["gpu"]),
+        "mem_mb": int(settings["mem_mb"] + settings["mem_mb_per_mparam"] * params_m),
+        "runtime": int(settings["runtime"] + settings["minutes_per_gstep"] * work),
+    }

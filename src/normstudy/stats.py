@@ -1,0 +1,966 @@
+"""Statistical comparisons of cells over seeds, and rankings over conditions.
+
+Works on the ``cells`` table (one row per study and cell, one column per grid axis, a
+``status`` and the final metrics); imports no torch.
+
+Two analyses:
+
+- :func:`compare` / :func:`comparisons_table`: one level of a factor (a normalizer, a
+  freeze policy, ...) against a reference level, within every combination of the other
+  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a
+  bootstrap confidence interval, a t-test and a rank test (paired when the seeds pair
+  up), Hedges' g and Holm-adjusted p-values within the family of comparisons.
+- :func:`friedman_ranks`: many levels over many conditions, the Friedman test, average
+  ranks and the Nemenyi critical difference of Demšar (2006), "Statistical Comparisons
+  of Classifiers over Multiple Data Sets", JMLR 7, §3.2.2.
+
+Diverged cells are failures, never dropped silently: they enter the numbers according
+to the comparison's ``diverged`` policy and are always counted. A cell whose metric is
+not finite counts as diverged too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import stats as sps
+
+METRICS: dict[str, str] = {
+    "final_test_acc": "higher",
+    "final_val_acc": "higher",
+    "final_train_acc": "higher",
+    "best_val_acc": "higher",
+    "final_test_loss": "lower",
+    "final_val_loss": "lower",
+    "final_train_loss": "lower",
+    "generalization_gap": "lower",
+}
+"""Metric columns of ``cells`` that can be compared, and which direction is better."""
+
+DIVERGED_POLICIES: dict[str, str] = {
+    "chance": "counted as chance accuracy (1/num_classes)",
+    "worst": "counted as the worst finite value of the metric among the study's ok cells",
+    "exclude": "excluded from the numbers",
+}
+"""How a diverged cell enters the numbers of a comparison or ranking (``chance`` only for
+accuracy metrics; ``worst`` is the lowest accuracy, or the highest loss or gap)."""
+
+STATUSES = ("ok", "diverged")
+SPEC_KEYS = ("factor", "reference", "metric", "candidates", "diverged")
+FEWER_THAN_TWO = "fewer than two seeds on a side: no test"
+
+
+class ComparisonSpecError(ValueError):
+    """A comparison declared in the config that cannot be made; the message says why."""
+
+
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """One entry of a study's ``comparisons:`` list in config.yaml.
+
+    ``candidates`` defaults to every level of ``factor`` other than ``reference``;
+    ``diverged`` is one of :data:`DIVERGED_POLICIES`.
+    """
+
+    factor: str
+    reference: object
+    metric: str = "final_test_acc"
+    candidates: tuple | None = None
+    diverged: str = "chance"
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def metric_direction(metric: str) -> str:
+    """``"higher"`` or ``"lower"``: which values of ``metric`` are better."""
+    try:
+        return METRICS[metric]
+    except KeyError:
+        raise ComparisonSpecError(
+            f"unknown metric {metric!r}; valid metrics: {', '.join(sorted(METRICS))}"
+        ) from None
+
+
+def validate_diverged_policy(diverged: str, metric: str) -> None:
+    if diverged not in DIVERGED_POLICIES:
+        raise ComparisonSpecError(
+            f"unknown diverged policy {diverged!r}; valid policies: {', '.join(DIVERGED_POLICIES)}"
+        )
+    if diverged == "chance" and not metric.endswith("_acc"):
+        raise ComparisonSpecError(
+            f"diverged policy 'chance' needs an accuracy metric (*_acc), not {metric!r}; "
+            "use 'worst' or 'exclude'"
+        )
+
+
+def validate_factor(factor: str, axes: Sequence[str], seed_axis: str) -> None:
+    if factor == seed_axis:
+        raise ComparisonSpecError(
+            f"factor {factor!r} is the seed axis; seeds are the replicates, not a factor"
+        )
+    if factor not in axes:
+        raise ComparisonSpecError(
+            f"factor {factor!r} is not an axis of the study; axes: {', '.join(axes)}"
+        )
+
+
+def validate_levels(spec: ComparisonSpec, levels: Sequence[object]) -> None:
+    """Reference and candidates must be levels of the factor; ``levels`` lists the valid ones."""
+    listed = ", ".join(level_text(level) for level in levels)
+    if spec.reference not in levels:
+        raise ComparisonSpecError(
+            f"reference {spec.reference!r} is not a level of {spec.factor!r}; levels: {listed}"
+        )
+    for candidate in spec.candidates or ():
+        if candidate not in levels:
+            raise ComparisonSpecError(
+                f"candidate {candidate!r} is not a level of {spec.factor!r}; levels: {listed}"
+            )
+
+
+def validate_spec(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str = "seed") -> None:
+    """Raise :class:`ComparisonSpecError` if ``spec`` cannot be made on a study with ``axes``."""
+    validate_factor(spec.factor, axes, seed_axis)
+    metric_direction(spec.metric)
+    validate_diverged_policy(spec.diverged, spec.metric)
+    if spec.candidates is not None:
+        if len(spec.candidates) == 0:
+            raise ComparisonSpecError(f"comparison of {spec.factor!r}: candidates is empty")
+        if spec.reference in spec.candidates:
+            raise ComparisonSpecError(
+                f"comparison of {spec.factor!r}: the reference {spec.reference!r} "
+                "is also a candidate"
+            )
+
+
+def spec_from_entry(entry: object, axes: Sequence[str], seed_axis: str) -> ComparisonSpec:
+    if not isinstance(entry, Mapping):
+        raise ComparisonSpecError(
+            f"a comparison must be a mapping with keys {', '.join(SPEC_KEYS)}; got {entry!r}"
+        )
+    unknown = sorted(set(entry) - set(SPEC_KEYS))
+    if unknown:
+        raise ComparisonSpecError(
+            f"unknown comparison key(s) {', '.join(map(repr, unknown))}; "
+            f"valid keys: {', '.join(SPEC_KEYS)}"
+        )
+    missing = [key for key in ("factor", "reference") if key not in entry]
+    if missing:
+        raise ComparisonSpecError(
+            f"comparison {dict(entry)!r} lacks required key(s) {', '.join(missing)}"
+        )
+    candidates = entry.get("candidates")
+    if candidates is not None:
+        if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+            raise ComparisonSpecError(
+                f"comparison of {entry['factor']!r}: candidates must be a list, not {candidates!r}"
+            )
+        candidates = tuple(candidates)
+    spec = ComparisonSpec(
+        factor=entry["factor"],
+        reference=entry["reference"],
+        metric=entry.get("metric", ComparisonSpec.metric),
+        candidates=candidates,
+        diverged=entry.get("diverged", ComparisonSpec.diverged),
+    )
+    validate_spec(spec, list(axes), seed_axis)
+    return spec
+
+
+def parse_comparisons(
+    entries: Sequence[Mapping],
+    axes: Sequence[str] | Mapping[str, Sequence],
+    *,
+    seed_axis: str = "seed",
+) -> list[ComparisonSpec]:
+    """The comparisons of one study, validated.
+
+    ``axes`` lists the study's grid axes; given the grid itself (axis -> values), the
+    reference and candidates are also checked against the axis's values.
+    """
+    specs = [spec_from_entry(entry, list(axes), seed_axis) for entry in entries]
+    if isinstance(axes, Mapping):
+        for spec in specs:
+            validate_levels(spec, list(axes[spec.factor]))
+    return specs
+
+
+# ------------------------------------------------------------------------------ cells
+
+
+def python_value(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def level_text(level: object) -> str:
+    """A level as text: strings as they are, other values as JSON (``0.1``, ``true``)."""
+    level = python_value(level)
+    return level if isinstance(level, str) else json.dumps(level)
+
+
+def condition_json(condition_axes: Sequence[str], key: Sequence[object]) -> str:
+    """The values of the other axes as compact JSON with sorted keys."""
+    values = {axis: python_value(value) for axis, value in zip(condition_axes, key, strict=True)}
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def study_cells(cells: pd.DataFrame, study: str | None) -> pd.DataFrame:
+    """The rows of one study (all rows when there is no ``study`` column and ``study`` is None)."""
+    if "study" not in cells.columns:
+        if study is not None:
+            raise KeyError(f"cells has no 'study' column to select study {study!r}")
+        return cells.reset_index(drop=True)
+    studies = sorted(cells["study"].unique())
+    if study is None:
+        if len(studies) > 1:
+            raise ValueError(f"cells hold several studies; pass study= one of: {studies}")
+        return cells.reset_index(drop=True)
+    if study not in studies:
+        raise KeyError(f"no cells for study {study!r}; studies: {', '.join(studies)}")
+    return cells[cells["study"] == study].reset_index(drop=True)
+
+
+def check_columns(cells: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [column for column in columns if column not in cells.columns]
+    if missing:
+        raise KeyError(
+            f"cells lack column(s) {', '.join(missing)}; columns: {', '.join(cells.columns)}"
+        )
+
+
+def check_statuses(cells: pd.DataFrame) -> None:
+    unknown = sorted(set(cells["status"]) - set(STATUSES))
+    if unknown:
+        raise ValueError(f"unknown cell status(es) {unknown}; valid statuses: {STATUSES}")
+
+
+def check_unique_cells(cells: pd.DataFrame, axes: Sequence[str]) -> None:
+    """Every combination of axis values must occur once, or the axes list is incomplete."""
+    duplicated = cells.duplicated(subset=list(axes), keep=False)
+    if duplicated.any():
+        example = cells.loc[duplicated, list(axes)].iloc[0].to_dict()
+        raise ValueError(
+            f"{int(duplicated.sum())} cells share their values of the axes {list(axes)}, "
+            f"e.g. {example}; pass every grid axis of the study"
+        )
+
+
+def failed_cells(cells: pd.DataFrame, metric: str) -> pd.Series:
+    """True for diverged cells and for cells whose metric is not finite."""
+    values = cells[metric].to_numpy(dtype=float)
+    return (cells["status"] == "diverged") | ~pd.Series(np.isfinite(values), index=cells.index)
+
+
+def worst_value(cells: pd.DataFrame, metric: str) -> float:
+    """The worst finite value of ``metric`` among the ok cells (NaN if there is none)."""
+    values = cells.loc[~failed_cells(cells, metric), metric].to_numpy(dtype=float)
+    if values.size == 0:
+        return math.nan
+    return float(values.min() if metric_direction(metric) == "higher" else values.max())
+
+
+def metric_values(cells: pd.DataFrame, metric: str, diverged: str) -> pd.Series:
+    """The value each cell contributes to the numbers; NaN for an excluded cell.
+
+    A diverged cell becomes the chance accuracy ``1/num_classes`` (``chance``), the
+    study's worst observed value (``worst``), or is excluded (``exclude``).
+    """
+    validate_diverged_policy(diverged, metric)
+    failed = failed_cells(cells, metric)
+    values = cells[metric].astype(float).where(~failed)
+    if diverged == "chance":
+        check_columns(cells, ["num_classes"])
+        chance = 1.0 / cells["num_classes"].astype(float)
+        values = values.where(~failed, chance)
+    elif diverged == "worst":
+        values = values.where(~failed, worst_value(cells, metric))
+    return values
+
+
+def sorted_levels(values: pd.Series) -> list[object]:
+    levels = [python_value(level) for level in pd.unique(values)]
+    try:
+        return sorted(levels)
+    except TypeError:
+        return sorted(levels, key=lambda level: (type(level).__name__, str(level)))
+
+
+def grouped_by(frame: pd.DataFrame, axes: Sequence[str]):
+    """(key tuple, rows) for every combination of ``axes``; one group with key () if none."""
+    if not axes:
+        return [((), frame)]
+    return [
+        (key if isinstance(key, tuple) else (key,), rows)
+        for key, rows in frame.groupby(list(axes), sort=True, dropna=False)
+    ]
+
+
+# ------------------------------------------------------------------ statistics primitives
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm (1979, Scand. J. Stat. 6:65) step-down adjusted p-values; NaN entries stay NaN
+    and do not count in m.
+
+    With the m finite p-values sorted, p_(1) <= ... <= p_(m), the adjusted value of
+    p_(i) is max_{j<=i} min(1, (m - j + 1) p_(j)).
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    if m == 0:
+        return adjusted
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def hedges_g(candidate: Sequence[float], reference: Sequence[float]) -> float:
+    """Hedges' g of candidate minus reference: the pooled-SD standardized mean difference
+    times J = 1 - 3 / (4 (n1 + n2) - 9) (Hedges 1981, J. Educ. Stat. 6:107,
+    with m = n1 + n2 - 2 in his J(m) = 1 - 3 / (4m - 1)).
+
+    Used for paired seeds too: with equal n the pooled SD is sqrt((s1² + s2²) / 2), the
+    d_av of Lakens (2013, Front. Psychol. 4:863), so g does not grow with the correlation
+    between the paired runs as d_z would, and reads the same for paired and unpaired rows.
+    NaN when a side has fewer than two values or the pooled SD is zero.
+    """
+    x, y = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
+    n1, n2 = x.size, y.size
+    if n1 < 2 or n2 < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
+        return math.nan
+    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
+    if pooled == 0:
+        return math.nan
+    correction = 1 - 3 / (4 * (n1 + n2) - 9)
+    return correction * (x.mean() - y.mean()) / pooled
+
+
+def mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def bootstrap_interval(
+    samples: tuple[np.ndarray, ...],
+    *,
+    confidence: float,
+    n_resamples: int,
+    random_state: int,
+) -> tuple[float, float]:
+    """BCa bootstrap interval (scipy.stats.bootstrap) of the mean of one sample (paired
+    differences) or of the difference of means of two independent samples.
+
+    Every call starts a fresh generator from ``random_state``, so a row's interval does
+    not depend on the other rows. (NaN, NaN) when BCa is degenerate.
+    """
+    statistic = np.mean if len(samples) == 1 else mean_difference
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sps.bootstrap(
+            samples,
+            statistic,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="BCa",
+            vectorized=True,
+            rng=np.random.default_rng(random_state),
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def statistic_and_p(test, *args, **kwargs) -> tuple[float, float]:
+    """(statistic, p-value) of a scipy test, NaN if scipy refuses the data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = test(*args, **kwargs)
+        except ValueError:
+            return math.nan, math.nan
+    return float(result.statistic), float(result.pvalue)
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
+    ("study", pa.string(), False, "study name"),
+    ("family", pa.string(), False, "Holm family: study/factor=reference/metric"),
+    ("factor", pa.string(), False, "the axis compared"),
+    ("reference", pa.string(), False, "reference level (strings as is, other values as JSON)"),
+    ("candidate", pa.string(), False, "level compared with the reference"),
+    (
+        "condition",
+        pa.string(),
+        False,
+        "values of the other axes (not factor, not seed) as JSON with sorted keys",
+    ),
+    ("metric", pa.string(), False, "metric column of cells compared"),
+    ("diverged_policy", pa.string(), False, "how diverged cells entered: chance, worst, exclude"),
+    ("n_ref", pa.int32(), False, "values of the reference side in the numbers (seeds)"),
+    ("n_cand", pa.int32(), False, "values of the candidate side in the numbers (seeds)"),
+    ("n_diverged_ref", pa.int32(), False, "diverged cells on the reference side"),
+    ("n_diverged_cand", pa.int32(), False, "diverged cells on the candidate side"),
+    ("mean_ref", pa.float64(), True, "mean of the reference side"),
+    ("sd_ref", pa.float64(), True, "standard deviation of the reference side (ddof=1)"),
+    ("mean_cand", pa.float64(), True, "mean of the candidate side"),
+    ("sd_cand", pa.float64(), True, "standard deviation of the candidate side (ddof=1)"),
+    ("diff", pa.float64(), True, "mean_cand - mean_ref"),
+    ("ci_low", pa.float64(), True, "lower end of the BCa bootstrap interval of diff"),
+    ("ci_high", pa.float64(), True, "upper end of the BCa bootstrap interval of diff"),
+    ("confidence", pa.float64(), False, "confidence level of the interval"),
+    ("paired", pa.bool_(), False, "same seeds (at least two) on both sides: paired tests"),
+    ("test", pa.string(), False, "t-test: ttest_rel (paired) or welch (unpaired)"),
+    ("statistic", pa.float64(), True, "t statistic (candidate minus reference)"),
+    ("p_value", pa.float64(), True, "two-sided p-value of the t-test"),
+    ("test_rank", pa.string(), False, "rank test: wilcoxon (paired) or mannwhitneyu"),
+    ("statistic_rank", pa.float64(), True, "statistic of the rank test as scipy returns it"),
+    ("p_value_rank", pa.float64(), True, "two-sided p-value of the rank test"),
+    (
+        "hedges_g",
+        pa.float64(),
+        True,
+        "pooled-SD standardized mean difference with J = 1 - 3/(4(n1+n2)-9), also when paired",
+    ),
+    ("p_holm", pa.float64(), True, "Holm-adjusted p_value within the family"),
+    ("p_holm_rank", pa.float64(), True, "Holm-adjusted p_value_rank within the family"),
+    ("note", pa.string(), False, "why numbers are missing and how diverged cells entered"),
+]
+
+COMPARISONS_SCHEMA = pa.schema(
+    [
+        pa.field(name, dtype, nullable=nullable, metadata={"description": description})
+        for name, dtype, nullable, description in COMPARISON_FIELDS
+    ],
+    metadata={
+        "description": "one row per statistical comparison: a candidate level of a factor "
+        "against the reference level within one combination of the other axes, over seeds "
+        "(normstudy.stats.compare); NaN where a number cannot be computed, with the reason "
+        "in note"
+    },
+)
+"""Schema of ``results/tables/comparisons.parquet``; each field's metadata describes it."""
+
+COMPARISON_COLUMNS = [name for name, *_ in COMPARISON_FIELDS]
+
+
+@dataclass(frozen=True)
+class Side:
+    """The cells of one level within one condition."""
+
+    seeds: np.ndarray
+    values: np.ndarray
+    n_cells: int
+    n_diverged: int
+
+
+def side_of(rows: pd.DataFrame, values: pd.Series, failed: pd.Series, seed_axis: str | None):
+    used = values[rows.index].notna().to_numpy()
+    seeds = rows[seed_axis].to_numpy() if seed_axis else np.arange(len(rows))
+    return Side(
+        seeds=seeds[used],
+        values=values[rows.index].to_numpy(dtype=float)[used],
+        n_cells=len(rows),
+        n_diverged=int(failed[rows.index].sum()),
+    )
+
+
+def pairs_up(reference: Side, candidate: Side, seed_axis: str | None) -> bool:
+    """Seeds pair up: the same set of (at least two) seeds in the numbers of both sides."""
+    return (
+        seed_axis is not None
+        and len(reference.seeds) >= 2
+        and set(reference.seeds.tolist()) == set(candidate.seeds.tolist())
+    )
+
+
+def aligned(side: Side) -> np.ndarray:
+    return side.values[np.argsort(side.seeds, kind="stable")]
+
+
+def sd(values: np.ndarray) -> float:
+    if values.size < 2:
+        return math.nan
+    return 0.0 if np.ptp(values) == 0 else float(values.std(ddof=1))
+
+
+def mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else math.nan
+
+
+def diverged_note(reference: Side, candidate: Side, policy: str, worst: float) -> str | None:
+    if reference.n_diverged + candidate.n_diverged == 0:
+        return None
+    how = DIVERGED_POLICIES[policy]
+    if policy == "worst":
+        how = f"counted as the study's worst value ({worst:.6g})"
+    return f"diverged cells (ref {reference.n_diverged}, cand {candidate.n_diverged}) {how}"
+
+
+def paired_tests(x: np.ndarray, y: np.ndarray) -> tuple[dict, list[str]]:
+    """ttest_rel and Wilcoxon signed-rank of candidate ``x`` against reference ``y``."""
+    differences = x - y
+    notes = []
+    row = {"test": "ttest_rel", "test_rank": "wilcoxon"}
+    if np.ptp(differences) == 0:
+        row["statistic"], row["p_value"] = math.nan, math.nan
+        notes.append("zero variance of the paired differences: no t-test, no CI")
+    else:
+        row["statistic"], row["p_value"] = statistic_and_p(sps.ttest_rel, x, y)
+    if np.all(differences == 0):
+        row["statistic_rank"], row["p_value_rank"] = math.nan, math.nan
+        notes.append("identical values on both sides: no rank test")
+    else:
+        row["statistic_rank"], row["p_value_rank"] = statistic_and_p(sps.wilcoxon, x, y)
+    return row, notes
+
+
+def unpaired_tests(x: np.ndarray, y: np.ndarray) -> tuple[dict, list[str]]:
+    """Welch's t-test and Mann-Whitney U of candidate ``x`` against reference ``y``."""
+    notes = []
+    row = {"test": "welch", "test_rank": "mannwhitneyu"}
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        row["statistic"], row["p_value"] = math.nan, math.nan
+        notes.append("zero variance on both sides: no t-test, no CI")
+    else:
+        row["statistic"], row["p_value"] = statistic_and_p(sps.ttest_ind, x, y, equal_var=False)
+    if np.ptp(np.concatenate([x, y])) == 0:
+        row["statistic_rank"], row["p_value_rank"] = math.nan, math.nan
+        notes.append("identical values on both sides: no rank test")
+    else:
+        row["statistic_rank"], row["p_value_rank"] = statistic_and_p(
+            sps.mannwhitneyu, x, y, alternative="two-sided"
+        )
+    return row, notes
+
+
+def comparison_numbers(
+    reference: Side,
+    candidate: Side,
+    *,
+    paired: bool,
+    confidence: float,
+    n_resamples: int,
+    random_state: int,
+) -> tuple[dict, list[str]]:
+    """Tests, interval and effect size of one comparison, and notes on what is missing."""
+    x = aligned(candidate) if paired else candidate.values
+    y = aligned(reference) if paired else reference.values
+    row = {
+        "test": "ttest_rel" if paired else "welch",
+        "test_rank": "wilcoxon" if paired else "mannwhitneyu",
+        "statistic": math.nan,
+        "p_value": math.nan,
+        "statistic_rank": math.nan,
+        "p_value_rank": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "hedges_g": math.nan,
+    }
+    if x.size < 2 or y.size < 2:
+        return row, [FEWER_THAN_TWO]
+    tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
+    row.update(tests)
+    degenerate = np.ptp(x - y) == 0 if paired else (np.ptp(x) == 0 and np.ptp(y) == 0)
+    if not degenerate:
+        samples = (x - y,) if paired else (x, y)
+        row["ci_low"], row["ci_high"] = bootstrap_interval(
+            samples, confidence=confidence, n_resamples=n_resamples, random_state=random_state
+        )
+        if math.isnan(row["ci_low"]):
+            notes.append("bootstrap CI not computable (degenerate resamples)")
+    row["hedges_g"] = hedges_g(x, y)
+    if math.isnan(row["hedges_g"]):
+        notes.append("zero pooled SD: no effect size")
+    return row, notes
+
+
+def family_name(study: str, factor: str, reference: object, metric: str) -> str:
+    return f"{study}/{factor}={level_text(reference)}/{metric}"
+
+
+def empty_comparisons() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in COMPARISON_COLUMNS})
+
+
+def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with p_holm and p_holm_rank adjusted within each family."""
+    rows = rows.copy()
+    for column, adjusted in (("p_value", "p_holm"), ("p_value_rank", "p_holm_rank")):
+        rows[adjusted] = np.nan
+        for _, family in rows.groupby("family", sort=False):
+            rows.loc[family.index, adjusted] = holm(family[column].to_numpy(dtype=float))
+    return rows
+
+
+def compare(
+    cells: pd.DataFrame,
+    spec: ComparisonSpec,
+    axes: Sequence[str],
+    *,
+    study: str,
+    seed_axis: str = "seed",
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Every candidate against the reference within every combination of the other axes.
+
+    One row per (candidate, condition), columns :data:`COMPARISON_COLUMNS`. A condition
+    is one combination of the axes other than ``spec.factor`` and ``seed_axis`` (a study
+    without a seed axis has one cell per side). Tests are paired (ttest_rel, Wilcoxon)
+    when the same seeds, at least two, are in the numbers of both sides, unpaired
+    (Welch, Mann-Whitney U) otherwise; with fewer than two values on a side there is no
+    test, interval or effect size, and the note says so. p_holm is Holm within these
+    rows, i.e. within the family (study, factor, reference, metric) of this spec;
+    :func:`comparisons_table` adjusts across specs that share a family.
+    """
+    axes = list(axes)
+    validate_spec(spec, axes, seed_axis)
+    frame = study_cells(cells, study)
+    check_columns(frame, [*axes, "status", spec.metric])
+    check_statuses(frame)
+    check_unique_cells(frame, axes)
+    levels = sorted_levels(frame[spec.factor])
+    validate_levels(spec, levels)
+    candidates = list(spec.candidates or [level for level in levels if level != spec.reference])
+    seeds = seed_axis if seed_axis in axes else None
+    condition_axes = [axis for axis in axes if axis not in (spec.factor, seed_axis)]
+    values = metric_values(frame, spec.metric, spec.diverged)
+    failed = failed_cells(frame, spec.metric)
+    worst = worst_value(frame, spec.metric) if spec.diverged == "worst" else math.nan
+    family = family_name(study, spec.factor, spec.reference, spec.metric)
+    rows = []
+    for candidate in candidates:
+        for key, group in grouped_by(frame, condition_axes):
+            reference_side = side_of(
+                group[group[spec.factor] == spec.reference], values, failed, seeds
+            )
+            candidate_side = side_of(group[group[spec.factor] == candidate], values, failed, seeds)
+            rows.append(
+                comparison_row(
+                    reference_side,
+                    candidate_side,
+                    identity={
+                        "study": study,
+                        "family": family,
+                        "factor": spec.factor,
+                        "reference": level_text(spec.reference),
+                        "candidate": level_text(candidate),
+                        "condition": condition_json(condition_axes, key),
+                        "metric": spec.metric,
+                        "diverged_policy": spec.diverged,
+                    },
+                    policy=spec.diverged,
+                    worst=worst,
+                    seed_axis=seeds,
+                    confidence=confidence,
+                    n_resamples=n_resamples,
+                    random_state=random_state,
+                )
+            )
+    if not rows:
+        return empty_comparisons()
+    return with_holm(pd.DataFrame(rows, columns=COMPARISON_COLUMNS))
+
+
+def comparison_row(
+    reference: Side,
+    candidate: Side,
+    *,
+    identity: dict,
+    policy: str,
+    worst: float,
+    seed_axis: str | None,
+    confidence: float,
+    n_resamples: int,
+    random_state: int,
+) -> dict:
+    notes = []
+    for name, side in (("reference", reference), ("candidate", candidate)):
+        if side.n_cells == 0:
+            notes.append(f"no cells for the {name} in this condition")
+    note = diverged_note(reference, candidate, policy, worst)
+    if note:
+        notes.append(note)
+    paired = pairs_up(reference, candidate, seed_axis)
+    both_replicated = len(reference.values) >= 2 and len(candidate.values) >= 2
+    if seed_axis is not None and both_replicated and not paired:
+        notes.append("seeds differ between the sides: unpaired tests")
+    numbers, number_notes = comparison_numbers(
+        reference,
+        candidate,
+        paired=paired,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        random_state=random_state,
+    )
+    mean_ref, mean_cand = mean(reference.values), mean(candidate.values)
+    return {
+        **identity,
+        "n_ref": len(reference.values),
+        "n_cand": len(candidate.values),
+        "n_diverged_ref": reference.n_diverged,
+        "n_diverged_cand": candidate.n_diverged,
+        "mean_ref": mean_ref,
+        "sd_ref": sd(reference.values),
+        "mean_cand": mean_cand,
+        "sd_cand": sd(candidate.values),
+        "diff": mean_cand - mean_ref,
+        "confidence": confidence,
+        "paired": paired,
+        **numbers,
+        "p_holm": math.nan,
+        "p_holm_rank": math.nan,
+        "note": "; ".join(notes + number_notes),
+    }
+
+
+def comparisons_table(
+    cells: pd.DataFrame,
+    studies: Mapping[str, tuple[Sequence[str], Sequence[ComparisonSpec]]],
+    *,
+    seed_axis: str = "seed",
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Every declared comparison of every study (study -> (axes, specs)), Holm-adjusted
+    within each family (study, factor, reference, metric) across all its candidates and
+    conditions. Columns :data:`COMPARISON_COLUMNS`."""
+    parts = [
+        compare(
+            cells,
+            spec,
+            axes,
+            study=study,
+            seed_axis=seed_axis,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            random_state=random_state,
+        )
+        for study, (axes, specs) in studies.items()
+        for spec in specs
+    ]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return empty_comparisons()
+    return with_holm(pd.concat(parts, ignore_index=True))
+
+
+def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
+    """``df`` (from :func:`comparisons_table`) as a table with :data:`COMPARISONS_SCHEMA`."""
+    check_columns(df, COMPARISON_COLUMNS)
+    arrays = []
+    for schema_field in COMPARISONS_SCHEMA:
+        column = df[schema_field.name]
+        if pa.types.is_floating(schema_field.type):
+            column = column.astype(float)
+        elif pa.types.is_integer(schema_field.type):
+            column = column.astype("int64")
+        elif pa.types.is_boolean(schema_field.type):
+            column = column.astype(bool)
+        arrays.append(pa.array(column.tolist(), type=schema_field.type))
+    return pa.Table.from_arrays(arrays, schema=COMPARISONS_SCHEMA)
+
+
+# ------------------------------------------------------------------------------ ranking
+
+
+def nemenyi_q(k: int, alpha: float = 0.05) -> float:
+    """Critical value q_alpha of the Nemenyi test for k levels: the studentized range
+    quantile at 1 - alpha with infinite degrees of freedom over sqrt(2) (Demšar 2006,
+    §3.2.2 and Table 5a: 2.343 for k = 3, 2.569 for k = 4 at alpha = 0.05)."""
+    return float(sps.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2))
+
+
+def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
+    """CD = q_alpha sqrt(k (k + 1) / (6 N)) (Demšar 2006, §3.2.2): two levels whose
+    average ranks over N blocks differ by at least CD differ significantly."""
+    if k < 2 or n_blocks < 1:
+        return math.nan
+    return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n_blocks))
+
+
+def iman_davenport(chi2: float, k: int, n_blocks: int) -> tuple[float, float]:
+    """Iman & Davenport's F_F = (N - 1) chi2 / (N (k - 1) - chi2), F-distributed with
+    (k - 1, (k - 1)(N - 1)) degrees of freedom; Demšar (2006, §3.2.2) prefers it to the
+    Friedman chi2, which is undesirably conservative."""
+    denominator = n_blocks * (k - 1) - chi2
+    if not np.isfinite(chi2) or k < 2 or n_blocks < 2 or denominator <= 0:
+        return math.nan, math.nan
+    f = (n_blocks - 1) * chi2 / denominator
+    return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n_blocks - 1)))
+
+
+def critical_difference_groups(
+    average_ranks: Mapping[object, float], critical_difference: float
+) -> tuple[tuple, ...]:
+    """Maximal runs of levels, in order of average rank, whose ranks all differ by less
+    than the critical difference: the bars of a CD diagram (Demšar 2006, Fig. 1-2).
+    Only groups of two or more levels are returned."""
+    if not np.isfinite(critical_difference):
+        return ()
+    ordered = sorted(average_ranks.items(), key=lambda item: item[1])
+    groups, reach = [], -1
+    for start, (_, rank) in enumerate(ordered):
+        end = start
+        while end + 1 < len(ordered) and ordered[end + 1][1] - rank < critical_difference:
+            end += 1
+        if end > start and end > reach:
+            groups.append(tuple(level for level, _ in ordered[start : end + 1]))
+            reach = end
+    return tuple(groups)
+
+
+@dataclass(frozen=True)
+class FriedmanResult:
+    """Friedman test and average ranks of the levels of one factor over blocks.
+
+    ``average_ranks`` maps level -> average rank, best (rank 1) first; ``ranks`` holds
+    the rank of every level in every block used (rows: block JSON, columns: levels).
+    """
+
+    factor: str
+    metric: str
+    diverged: str
+    average_ranks: dict
+    n_blocks: int
+    n_blocks_dropped: int
+    dropped_blocks: tuple[str, ...]
+    n_diverged: dict
+    statistic: float
+    p_value: float
+    iman_davenport_f: float
+    iman_davenport_p: float
+    alpha: float
+    q_alpha: float
+    critical_difference: float
+    groups: tuple[tuple, ...]
+    note: str
+    ranks: pd.DataFrame = field(repr=False, compare=False)
+
+    @property
+    def levels(self) -> tuple:
+        return tuple(self.average_ranks)
+
+
+def block_means(
+    frame: pd.DataFrame,
+    values: pd.Series,
+    factor: str,
+    block_axes: Sequence[str],
+    levels: Sequence[object],
+) -> pd.DataFrame:
+    """Mean over seeds of every (block, level): rows are blocks (condition JSON), columns
+    levels; NaN where a level has no value in the numbers of a block."""
+    table = {}
+    for key, group in grouped_by(frame, block_axes):
+        table[condition_json(block_axes, key)] = {
+            level: values[group.index[group[factor] == level]].mean() for level in levels
+        }
+    return pd.DataFrame.from_dict(table, orient="index", columns=list(levels), dtype=float)
+
+
+def block_ranks(means: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Rank of each level within each block, 1 = best, ties averaged (Demšar 2006, §3.2.2)."""
+    signed = -means if direction == "higher" else means
+    return signed.rank(axis=1, method="average")
+
+
+def friedman_ranks(
+    cells: pd.DataFrame,
+    factor: str,
+    axes: Sequence[str],
+    *,
+    metric: str = "final_test_acc",
+    seed_axis: str = "seed",
+    diverged: str = "chance",
+    alpha: float = 0.05,
+    levels: Sequence[object] | None = None,
+    study: str | None = None,
+) -> FriedmanResult:
+    """Friedman test and Nemenyi critical difference for the levels of ``factor``
+    (Demšar 2006, §3.2.2).
+
+    A block is one combination of the axes other than ``factor`` and ``seed_axis``;
+    within a block each level's value is the mean over its seeds (after the ``diverged``
+    policy), so seeds are replicates, not blocks. A block where a level has no value is
+    dropped and counted. Levels are ranked within each block, 1 = best (higher is better
+    for accuracies, lower for losses and the generalization gap); the statistic and
+    p-value are scipy.stats.friedmanchisquare's (with its tie correction).
+    """
+    axes = list(axes)
+    validate_factor(factor, axes, seed_axis)
+    direction = metric_direction(metric)
+    validate_diverged_policy(diverged, metric)
+    frame = study_cells(cells, study)
+    check_columns(frame, [*axes, "status", metric])
+    check_statuses(frame)
+    check_unique_cells(frame, axes)
+    values = metric_values(frame, metric, diverged)
+    all_levels = sorted_levels(frame[factor])
+    if levels is None:
+        levels = all_levels
+    else:
+        unknown = [level for level in levels if level not in all_levels]
+        if unknown:
+            raise ValueError(
+                f"level(s) {unknown} of {factor!r} are not in the cells; levels: {all_levels}"
+            )
+        levels = list(levels)
+        frame = frame[frame[factor].isin(levels)]
+    if len(levels) < 2:
+        raise ValueError(f"ranking {factor!r} needs at least two levels, got {levels}")
+    block_axes = [axis for axis in axes if axis not in (factor, seed_axis)]
+    failed = failed_cells(frame, metric)
+    means = block_means(frame, values, factor, block_axes, levels)
+    complete = means.notna().all(axis=1)
+    ranks = block_ranks(means[complete], direction)
+    k, n = len(levels), int(complete.sum())
+    notes = []
+    if n < 2 or k < 3:
+        statistic = p_value = math.nan
+        notes.append("Friedman test needs at least three levels and two blocks")
+    else:
+        statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means[complete].to_numpy().T)
+    if not complete.all():
+        notes.append(f"{int((~complete).sum())} block(s) dropped: a level has no value")
+    n_failed = int(failed.sum())
+    if n_failed:
+        notes.append(f"{n_failed} diverged cell(s) {DIVERGED_POLICIES[diverged]}")
+    average = ranks.mean(axis=0).sort_values(kind="stable") if n else pd.Series(dtype=float)
+    average_ranks = {python_value(level): float(rank) for level, rank in average.items()}
+    cd = nemenyi_critical_difference(k, n, alpha)
+    f, f_p = iman_davenport(statistic, k, n)
+    return FriedmanResult(
+        factor=factor,
+        metric=metric,
+        diverged=diverged,
+        average_ranks=average_ranks,
+        n_blocks=n,
+        n_blocks_dropped=int((~complete).sum()),
+        dropped_blocks=tuple(means.index[~complete]),
+        n_diverged={
+            level: int(failed[frame.index[frame[factor] == level]].sum()) for level in levels
+        },
+        statistic=statistic,
+        p_value=p_value,
+        iman_davenport_f=f,
+        iman_davenport_p=f_p,
+        alpha=alpha,
+        q_alpha=nemenyi_q(k, alpha),
+        critical_difference=cd,
+        groups=critical_difference_groups(average_ranks, cd),
+        note="; ".join(notes),
+        ranks=ranks,
+    )

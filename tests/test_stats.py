@@ -1,0 +1,526 @@
+"""normstudy.stats against scipy called directly, textbook values and hand computations."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats as sps
+
+from normstudy import stats
+from normstudy.stats import ComparisonSpec, ComparisonSpecError
+
+AXES = ["dataset", "norm", "freeze", "seed"]
+RESAMPLES = 199
+
+
+def make_cells(values: dict, *, study="s", num_classes=10, statuses=None) -> pd.DataFrame:
+    """Cells from {(dataset, norm, freeze): [metric per seed]}; seed i is the i-th value,
+    or the key's ``seeds`` entry when given as ((dataset, norm, freeze), seeds)."""
+    rows = []
+    statuses = statuses or {}
+    for key, accs in values.items():
+        cond, seeds = key if isinstance(key[0], tuple) else (key, range(len(accs)))
+        dataset, norm, freeze = cond
+        for seed, acc in zip(seeds, accs, strict=True):
+            status = statuses.get((cond, seed), "ok")
+            rows.append(
+                {
+                    "study": study,
+                    "cell_id": f"{dataset}-{norm}-{freeze}-{seed}",
+                    "dataset": dataset,
+                    "norm": norm,
+                    "freeze": freeze,
+                    "seed": seed,
+                    "status": status,
+                    "num_classes": num_classes,
+                    "final_test_acc": math.nan if status == "diverged" else acc,
+                    "final_test_loss": math.nan if status == "diverged" else 1.0 - acc,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def one_row(frame: pd.DataFrame, **where) -> pd.Series:
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in where.items():
+        mask &= (frame[column] == value).to_numpy()
+    assert mask.sum() == 1, (where, mask.sum())
+    return frame[mask].iloc[0]
+
+
+REF = [0.80, 0.82, 0.79, 0.85, 0.81]
+CAND = [0.84, 0.83, 0.86, 0.88, 0.80]
+
+
+# ------------------------------------------------------------------------ Holm, Hedges
+
+
+def test_holm_textbook_example():
+    # sorted p: 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(0.06, 0.04)
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_step_down_is_monotone_and_capped():
+    adjusted = stats.holm([0.01, 0.02, 0.03, 0.04, 0.05])
+    np.testing.assert_allclose(adjusted, [0.05, 0.08, 0.09, 0.09, 0.09])
+    np.testing.assert_allclose(stats.holm([0.3, 0.6]), [0.6, 0.6])
+    np.testing.assert_allclose(stats.holm([0.5, 0.9, 0.7]), [1.0, 1.0, 1.0])
+
+
+def test_holm_ignores_nan_in_the_count():
+    adjusted = stats.holm([0.01, math.nan, 0.04])
+    np.testing.assert_allclose(adjusted, [0.02, math.nan, 0.04])
+    assert np.isnan(stats.holm([math.nan])).all()
+
+
+def test_hedges_g_hand_computation():
+    # means 4 and 2, both SDs 1 -> d = 2; J = 1 - 3 / (4 * 6 - 9) = 0.8
+    assert stats.hedges_g([3, 4, 5], [1, 2, 3]) == pytest.approx(1.6)
+    # unequal n: pooled var = (3 * 20/3 + 2 * 1) / 5 = 4.4; J = 1 - 3/19
+    expected = (1 - 3 / 19) * 3 / math.sqrt(4.4)
+    assert stats.hedges_g([2, 4, 6, 8], [1, 2, 3]) == pytest.approx(expected)
+    assert stats.hedges_g([1, 2, 3], [3, 4, 5]) == pytest.approx(-1.6)
+    assert math.isnan(stats.hedges_g([1.0], [1.0, 2.0]))
+    assert math.isnan(stats.hedges_g([1.0, 1.0], [2.0, 2.0]))
+
+
+# -------------------------------------------------------------------------- comparisons
+
+
+def test_paired_comparison_matches_scipy():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
+    spec = ComparisonSpec("norm", "batch")
+    rows = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=3)
+    row = one_row(rows, candidate="layer")
+    x, y = np.array(CAND), np.array(REF)
+    assert row["paired"] and row["test"] == "ttest_rel" and row["test_rank"] == "wilcoxon"
+    assert (row["n_ref"], row["n_cand"]) == (5, 5)
+    assert row["mean_ref"] == pytest.approx(y.mean())
+    assert row["sd_ref"] == pytest.approx(y.std(ddof=1))
+    assert row["mean_cand"] == pytest.approx(x.mean())
+    assert row["sd_cand"] == pytest.approx(x.std(ddof=1))
+    assert row["diff"] == pytest.approx(x.mean() - y.mean())
+    t = sps.ttest_rel(x, y)
+    w = sps.wilcoxon(x, y)
+    assert row["statistic"] == pytest.approx(t.statistic)
+    assert row["p_value"] == pytest.approx(t.pvalue)
+    assert row["statistic_rank"] == pytest.approx(w.statistic)
+    assert row["p_value_rank"] == pytest.approx(w.pvalue)
+    ci = sps.bootstrap(
+        (x - y,), np.mean, n_resamples=RESAMPLES, method="BCa", rng=np.random.default_rng(3)
+    ).confidence_interval
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["ci_low"] < row["diff"] < row["ci_high"]
+    assert row["hedges_g"] == pytest.approx(stats.hedges_g(x, y))
+    assert row["p_holm"] == pytest.approx(t.pvalue)
+    assert row["note"] == ""
+
+
+def test_pairing_follows_seeds_not_row_order():
+    shuffled = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
+    shuffled = shuffled.sample(frac=1.0, random_state=0)
+    spec = ComparisonSpec("norm", "batch")
+    row = stats.compare(shuffled, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    assert row["statistic"] == pytest.approx(sps.ttest_rel(CAND, REF).statistic)
+
+
+def test_unpaired_comparison_matches_scipy():
+    cells = make_cells(
+        {
+            (("d", "batch", "all"), (0, 1, 2, 3, 4)): REF,
+            (("d", "layer", "all"), (5, 6, 7, 8)): CAND[:4],
+        }
+    )
+    spec = ComparisonSpec("norm", "batch")
+    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    x, y = np.array(CAND[:4]), np.array(REF)
+    assert not row["paired"] and row["test"] == "welch" and row["test_rank"] == "mannwhitneyu"
+    assert "seeds differ" in row["note"]
+    t = sps.ttest_ind(x, y, equal_var=False)
+    u = sps.mannwhitneyu(x, y, alternative="two-sided")
+    assert row["statistic"] == pytest.approx(t.statistic)
+    assert row["p_value"] == pytest.approx(t.pvalue)
+    assert row["statistic_rank"] == pytest.approx(u.statistic)
+    assert row["p_value_rank"] == pytest.approx(u.pvalue)
+    ci = sps.bootstrap(
+        (x, y),
+        lambda a, b, axis=-1: a.mean(axis=axis) - b.mean(axis=axis),
+        n_resamples=RESAMPLES,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["hedges_g"] == pytest.approx(stats.hedges_g(x, y))
+
+
+def test_comparisons_stay_within_conditions():
+    offsets = {("digits", "all"): 0.0, ("digits", "norm"): 0.3, ("noise", "all"): 0.6}
+    values = {}
+    for (dataset, freeze), offset in offsets.items():
+        values[(dataset, "batch", freeze)] = [offset + v for v in REF]
+        values[(dataset, "layer", freeze)] = [offset + v for v in CAND]
+        values[(dataset, "none", freeze)] = [offset + v / 2 for v in CAND]
+    cells = make_cells(values)
+    rows = stats.compare(
+        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
+    )
+    assert len(rows) == 2 * len(offsets)
+    assert set(rows["candidate"]) == {"layer", "none"}
+    for (dataset, freeze), offset in offsets.items():
+        condition = json.dumps({"dataset": dataset, "freeze": freeze}, separators=(",", ":"))
+        row = one_row(rows, candidate="layer", condition=condition)
+        assert row["mean_ref"] == pytest.approx(offset + np.mean(REF))
+        assert row["diff"] == pytest.approx(np.mean(CAND) - np.mean(REF))
+    assert one_row(rows, candidate="none", condition='{"dataset":"noise","freeze":"all"}')[
+        "mean_cand"
+    ] == pytest.approx(0.6 + np.mean(CAND) / 2)
+
+
+def test_candidates_restrict_the_comparisons():
+    cells = make_cells(
+        {("d", "batch", "all"): REF, ("d", "layer", "all"): CAND, ("d", "none", "all"): REF}
+    )
+    spec = ComparisonSpec("norm", "batch", candidates=("none",))
+    rows = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES)
+    assert list(rows["candidate"]) == ["none"]
+
+
+def test_diverged_cells_count_as_chance():
+    statuses = {(("d", "layer", "all"), 1): "diverged", (("d", "layer", "all"), 3): "diverged"}
+    cells = make_cells(
+        {("d", "batch", "all"): REF, ("d", "layer", "all"): CAND},
+        num_classes=4,
+        statuses=statuses,
+    )
+    rows = stats.compare(
+        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
+    )
+    row = rows.iloc[0]
+    substituted = np.array([CAND[0], 0.25, CAND[2], 0.25, CAND[4]])
+    assert (row["n_cand"], row["n_diverged_cand"], row["n_diverged_ref"]) == (5, 2, 0)
+    assert row["mean_cand"] == pytest.approx(substituted.mean())
+    assert row["paired"]
+    assert row["statistic"] == pytest.approx(sps.ttest_rel(substituted, REF).statistic)
+    assert "diverged cells (ref 0, cand 2)" in row["note"] and "chance" in row["note"]
+
+
+def test_diverged_cells_excluded_are_still_counted():
+    statuses = {(("d", "layer", "all"), 1): "diverged"}
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, statuses=statuses)
+    spec = ComparisonSpec("norm", "batch", diverged="exclude")
+    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    kept = [CAND[0], *CAND[2:]]
+    assert (row["n_cand"], row["n_diverged_cand"]) == (4, 1)
+    assert row["mean_cand"] == pytest.approx(np.mean(kept))
+    assert not row["paired"]
+    assert row["p_value"] == pytest.approx(sps.ttest_ind(kept, REF, equal_var=False).pvalue)
+    assert "excluded" in row["note"]
+
+
+def test_diverged_cells_count_as_the_worst_value():
+    statuses = {(("d", "batch", "all"), 0): "diverged"}
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, statuses=statuses)
+    for metric, worst in (("final_test_acc", 0.79), ("final_test_loss", 1 - 0.79)):
+        spec = ComparisonSpec("norm", "batch", metric=metric, diverged="worst")
+        row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+        expected = [worst, *(v if metric.endswith("acc") else 1 - v for v in REF[1:])]
+        assert row["mean_ref"] == pytest.approx(np.mean(expected))
+        assert row["n_diverged_ref"] == 1
+
+
+def test_non_finite_metric_counts_as_diverged():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, num_classes=5)
+    cells.loc[(cells["norm"] == "layer") & (cells["seed"] == 0), "final_test_acc"] = math.nan
+    row = stats.compare(
+        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
+    ).iloc[0]
+    assert row["n_diverged_cand"] == 1
+    assert row["mean_cand"] == pytest.approx(np.mean([0.2, *CAND[1:]]))
+
+
+def test_fewer_than_two_seeds_gives_no_test():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): [0.9]})
+    row = stats.compare(
+        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
+    ).iloc[0]
+    assert (row["n_ref"], row["n_cand"]) == (5, 1)
+    assert row["mean_cand"] == pytest.approx(0.9) and math.isnan(row["sd_cand"])
+    assert row["mean_ref"] == pytest.approx(np.mean(REF))
+    assert not row["paired"]
+    for column in ("p_value", "p_value_rank", "ci_low", "ci_high", "hedges_g", "p_holm"):
+        assert math.isnan(row[column]), column
+    assert stats.FEWER_THAN_TWO in row["note"]
+    single = make_cells({("d", "batch", "all"): [0.8], ("d", "layer", "all"): [0.9]})
+    row = stats.compare(single, ComparisonSpec("norm", "batch"), AXES, study="s").iloc[0]
+    assert not row["paired"] and row["test"] == "welch"
+    assert row["diff"] == pytest.approx(0.1) and math.isnan(row["p_value"])
+
+
+def test_all_seeds_excluded_reports_counts():
+    statuses = {(("d", "layer", "all"), seed): "diverged" for seed in range(3)}
+    cells = make_cells(
+        {("d", "batch", "all"): REF[:3], ("d", "layer", "all"): CAND[:3]}, statuses=statuses
+    )
+    spec = ComparisonSpec("norm", "batch", diverged="exclude")
+    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    assert (row["n_cand"], row["n_diverged_cand"]) == (0, 3)
+    assert math.isnan(row["mean_cand"]) and math.isnan(row["p_value"])
+    assert stats.FEWER_THAN_TWO in row["note"]
+
+
+def test_zero_variance_gives_no_t_test():
+    cells = make_cells(
+        {("d", "batch", "all"): [0.5, 0.5, 0.5], ("d", "layer", "all"): [0.7, 0.7, 0.7]}
+    )
+    row = stats.compare(
+        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
+    ).iloc[0]
+    assert row["paired"] and row["diff"] == pytest.approx(0.2)
+    assert (row["sd_ref"], row["sd_cand"]) == (0.0, 0.0)
+    assert math.isnan(row["statistic"]) and math.isnan(row["ci_low"])
+    assert math.isnan(row["hedges_g"])
+    assert row["p_value_rank"] == pytest.approx(sps.wilcoxon([0.2, 0.2, 0.2]).pvalue)
+    assert "zero variance" in row["note"]
+
+
+def test_numeric_levels_and_conditions_are_text():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
+    cells["lr"] = np.where(cells["norm"] == "batch", 0.1, 0.01)
+    cells = cells.drop(columns="norm")
+    spec = ComparisonSpec("lr", 0.1)
+    rows = stats.compare(
+        cells, spec, ["dataset", "lr", "freeze", "seed"], study="s", n_resamples=RESAMPLES
+    )
+    row = rows.iloc[0]
+    assert (row["reference"], row["candidate"]) == ("0.1", "0.01")
+    assert row["family"] == "s/lr=0.1/final_test_acc"
+    assert json.loads(row["condition"]) == {"dataset": "d", "freeze": "all"}
+
+
+def test_holm_within_each_family_across_specs_and_conditions():
+    values = {}
+    rng = np.random.default_rng(0)
+    for dataset in ("a", "b", "c"):
+        for norm, shift in (("batch", 0.0), ("layer", 0.02), ("none", -0.03)):
+            for freeze in ("all", "norm"):
+                values[(dataset, norm, freeze)] = list(0.8 + shift + rng.normal(0, 0.01, 4))
+    cells = pd.concat([make_cells(values), make_cells(values, study="t")], ignore_index=True)
+    specs = [
+        ComparisonSpec("norm", "batch", candidates=("layer",)),
+        ComparisonSpec("norm", "batch", candidates=("none",)),
+        ComparisonSpec("freeze", "all"),
+    ]
+    table = stats.comparisons_table(
+        cells, {"s": (AXES, specs), "t": (AXES, specs[:1])}, n_resamples=RESAMPLES
+    )
+    assert list(table.columns) == stats.COMPARISON_COLUMNS
+    assert table.groupby("family").size().to_dict() == {
+        "s/norm=batch/final_test_acc": 12,
+        "s/freeze=all/final_test_acc": 9,
+        "t/norm=batch/final_test_acc": 6,
+    }
+    for _, family in table.groupby("family"):
+        np.testing.assert_allclose(family["p_holm"], stats.holm(family["p_value"]))
+        np.testing.assert_allclose(family["p_holm_rank"], stats.holm(family["p_value_rank"]))
+    single = stats.compare(cells, specs[0], AXES, study="s", n_resamples=RESAMPLES)
+    in_table = table[(table["study"] == "s") & (table["candidate"] == "layer")]
+    np.testing.assert_allclose(in_table["p_value"], single["p_value"])
+    assert (in_table["p_holm"].to_numpy() >= single["p_holm"].to_numpy()).all()
+
+
+def test_results_are_reproducible():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
+    spec = ComparisonSpec("norm", "batch")
+    first = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=7)
+    again = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=7)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_comparisons_arrow_schema_and_parquet_round_trip(tmp_path):
+    cells = make_cells(
+        {("d", "batch", "all"): REF, ("d", "layer", "all"): CAND, ("d", "none", "all"): [0.3]}
+    )
+    table = stats.comparisons_table(
+        cells, {"s": (AXES, [ComparisonSpec("norm", "batch")])}, n_resamples=RESAMPLES
+    )
+    arrow = stats.comparisons_arrow(table)
+    assert arrow.schema.equals(stats.COMPARISONS_SCHEMA, check_metadata=True)
+    for schema_field in stats.COMPARISONS_SCHEMA:
+        assert schema_field.metadata[b"description"]
+    pq.write_table(arrow, tmp_path / "comparisons.parquet")
+    back = pq.read_table(tmp_path / "comparisons.parquet")
+    assert back.schema.field("p_value").metadata[b"description"]
+    assert back.num_rows == 2
+    assert back.column("n_cand").to_pylist() == [5, 1]
+    empty = stats.comparisons_arrow(stats.empty_comparisons())
+    assert empty.num_rows == 0 and empty.schema.equals(stats.COMPARISONS_SCHEMA)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_parse_comparisons_fills_defaults():
+    specs = stats.parse_comparisons(
+        [
+            {"factor": "norm", "reference": "batch"},
+            {"factor": "freeze", "reference": "all", "candidates": ["norm"], "diverged": "worst"},
+        ],
+        AXES,
+    )
+    assert specs == [
+        ComparisonSpec("norm", "batch", "final_test_acc", None, "chance"),
+        ComparisonSpec("freeze", "all", "final_test_acc", ("norm",), "worst"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"factor": "depth", "reference": 14}, "not an axis of the study; axes: dataset"),
+        ({"factor": "seed", "reference": 0}, "seed axis"),
+        ({"factor": "norm", "reference": "batch", "metric": "acc"}, "valid metrics: best_val"),
+        ({"factor": "norm", "reference": "batch", "diverged": "drop"}, "valid policies: chance"),
+        ({"factor": "norm", "reference": "batch", "metric": "final_test_loss"}, "'worst'"),
+        ({"factor": "norm", "reference": "batch", "level": 1}, "'level'; valid keys: factor"),
+        ({"factor": "norm"}, "lacks required key(s) reference"),
+        ({"factor": "norm", "reference": "batch", "candidates": ["batch"]}, "also a candidate"),
+        ({"factor": "norm", "reference": "batch", "candidates": "layer"}, "must be a list"),
+        ({"factor": "norm", "reference": "batch", "candidates": []}, "candidates is empty"),
+        ("norm", "must be a mapping"),
+    ],
+)
+def test_bad_specs_fail_with_clear_messages(entry, message):
+    with pytest.raises(ComparisonSpecError) as error:
+        stats.parse_comparisons([entry], AXES)
+    assert message in str(error.value)
+
+
+def test_parse_comparisons_checks_levels_against_the_grid():
+    grid = {"dataset": ["d"], "norm": ["batch", "layer"], "freeze": ["all"], "seed": [0, 1]}
+    with pytest.raises(ComparisonSpecError, match="'group' is not a level of 'norm'; levels: b"):
+        stats.parse_comparisons([{"factor": "norm", "reference": "group"}], grid)
+    with pytest.raises(ComparisonSpecError, match="candidate 'weight'"):
+        stats.parse_comparisons(
+            [{"factor": "norm", "reference": "batch", "candidates": ["weight"]}], grid
+        )
+
+
+def test_compare_rejects_bad_cells():
+    cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
+    spec = ComparisonSpec("norm", "batch")
+    with pytest.raises(ComparisonSpecError, match="levels: batch, layer"):
+        stats.compare(cells, ComparisonSpec("norm", "group"), AXES, study="s")
+    with pytest.raises(ValueError, match="share their values of the axes"):
+        stats.compare(cells, spec, ["dataset", "norm", "freeze"], study="s")
+    with pytest.raises(KeyError, match="studies: s"):
+        stats.compare(cells, spec, AXES, study="other")
+    failed = cells.assign(status="failed")
+    with pytest.raises(ValueError, match="'failed'"):
+        stats.compare(failed, spec, AXES, study="s")
+
+
+# ------------------------------------------------------------------------------ ranking
+
+
+def test_nemenyi_q_matches_demsar_table():
+    # Demšar (2006), Table 5(a) alpha = 0.05 and 5(b) alpha = 0.10, k = 2..10
+    table_05 = [1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164]
+    table_10 = [1.645, 2.052, 2.291, 2.459, 2.589, 2.693, 2.780, 2.855, 2.920]
+    for k, q05, q10 in zip(range(2, 11), table_05, table_10, strict=True):
+        assert stats.nemenyi_q(k, 0.05) == pytest.approx(q05, abs=2e-3)
+        assert stats.nemenyi_q(k, 0.10) == pytest.approx(q10, abs=2e-3)
+
+
+def test_demsar_worked_example_cd_and_groups():
+    # Demšar (2006) §3.2.2: four C4.5 variants on 14 data sets, chi2_F = 9.28,
+    # F_F = 3.69, CD = 1.25 at alpha = 0.05 and 1.12 at alpha = 0.10.
+    ranks = {"C4.5": 3.143, "C4.5+m": 2.000, "C4.5+cf": 2.893, "C4.5+m+cf": 1.964}
+    assert stats.nemenyi_critical_difference(4, 14, 0.05) == pytest.approx(1.25, abs=5e-3)
+    assert stats.nemenyi_critical_difference(4, 14, 0.10) == pytest.approx(1.12, abs=5e-3)
+    f, _ = stats.iman_davenport(9.28, 4, 14)
+    assert f == pytest.approx(3.69, abs=5e-3)
+    cd_05 = stats.nemenyi_critical_difference(4, 14, 0.05)
+    assert stats.critical_difference_groups(ranks, cd_05) == (
+        ("C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5"),
+    )
+    # at 0.10 C4.5 lies more than CD = 1.118 below C4.5+m (1.143) and C4.5+m+cf (1.179)
+    cd_10 = stats.nemenyi_critical_difference(4, 14, 0.10)
+    assert stats.critical_difference_groups(ranks, cd_10) == (
+        ("C4.5+m+cf", "C4.5+m", "C4.5+cf"),
+        ("C4.5+cf", "C4.5"),
+    )
+
+
+def ranking_cells(table: dict[str, list[float]], seeds: int = 1, spread: float = 0.0):
+    """Cells with one block per dataset; ``table`` maps a norm to its value per block."""
+    values = {}
+    for norm, per_block in table.items():
+        for block, value in enumerate(per_block):
+            values[(f"d{block}", norm, "all")] = [
+                value + spread * (s - (seeds - 1) / 2) for s in range(seeds)
+            ]
+    return make_cells(values)
+
+
+def test_friedman_hand_computation():
+    # ranks (1 = highest accuracy) per block: a 1,1,2,1; b 2,3,1,2; c 3,2,3,3
+    table = {
+        "a": [0.90, 0.80, 0.70, 0.95],
+        "b": [0.85, 0.60, 0.75, 0.90],
+        "c": [0.50, 0.70, 0.65, 0.80],
+    }
+    result = stats.friedman_ranks(ranking_cells(table), "norm", AXES)
+    assert result.average_ranks == pytest.approx({"a": 1.25, "b": 2.0, "c": 2.75})
+    assert result.levels == ("a", "b", "c")
+    n, k, rank_sums = 4, 3, np.array([5, 8, 11])
+    chi2 = 12 / (n * k * (k + 1)) * (rank_sums**2).sum() - 3 * n * (k + 1)
+    assert chi2 == pytest.approx(4.5)
+    assert result.statistic == pytest.approx(chi2)
+    assert result.p_value == pytest.approx(sps.chi2.sf(4.5, 2))
+    assert result.critical_difference == pytest.approx(
+        sps.studentized_range.ppf(0.95, 3, np.inf) / math.sqrt(2) * math.sqrt(3 * 4 / 24)
+    )
+    assert (result.n_blocks, result.n_blocks_dropped) == (4, 0)
+
+
+def test_friedman_ranks_losses_ascending_and_averages_seeds():
+    table = {
+        "a": [0.9, 0.8, 0.7, 0.95, 0.6],
+        "b": [0.85, 0.6, 0.75, 0.9, 0.61],
+        "c": [0.5, 0.7, 0.65, 0.8, 0.62],
+        "d": [0.2, 0.3, 0.4, 0.5, 0.62],
+    }
+    cells = ranking_cells(table, seeds=3, spread=0.01)
+    result = stats.friedman_ranks(cells, "norm", AXES)
+    expected = sps.friedmanchisquare(*[np.array(v) for v in table.values()])
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    loss = stats.friedman_ranks(cells, "norm", AXES, metric="final_test_loss", diverged="worst")
+    assert list(loss.average_ranks) == list(result.average_ranks)
+    assert loss.average_ranks == pytest.approx(result.average_ranks)
+    assert loss.average_ranks["d"] == pytest.approx((4 + 4 + 4 + 4 + 1.5) / 5)
+
+
+def test_friedman_counts_dropped_blocks_and_diverged_cells():
+    table = {"a": [0.9, 0.8, 0.7], "b": [0.85, 0.6, 0.75], "c": [0.5, 0.7, 0.65]}
+    cells = ranking_cells(table, seeds=2)
+    statuses = (cells["norm"] == "c") & (cells["dataset"] == "d2")
+    cells.loc[statuses, "status"] = "diverged"
+    cells.loc[statuses, "final_test_acc"] = math.nan
+    excluded = stats.friedman_ranks(cells, "norm", AXES, diverged="exclude")
+    assert (excluded.n_blocks, excluded.n_blocks_dropped) == (2, 1)
+    assert excluded.dropped_blocks == ('{"dataset":"d2","freeze":"all"}',)
+    assert excluded.n_diverged == {"a": 0, "b": 0, "c": 2}
+    assert "1 block(s) dropped" in excluded.note and "2 diverged cell(s)" in excluded.note
+    chance = stats.friedman_ranks(cells, "norm", AXES)
+    assert (chance.n_blocks, chance.n_blocks_dropped) == (3, 0)
+    assert chance.ranks.loc['{"dataset":"d2","freeze":"all"}', "c"] == 3.0
+    two_levels = stats.friedman_ranks(cells, "norm", AXES, levels=["a", "b"])
+    assert math.isnan(two_levels.statistic) and "three levels" in two_levels.note
+    assert two_levels.average_ranks == pytest.approx({"a": 4 / 3, "b": 5 / 3})

@@ -1,0 +1,37 @@
+rule train:
+    input:
+        data=cell_data_cache,
+    output:
+        summary=f"{RESULTS}/cells/{{cell}}/summary.json",
+        curves=f"{RESULTS}/cells/{{cell}}/curves.parquet",
+        probes=f"{RESULTS}/cells/{{cell}}/probes.parquet",
+    params:
+        normstudy=NORMSTUDY,
+        config=cell_config,
+        outdir=lambda wildcards, output: str(Path(output.summary).parent),
+        checkpoint=f"{RESULTS}/checkpoints/{{cell}}.pt",
+    log:
+        f"{RESULTS}/logs/train/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
+    threads: lambda wildcards: cell_resource("threads")(wildcards)
+    resources:
+        mem_mb=cell_resource("mem_mb"),
+        runtime=cell_resource("runtime"),
+        gpu=cell_resource("gpu"),
+    group:
+        "train"
+    shell:
+        "{params.normstudy} train --json {params.config:q} {params.outdir:q} "
+        "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
+        "--threads {threads} > {log:q} 2>&1"
+
+
+for _study in PLAN.studies:
+
+    rule:
+        name:
+            f"study_{_study}"
+        input:
+            summaries(PLAN.study_cell_ids(_study)),
+        localrule: True
