@@ -1,11 +1,13 @@
 rule plan:
     output:
         f"{RESULTS}/plan.json",
+    log:
+        f"{RESULTS}/logs/plan.log",
+    localrule: True
     params:
         plan=json.dumps(plan_document(PLAN), sort_keys=True),
-    localrule: True
     run:
-        Path(output[0]).write_text(params.plan)
+        write_plan(params.plan, output[0], log[0])
 
 
 rule tables:
@@ -16,11 +18,13 @@ rule tables:
         cells=f"{RESULTS}/tables/cells.parquet",
         curves=f"{RESULTS}/tables/curves.parquet",
         probes=f"{RESULTS}/tables/probes.parquet",
-    params:
-        normstudy=NORMSTUDY,
-        cells_dir=f"{RESULTS}/cells",
-        out_dir=f"{RESULTS}/tables",
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        ENVIRONMENT
+    params:
+        cells_dir=lambda wildcards, input: str(Path(input.summaries[0]).parent.parent),
+        out_dir=lambda wildcards, output: str(Path(output.cells).parent),
     shell:
-        "{params.normstudy} aggregate {input.plan:q} {params.cells_dir:q} {params.out_dir:q} > {log:q} 2>&1"
+        NORMSTUDY
+        + " aggregate {input.plan:q} {params.cells_dir:q} {params.out_dir:q} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from normstudy.config import canonical_json
 from normstudy.grid import (
+    DATA_KEYS,
     StudyError,
     data_key,
     job_resources,
@@ -15,7 +17,15 @@ from normstudy.grid import (
 )
 
 RESULTS = config.get("results", "results")
-NORMSTUDY = f"{shlex.quote(sys.executable)} -m normstudy.cli"
+ENVIRONMENT = "../../environment.yml"
+USES_CONDA = any(
+    method.name == "CONDA" for method in workflow.deployment_settings.deployment_method
+)
+PYTHON = "python" if USES_CONDA else shlex.quote(sys.executable)
+PYTHONPATH = os.pathsep.join(
+    p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
+)
+NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
 
 try:
     PLAN = plan_studies(config)
@@ -36,7 +46,8 @@ def cell_config(wildcards):
 
 
 def data_config(wildcards):
-    return canonical_json(DATA[wildcards.data])
+    cell = DATA[wildcards.data]
+    return canonical_json({key: cell[key] for key in DATA_KEYS})
 
 
 def cell_data_cache(wildcards):
@@ -52,3 +63,8 @@ def cell_resource(name):
 
 def summaries(cell_ids):
     return [f"{RESULTS}/cells/{cell}/summary.json" for cell in cell_ids]
+
+
+def write_plan(plan_json, path, log):
+    Path(path).write_text(plan_json)
+    Path(log).write_text(f"{len(PLAN.cells)} cells in {len(PLAN.studies)} studies\n")

@@ -5,24 +5,25 @@ rule train:
         summary=f"{RESULTS}/cells/{{cell}}/summary.json",
         curves=f"{RESULTS}/cells/{{cell}}/curves.parquet",
         probes=f"{RESULTS}/cells/{{cell}}/probes.parquet",
-    params:
-        normstudy=NORMSTUDY,
-        config=cell_config,
-        outdir=lambda wildcards, output: str(Path(output.summary).parent),
-        checkpoint=f"{RESULTS}/checkpoints/{{cell}}.pt",
     log:
         f"{RESULTS}/logs/train/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
+    group:
+        "train"
+    conda:
+        ENVIRONMENT
     threads: lambda wildcards: cell_resource("threads")(wildcards)
     resources:
         mem_mb=cell_resource("mem_mb"),
         runtime=cell_resource("runtime"),
         gpu=cell_resource("gpu"),
-    group:
-        "train"
+    params:
+        config=cell_config,
+        outdir=lambda wildcards, output: str(Path(output.summary).parent),
+        checkpoint=f"{RESULTS}/checkpoints/{{cell}}.pt",
     shell:
-        "{params.normstudy} train --json {params.config:q} {params.outdir:q} "
+        NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
         "--threads {threads} > {log:q} 2>&1"
 

@@ -1,0 +1,250 @@
+"""Hessian spectrum of the training loss: top eigenvalues and density (Ghorbani et al. 2019).
+
+"Is Batch Norm unique?" (2020, §6) estimate the Hessian of the cross-entropy loss "using
+the Lanczos algorithm as described in Ghorbani et al. (2019) using 512 samples", and
+compare lambda_max and the outlier ratio lambda_1 / lambda_10; Morwani (2020, §4) track
+the top 10 eigenvalues. Both need only Hessian-vector products, computed here by double
+backward through the training loss.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from scipy.linalg import eigh_tridiagonal
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+from normstudy.probes.base import (
+    MODES,
+    Probe,
+    ProbeContext,
+    ProbeFailure,
+    Record,
+    check_choice,
+    check_positive,
+    flat,
+    loss_at,
+    probe_batch,
+    set_mode,
+)
+from normstudy.probes.registry import register_probe
+
+Matvec = Callable[[np.ndarray], np.ndarray]
+
+
+def hessian_vector_product(loss: torch.Tensor, params: list[torch.Tensor]) -> tuple[Matvec, int]:
+    """``v -> H v`` for the Hessian of ``loss`` w.r.t. ``params`` (float64 numpy in and out).
+
+    The gradient graph is built once, so every product sees the same forward pass (the
+    same batch statistics and the same normalizer noise).
+    """
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    sizes = [p.numel() for p in params]
+    reference = params[0]
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        vector = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1))
+        vector = vector.to(device=reference.device, dtype=reference.dtype)
+        chunks = [c.view_as(p) for c, p in zip(vector.split(sizes), params, strict=True)]
+        pairs = [(g, c) for g, c in zip(grads, chunks, strict=True) if g.requires_grad]
+        products: list[torch.Tensor | None] = [None] * len(params)
+        if pairs:
+            products = list(
+                torch.autograd.grad(
+                    [g for g, _ in pairs],
+                    params,
+                    grad_outputs=[c for _, c in pairs],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+            )
+        full = [
+            torch.zeros_like(p) if h is None else h for h, p in zip(products, params, strict=True)
+        ]
+        return flat(full).detach().to("cpu", torch.float64).numpy()
+
+    return matvec, sum(sizes)
+
+
+def top_eigenvalues(
+    matvec: Matvec, n: int, k: int, v0: np.ndarray, tol: float, maxiter: int
+) -> np.ndarray:
+    """The ``k`` largest (algebraic) eigenvalues, descending.
+
+    ARPACK's implicitly restarted Lanczos (:func:`scipy.sparse.linalg.eigsh`, which="LA")
+    on a :class:`LinearOperator`; for ``n <= 2k + 1`` the Hessian is formed column by
+    column instead. Raises ``ArpackNoConvergence`` if ARPACK does not converge.
+    """
+    if n <= 2 * k + 1:
+        dense = np.stack([matvec(column) for column in np.eye(n)], axis=1)
+        values = np.linalg.eigvalsh((dense + dense.T) / 2)
+    else:
+        operator = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+        values = eigsh(
+            operator, k=k, which="LA", v0=v0, tol=tol, maxiter=maxiter, return_eigenvectors=False
+        )
+    return np.sort(values)[::-1][:k]
+
+
+def lanczos_tridiagonal(
+    matvec: Matvec, start: np.ndarray, steps: int, breakdown: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal ``alpha`` and off-diagonal ``beta`` of the Lanczos tridiagonal matrix T.
+
+    ``steps`` Lanczos iterations from ``start`` with full reorthogonalisation (Gram-Schmidt
+    against every previous basis vector, twice), as Ghorbani et al. (2019, §2.2) require
+    for stochastic Lanczos quadrature in floating point. Stops early when the Krylov space
+    is invariant (the residual falls below ``breakdown`` times the largest ``||H v||``).
+    """
+    n = start.size
+    steps = min(steps, n)
+    basis = np.zeros((steps, n))
+    alpha: list[float] = []
+    beta: list[float] = []
+    v = start / np.linalg.norm(start)
+    scale = 0.0
+    for j in range(steps):
+        basis[j] = v
+        w = matvec(v)
+        scale = max(scale, float(np.linalg.norm(w)))
+        alpha.append(float(w @ v))
+        for _ in range(2):
+            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        b = float(np.linalg.norm(w))
+        if j == steps - 1 or b <= breakdown * max(scale, np.finfo(float).tiny):
+            break
+        beta.append(b)
+        v = w / b
+    return np.array(alpha), np.array(beta)
+
+
+def ritz_nodes_weights(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature of T: nodes = eigenvalues, weights = squared first eigenvector entries.
+
+    For a unit start vector v, ``sum_j weights_j f(nodes_j)`` approximates ``v^T f(H) v``
+    (Golub & Meurant; Ghorbani et al. 2019, §2.2).
+    """
+    nodes, vectors = eigh_tridiagonal(alpha, beta)
+    return nodes, vectors[0] ** 2
+
+
+def slq_density(
+    nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float
+) -> np.ndarray:
+    """The spectral density on ``grid``: Ritz nodes smoothed by Gaussians of width ``sigma``.
+
+    Ghorbani et al. (2019, eq. 6): ``phi(t) = sum_i w_i N(t; node_i, sigma^2)``, with the
+    weights of all start vectors pooled and normalised to sum to 1.
+    """
+    nodes, weights = np.asarray(nodes, float), np.asarray(weights, float)
+    weights = weights / weights.sum()
+    z = (np.asarray(grid, float)[:, None] - nodes[None, :]) / sigma
+    return (np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))) @ weights
+
+
+def slq_from_values(values: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Ritz nodes and weights from one run's records, as ``{key: value}``."""
+    pattern = re.compile(r"slq_(node|weight)/(\d+)/(\d+)$")
+    found: dict[str, dict[tuple[int, int], float]] = {"node": {}, "weight": {}}
+    for key, value in values.items():
+        match = pattern.match(key)
+        if match:
+            found[match[1]][(int(match[2]), int(match[3]))] = value
+    keys = sorted(found["node"])
+    return (
+        np.array([found["node"][k] for k in keys]),
+        np.array([found["weight"][k] for k in keys]),
+    )
+
+
+def rademacher(n: int, generator: torch.Generator) -> np.ndarray:
+    signs = torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64) * 2 - 1
+    return signs.double().numpy() / math.sqrt(n)
+
+
+@register_probe
+class Hessian(Probe):
+    """Top-k eigenvalues and spectral density of the Hessian of the training loss.
+
+    Over the trainable parameters (``requires_grad``), on the first ``n_samples`` probe
+    examples (512 as in "Is Batch Norm unique?" §6), in ``mode`` "train" (batch
+    statistics) or "eval" (running statistics: Ghorbani et al. 2019 show that the latter
+    makes the Hessian of a Batch Norm network ill-conditioned). Records:
+
+    - ``mode_train`` or ``mode_eval`` = 1, ``loss``, ``n_params``, ``n_samples``;
+    - ``lambda_1`` ... ``lambda_k`` (descending) and ``outlier_ratio`` = lambda_1 / lambda_k;
+    - stochastic Lanczos quadrature (Ghorbani et al. 2019, §2.2): for each of
+      ``n_vectors`` Rademacher start vectors v (drawn from the probes' generator),
+      ``lanczos_steps`` steps give Ritz nodes and weights, recorded as
+      ``slq_node/<vector>/<j>`` and ``slq_weight/<vector>/<j>`` (the weights of one vector
+      sum to 1); :func:`slq_density` turns them into a density; ``trace_estimate`` is
+      Hutchinson's ``n * mean(v^T H v)``;
+    - ``hvp_count``: Hessian-vector products used.
+    """
+
+    name = "hessian"
+    expensive = True
+    options = {
+        "n_samples": 512,
+        "mode": "train",
+        "k": 10,
+        "tol": 1e-4,
+        "maxiter": 300,
+        "n_vectors": 4,
+        "lanczos_steps": 32,
+    }
+
+    def check(self) -> None:
+        for key in ("n_samples", "k", "tol", "maxiter", "n_vectors", "lanczos_steps"):
+            check_positive(self.name, key, self.settings[key])
+        check_choice(self.name, "mode", self.settings["mode"], MODES)
+
+    def samples_needed(self, config: dict) -> int:
+        return self.settings["n_samples"]
+
+    def run(self, ctx: ProbeContext) -> list[Record]:
+        settings = self.settings
+        set_mode(ctx.model, settings["mode"])
+        params = [p for p in ctx.model.parameters() if p.requires_grad]
+        if not params:
+            raise ProbeFailure("the model has no trainable parameters")
+        x, y = probe_batch(ctx, settings["n_samples"])
+        loss = loss_at(ctx, x, y)
+        counted, n = hessian_vector_product(loss, params)
+        count = 0
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            nonlocal count
+            count += 1
+            product = counted(v)
+            if not np.isfinite(product).all():
+                raise ProbeFailure("non-finite Hessian-vector product")
+            return product
+
+        k = min(settings["k"], n)
+        v0 = torch.randn(n, generator=ctx.generator, dtype=torch.float64).numpy()
+        eigenvalues = top_eigenvalues(matvec, n, k, v0, settings["tol"], settings["maxiter"])
+        records = [
+            self.record(f"mode_{settings['mode']}", 1.0),
+            self.record("loss", loss.item()),
+            self.record("n_params", n),
+            self.record("n_samples", len(y)),
+        ]
+        records += [self.record(f"lambda_{i + 1}", v) for i, v in enumerate(eigenvalues)]
+        ratio = eigenvalues[0] / eigenvalues[-1] if eigenvalues[-1] != 0 else math.nan
+        records.append(self.record("outlier_ratio", ratio))
+        quadratic_forms = []
+        for vector in range(settings["n_vectors"]):
+            start = rademacher(n, ctx.generator)
+            alpha, beta = lanczos_tridiagonal(matvec, start, settings["lanczos_steps"])
+            quadratic_forms.append(alpha[0])
+            nodes, weights = ritz_nodes_weights(alpha, beta)
+            records += [self.record(f"slq_node/{vector}/{j}", v) for j, v in enumerate(nodes)]
+            records += [self.record(f"slq_weight/{vector}/{j}", w) for j, w in enumerate(weights)]
+        records.append(self.record("trace_estimate", n * float(np.mean(quadratic_forms))))
+        records.append(self.record("hvp_count", count))
+        return records

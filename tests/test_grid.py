@@ -1,0 +1,179 @@
+"""Studies -> cells: expansion, stable ids, validation of bad configs (no torch needed)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from normstudy.config import DEFAULTS
+from normstudy.grid import StudyError, cell_id, data_key, job_resources, plan_studies
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+RESOURCES = {
+    "threads": 1,
+    "gpu": 0,
+    "mem_mb": 1000,
+    "mem_mb_per_mparam": 100,
+    "runtime": 5,
+    "minutes_per_gstep": 1.0,
+}
+
+
+def workflow_config(**studies) -> dict:
+    return {
+        "scale": "demo",
+        "data_dir": "data",
+        "download": False,
+        "resources": RESOURCES,
+        "defaults": {"epochs": 1, "model": "mlp", "width": 16},
+        "studies": studies
+        or {"toy": {"grid": {"norm": ["batch", "layer"], "seed": [0, 1]}, "set": {"lr": 0.05}}},
+    }
+
+
+def test_grid_is_the_cartesian_product_with_overrides():
+    plan = plan_studies(workflow_config())
+    study = plan.studies["toy"]
+    assert study.axes == ["norm", "seed"]
+    assert [p for p in study.points] == [
+        {"norm": "batch", "seed": 0},
+        {"norm": "batch", "seed": 1},
+        {"norm": "layer", "seed": 0},
+        {"norm": "layer", "seed": 1},
+    ]
+    assert all(c.config["lr"] == 0.05 and c.config["epochs"] == 1 for c in study.cells)
+    assert len(set(plan.cells)) == 4
+
+
+def test_demo_variant_replaces_axes_and_settings():
+    study = {
+        "grid": {"depth": [14, 20, 32], "seed": [0, 1, 2]},
+        "set": {"dataset": "cifar10", "model": "resnet", "epochs": 160},
+        "demo": {"grid": {"depth": [8]}, "set": {"dataset": "digits", "epochs": 2}},
+    }
+    demo = plan_studies(workflow_config(s=study))
+    paper = plan_studies({**workflow_config(s=study), "scale": "paper"})
+    assert len(demo.cells) == 3 and len(paper.cells) == 9
+    assert {c["dataset"] for c in demo.cells.values()} == {"digits"}
+    assert {c["epochs"] for c in paper.cells.values()} == {160}
+
+
+def test_cell_ids_are_stable_readable_and_shared():
+    config = workflow_config(
+        a={"grid": {"seed": [0, 1]}},
+        b={"grid": {"seed": [1, 2]}},
+    )
+    plan = plan_studies(config)
+    assert len(plan.cells) == 3
+    assert plan.study_cell_ids("a")[1] == plan.study_cell_ids("b")[0]
+    alone = plan_studies(workflow_config(a={"grid": {"seed": [0, 1]}}))
+    assert alone.study_cell_ids("a") == plan.study_cell_ids("a")
+    first = plan.study_cell_ids("a")[0]
+    assert first.startswith("digits-mlp-batch-all-s0-")
+
+
+def test_explicit_default_values_do_not_change_ids():
+    resolved = copy.deepcopy(DEFAULTS)
+    bare = cell_id(resolved)
+    assert cell_id({**resolved, "lr": 0.2}) != bare
+    explicit = plan_studies(
+        {**workflow_config(), "defaults": {**DEFAULTS, "epochs": 1, "model": "mlp", "width": 16}}
+    )
+    assert set(explicit.cells) == set(plan_studies(workflow_config()).cells)
+
+
+def test_dotted_axes_set_options():
+    study = {
+        "grid": {"dataset_options.n_per_class": [5, 10]},
+        "set": {"dataset": "gaussian_noise", "model": "mlp", "depth": 1},
+    }
+    plan = plan_studies(workflow_config(noise=study))
+    options = [c.config["dataset_options"] for c in plan.studies["noise"].cells]
+    assert options == [{"n_per_class": 5}, {"n_per_class": 10}]
+    keys = {data_key(c.config) for c in plan.studies["noise"].cells}
+    assert len(keys) == 2
+
+
+def test_resources_grow_with_model_size():
+    small = job_resources({**DEFAULTS, "model": "resnet", "depth": 20}, RESOURCES)
+    large = job_resources({**DEFAULTS, "model": "resnet", "depth": 110}, RESOURCES)
+    assert large["mem_mb"] > small["mem_mb"] and large["runtime"] > small["runtime"]
+    assert small["threads"] == 1 and small["gpu"] == 0
+
+
+BAD_STUDIES = [
+    ({"grid": {"norm": ["batch", "magic"]}}, "norm 'magic' is unknown; valid: batch"),
+    ({"grid": {"model": ["transformer"]}}, "model 'transformer' is unknown"),
+    ({"grid": {"dataset": ["imagenet"]}}, "dataset 'imagenet' is unknown"),
+    ({"grid": {"freeze": ["weights"]}}, "freeze 'weights' is unknown"),
+    ({"grid": {"depth": [15]}, "set": {"model": "resnet"}}, "6n+2"),
+    ({"grid": {"lrr": [0.1]}}, "unknown grid key 'lrr'"),
+    ({"set": {"colour": "red"}}, "unknown set key 'colour'"),
+    ({"grid": {"lr": [-0.1]}}, "'lr' = -0.1"),
+    ({"grid": {"lr": []}}, "must be a non-empty list"),
+    ({"grid": {"seed": [0, 0]}}, "repeats a value"),
+    ({"grid": {"batch_size": ["big"]}}, "'batch_size' = 'big'"),
+    ({"grid": {"norm": ["instance"]}}, "cannot follow the dense layers of model 'mlp'"),
+    ({"set": {"model": "resnet", "dataset": "gaussian_noise"}}, "needs image inputs"),
+    ({"grid": {"norm": ["none"]}, "set": {"freeze": "norm"}}, "but norm is 'none'"),
+    ({"grid": {"dataset": ["../../etc"]}}, "may only contain"),
+    ({"grid": {"norm": ["batch; rm -rf ~"]}}, "may only contain"),
+    ({"grid": {"lr.x": [1]}}, "only dataset_options, model_options, norm_options"),
+    ({"grids": {"seed": [0]}}, "unknown key(s) grids"),
+    ({"demo": {"grid": {"seed": [0]}, "epochs": 3}}, "unknown demo key(s) epochs"),
+]
+
+
+@pytest.mark.parametrize(("study", "message"), BAD_STUDIES)
+def test_bad_studies_fail_with_clear_messages(study, message):
+    with pytest.raises(StudyError) as info:
+        plan_studies(workflow_config(bad=study))
+    assert message in str(info.value)
+    assert "study 'bad'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"scale": "huge"}, "'huge' is not one of"),
+        ({"studies": {}}, "should be non-empty"),
+        ({"studies": {"bad name": {"grid": {}}}}, "does not match"),
+        ({"studies": {"../x": {"grid": {}}}}, "does not match"),
+        ({"results": "../elsewhere"}, "should not be valid"),
+        ({"resources": {**RESOURCES, "threads": 0}}, "less than the minimum"),
+        ({"download": "yes"}, "is not of type 'boolean'"),
+        ({"unknown_top_key": 1}, "Additional properties are not allowed"),
+    ],
+)
+def test_schema_rejects_bad_workflow_configs(change, message):
+    config = {**workflow_config(), **change}
+    with pytest.raises(jsonschema.ValidationError) as info:
+        jsonschema.validate(config, SCHEMA)
+    assert message in str(info.value.message)
+
+
+def test_unknown_study_in_selection():
+    with pytest.raises(StudyError, match="unknown study nope; valid studies: toy"):
+        plan_studies(workflow_config(), only=["nope"])
+
+
+def test_the_shipped_config_is_valid_at_both_scales():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    jsonschema.validate(config, SCHEMA)
+    demo = plan_studies(config)
+    paper = plan_studies({**config, "scale": "paper"})
+    assert len(paper.cells) > len(demo.cells) > 0
+    assert {c["dataset"] for c in demo.cells.values()} <= {"digits", "mnist5k", "gaussian_noise"}
+
+
+def test_new_hyperparameter_with_default_value_keeps_ids(monkeypatch):
+    resolved = {**DEFAULTS, "lr": 0.3}
+    before = cell_id(resolved)
+    monkeypatch.setitem(DEFAULTS, "new_knob", 3)
+    assert cell_id({**resolved, "new_knob": 3}) == before
+    assert cell_id({**resolved, "new_knob": 4}) != before

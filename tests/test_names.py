@@ -1,0 +1,55 @@
+"""The torch-free name lists used at parse time equal the registries and model rules."""
+
+import subprocess
+import sys
+
+import pytest
+
+from normstudy import names
+from normstudy.data import DATASETS
+from normstudy.freeze import FREEZE_POLICIES
+from normstudy.models import MODELS, build_model
+from normstudy.norms import NORMALIZERS, make_norm_factory
+
+
+def test_name_lists_equal_registries():
+    assert sorted(names.DATASETS) == DATASETS.names()
+    assert sorted(names.MODELS) == MODELS.names()
+    assert sorted(names.NORMALIZERS) == NORMALIZERS.names()
+    assert sorted(names.FREEZE_POLICIES) == FREEZE_POLICIES.names()
+
+
+def test_normalizer_kinds_match_classes():
+    for name, kinds in names.NORMALIZERS.items():
+        cls = NORMALIZERS.get(name)
+        if cls is not None:
+            assert set(kinds) == set(cls.supports), name
+
+
+@pytest.mark.parametrize("model", ["resnet", "wrn", "vgg", "mlp"])
+def test_depth_rules_agree_with_builders(model):
+    shape = (3, 32, 32) if model != "mlp" else (10,)
+    for depth in range(1, 40):
+        expected_ok = names.depth_error(model, depth) is None
+        try:
+            build_model(
+                model,
+                input_shape=shape,
+                num_classes=2,
+                norm=make_norm_factory("none"),
+                depth=depth,
+                width=0.25 if model in ("resnet", "vgg") else (1 if model == "wrn" else 4),
+            )
+            built = True
+        except ValueError:
+            built = False
+        assert built == expected_ok, (model, depth)
+
+
+def test_parse_time_modules_do_not_import_torch():
+    code = (
+        "import sys, normstudy.grid, normstudy.config, normstudy.names; "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -1,0 +1,175 @@
+"""The Snakemake workflow end to end: planned jobs, incremental re-runs, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+RESOURCES = {
+    "threads": 1,
+    "gpu": 0,
+    "mem_mb": 1000,
+    "mem_mb_per_mparam": 100,
+    "runtime": 5,
+    "minutes_per_gstep": 1.0,
+}
+
+
+def write_config(workdir: Path, studies: dict, defaults: dict | None = None) -> None:
+    config = {
+        "scale": "demo",
+        "data_dir": "data",
+        "download": False,
+        "resources": RESOURCES,
+        "defaults": defaults
+        or {"model": "mlp", "depth": 1, "width": 16, "epochs": 3, "batch_size": 32},
+        "studies": studies,
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    result = subprocess.run(command + list(args), capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
+    """Rule -> number of jobs a dry run plans ({} when there is nothing to do)."""
+    result = snakemake(workdir, "-n", *targets)
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE))
+    counts.pop("total", None)
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+TOY = {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1]}}}
+
+
+def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
+    write_config(tmp_path, {**TOY, "other": {"grid": {"lr": [0.1, 0.2], "seed": [1]}}})
+    jobs = planned_jobs(tmp_path)
+    assert jobs == {"plan": 1, "prepare_data": 1, "train": 5, "tables": 1, "all": 1}
+    assert planned_jobs(tmp_path, "study_other")["train"] == 2
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, TOY)
+    snakemake(workdir)
+    return workdir
+
+
+def test_run_produces_one_row_per_cell_and_rerun_does_nothing(finished_run):
+    cells = pq.read_table(finished_run / "results/tables/cells.parquet").to_pandas()
+    assert len(cells) == 4 and set(cells["status"]) == {"ok"}
+    assert sorted(zip(cells["lr"], cells["seed"], strict=True)) == [
+        (0.05, 0),
+        (0.05, 1),
+        (0.1, 0),
+        (0.1, 1),
+    ]
+    assert (cells["final_test_acc"] > 0.5).all()
+    curves = pq.read_table(finished_run / "results/tables/curves.parquet")
+    assert curves.num_rows == 4 * 3
+    assert (finished_run / "results/benchmarks/train").is_dir()
+    assert planned_jobs(finished_run) == {}
+
+
+def test_changing_one_value_reruns_exactly_the_affected_cells(finished_run, tmp_path):
+    write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.2], "seed": [0, 1]}}})
+    jobs = planned_jobs(finished_run)
+    write_config(finished_run, TOY)
+    assert jobs == {"plan": 1, "train": 2, "tables": 1, "all": 1}
+
+
+def test_adding_a_seed_adds_only_the_new_cells(finished_run):
+    write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}})
+    jobs = planned_jobs(finished_run)
+    write_config(finished_run, TOY)
+    assert jobs == {"plan": 1, "train": 2, "tables": 1, "all": 1}
+
+
+def test_adding_a_study_sharing_cells_trains_only_new_ones(finished_run):
+    write_config(finished_run, {**TOY, "more": {"grid": {"lr": [0.1, 0.3], "seed": [0]}}})
+    jobs = planned_jobs(finished_run)
+    write_config(finished_run, TOY)
+    assert jobs == {"plan": 1, "train": 1, "tables": 1, "all": 1}
+
+
+def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
+    """Kill the whole workflow mid-cell; the re-run resumes instead of starting over.
+
+    The checkpoint lives outside the job's declared outputs, so Snakemake's cleanup of
+    an incomplete job keeps it.
+    """
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 30, "batch_size": 8}
+    write_config(tmp_path, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    checkpoints = tmp_path / "results" / "checkpoints"
+    deadline = time.monotonic() + 180
+    while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        assert process.poll() is None, "the workflow ended before any checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    summaries = list((tmp_path / "results" / "cells").glob("*/summary.json"))
+    assert summaries == [], "the cell finished before it was killed"
+    snakemake(tmp_path, "--unlock")
+    snakemake(tmp_path, "--rerun-incomplete")
+    summary = json.loads(next((tmp_path / "results" / "cells").glob("*/summary.json")).read_text())
+    assert summary["resumed"] == 1 and summary["status"] == "ok"
+    assert summary["epochs_run"] == 30
+
+
+@pytest.mark.parametrize(
+    ("studies", "message"),
+    [
+        ({"bad": {"grid": {"norm": ["magic"]}}}, "norm 'magic' is unknown"),
+        ({"bad": {"grid": {"depth": [15]}, "set": {"model": "resnet"}}}, "6n+2"),
+        ({"bad name": {"grid": {"seed": [0]}}}, "does not match"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, studies, message):
+    write_config(tmp_path, studies)
+    result = snakemake(tmp_path, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_passes():
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(REPO), "--lint"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    write_config(tmp_path, TOY)
+    result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
+    assert "train" in result.stdout
