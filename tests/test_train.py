@@ -168,13 +168,28 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.01)
 
 
-LONG = {**TINY, "epochs": 12, "batch_size": 8, "checkpoint_every": 1}
+LONG = {
+    **TINY,
+    "epochs": 12,
+    "batch_size": 8,
+    "checkpoint_every": 1,
+    "probes": [
+        {"name": "propagation", "every_epochs": 3},
+        {"name": "grad_norms", "every_steps": 50},
+    ],
+}
+
+
+def probe_records(outdir: Path) -> list[dict]:
+    return pq.read_table(outdir / "probes.parquet").to_pylist()
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("uninterrupted") / "cell"
-    return train_cell(LONG, outdir, threads=1), curves(outdir)
+    summary = train_cell(LONG, outdir, threads=1)
+    assert len(probe_records(outdir)) > 0
+    return summary, curves(outdir), probe_records(outdir)
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
@@ -192,9 +207,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["resumed"] == 1
     assert "resumed from" in (outdir / "train.log").read_text()
-    expected_summary, expected_curves = uninterrupted
+    expected_summary, expected_curves, expected_probes = uninterrupted
     assert same(curves(outdir), expected_curves)
     assert same(summary["final"], expected_summary["final"])
+    assert same(probe_records(outdir), expected_probes)
     assert not checkpoint.exists()
 
 
@@ -215,9 +231,10 @@ def test_sigterm_checkpoints_mid_epoch_and_exits_distinctly(tmp_path, uninterrup
     _, stderr = resumed.communicate()
     assert resumed.returncode == 0, stderr.decode()
     summary = json.loads((outdir / "summary.json").read_text())
-    expected_summary, expected_curves = uninterrupted
+    expected_summary, expected_curves, expected_probes = uninterrupted
     assert same(curves(outdir), expected_curves)
     assert same(summary["final"], expected_summary["final"])
+    assert same(probe_records(outdir), expected_probes)
 
 
 def test_corrupt_or_foreign_checkpoint_is_reported_and_ignored(tmp_path, capsys):
@@ -235,3 +252,37 @@ def test_corrupt_or_foreign_checkpoint_is_reported_and_ignored(tmp_path, capsys)
     assert "different config" in capsys.readouterr().err
     reference = train_cell(TINY, tmp_path / "d", threads=1)
     assert summary["final"] == reference["final"]
+
+
+ALL_CHEAP_PROBES = ["grad_norms", "norm_params", "norms", "propagation", "grad_confusion"]
+
+
+def test_probes_record_without_changing_training(tmp_path):
+    plain = train_cell(TINY, tmp_path / "plain", threads=1)
+    probes = [*ALL_CHEAP_PROBES, {"name": "hessian", "every_epochs": 2, "options": {"k": 3}}]
+    probed = train_cell({**TINY, "probes": probes}, tmp_path / "probed", threads=1)
+    assert curves(tmp_path / "plain") == curves(tmp_path / "probed")
+    assert plain["final"] == probed["final"]
+    records = pq.read_table(tmp_path / "probed" / "probes.parquet").to_pandas()
+    assert set(records["probe"]) == {*ALL_CHEAP_PROBES, "hessian"}
+    by_probe = records.groupby("probe")["epoch"].unique()
+    assert sorted(by_probe["grad_norms"]) == [0, 1, 2, 3]
+    assert sorted(by_probe["hessian"]) == [0, 2, 3]
+    assert set(probed["probe_seconds"]) == {*ALL_CHEAP_PROBES, "hessian"}
+    assert probed["probe_errors"] == []
+    assert pq.read_table(tmp_path / "plain" / "probes.parquet").num_rows == 0
+
+
+def test_a_failing_probe_is_recorded_and_the_cell_finishes(tmp_path):
+    probes = [{"name": "hessian", "options": {"k": 4, "maxiter": 1, "tol": 1e-12}}]
+    summary = train_cell({**TINY, "epochs": 1, "probes": probes}, tmp_path / "c", threads=1)
+    assert summary["status"] == "ok"
+    assert summary["probe_errors"] and "hessian" in summary["probe_errors"][0]
+    records = pq.read_table(tmp_path / "c" / "probes.parquet").to_pandas()
+    assert (records["key"] == "failed").any()
+
+
+def test_unknown_probe_is_refused_before_writing(tmp_path):
+    with pytest.raises(ConfigError, match="valid probes"):
+        train_cell({**TINY, "probes": ["curvature"]}, tmp_path / "c", threads=1)
+    assert not (tmp_path / "c").exists()

@@ -66,7 +66,14 @@ TOY = {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1]}}}
 def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
     write_config(tmp_path, {**TOY, "other": {"grid": {"lr": [0.1, 0.2], "seed": [1]}}})
     jobs = planned_jobs(tmp_path)
-    assert jobs == {"plan": 1, "prepare_data": 1, "train": 5, "tables": 1, "all": 1}
+    assert jobs == {
+        "plan": 1,
+        "prepare_data": 1,
+        "train": 5,
+        "tables": 1,
+        "comparisons": 1,
+        "all": 1,
+    }
     assert planned_jobs(tmp_path, "study_other")["train"] == 2
 
 
@@ -98,21 +105,21 @@ def test_changing_one_value_reruns_exactly_the_affected_cells(finished_run, tmp_
     write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.2], "seed": [0, 1]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 2, "tables": 1, "all": 1}
+    assert jobs == {"plan": 1, "train": 2, "tables": 1, "comparisons": 1, "all": 1}
 
 
 def test_adding_a_seed_adds_only_the_new_cells(finished_run):
     write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 2, "tables": 1, "all": 1}
+    assert jobs == {"plan": 1, "train": 2, "tables": 1, "comparisons": 1, "all": 1}
 
 
 def test_adding_a_study_sharing_cells_trains_only_new_ones(finished_run):
     write_config(finished_run, {**TOY, "more": {"grid": {"lr": [0.1, 0.3], "seed": [0]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 1, "tables": 1, "all": 1}
+    assert jobs == {"plan": 1, "train": 1, "tables": 1, "comparisons": 1, "all": 1}
 
 
 def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):

@@ -104,6 +104,24 @@ def add_config_arguments(command: argparse.ArgumentParser) -> None:
     group.add_argument("--json", help="the cell config as a JSON string instead of a file")
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from normstudy.io import write_parquet_atomic
+    from normstudy.stats import comparisons_arrow, comparisons_table, parse_comparisons
+
+    plan = json.loads(Path(args.plan).read_text())
+    cells = pd.read_parquet(args.cells)
+    studies = {
+        name: (entry["axes"], parse_comparisons(entry["comparisons"], entry["axes"]))
+        for name, entry in plan["studies"].items()
+    }
+    table = comparisons_table(cells, studies, n_resamples=args.resamples)
+    write_parquet_atomic(args.output, comparisons_arrow(table))
+    print(f"{len(table)} comparisons -> {args.output}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -136,6 +154,13 @@ def parser() -> argparse.ArgumentParser:
     agg.add_argument("cells_dir", help="directory of cell directories")
     agg.add_argument("out_dir", help="directory of the tables")
     agg.set_defaults(func=command_aggregate)
+
+    compare = commands.add_parser("compare", help="cells.parquet -> comparisons.parquet")
+    compare.add_argument("plan", help="plan JSON written by the workflow")
+    compare.add_argument("cells", help="cells.parquet")
+    compare.add_argument("output", help="comparisons.parquet to write")
+    compare.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
+    compare.set_defaults(func=command_compare)
     return top
 
 

@@ -164,6 +164,28 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+SEMANTIC_KEYS = ("dataset", "model", "depth", "norm", "freeze")
+
+
+def check_axis_values(name: str, base: dict[str, Any], grid: Mapping[str, list]) -> None:
+    """Validate every grid value on its own against the cell schema.
+
+    The schema constrains each key separately, so checking each axis value once (the
+    sum of the axis lengths, not their product) validates every cell of the grid.
+    """
+    errors = []
+    for key, values in grid.items():
+        for value in values:
+            trial = dict(base)
+            assign(trial, key, value)
+            try:
+                resolve_cell_config(trial)
+            except ConfigError as error:
+                errors.append(f"study {name!r}, grid {key}={value!r}: {error}")
+    if errors:
+        raise StudyError("\n".join(errors[:MAX_ERRORS]))
+
+
 def expand_study(
     name: str, study: Mapping[str, Any], defaults: Mapping[str, Any], scale: str
 ) -> Study:
@@ -176,28 +198,44 @@ def expand_study(
     base = copy.deepcopy(dict(defaults))
     for key, value in settings.items():
         assign(base, key, copy.deepcopy(value))
+    try:
+        base = resolve_cell_config(base)
+    except ConfigError as error:
+        raise StudyError(f"study {name!r}: {error}") from None
+    check_axis_values(name, base, grid)
     axes = list(grid)
     cells, points, errors = [], [], []
+    problems_of: dict[tuple, list[str]] = {}
     for values in itertools.product(*(grid[a] for a in axes)):
         point = dict(zip(axes, values, strict=True))
-        config = copy.deepcopy(base)
+        config = dict(base)
         for key, value in point.items():
-            assign(config, key, copy.deepcopy(value))
-        where = f"study {name!r}, cell {canonical_json(point)}"
-        try:
-            resolved = resolve_cell_config(config)
-        except ConfigError as error:
-            errors.append(f"{where}: {error}")
-        else:
-            errors.extend(f"{where}: {problem}" for problem in semantic_errors(resolved))
-            cells.append(Cell(cell_id(resolved), resolved))
-            points.append(point)
+            assign(config, key, value)
+        names_key = tuple(config[k] for k in SEMANTIC_KEYS)
+        if names_key not in problems_of:
+            problems_of[names_key] = semantic_errors(config)
+        if problems_of[names_key]:
+            where = f"study {name!r}, cell {canonical_json(point)}"
+            errors.extend(f"{where}: {problem}" for problem in problems_of[names_key])
         if len(errors) >= MAX_ERRORS:
             break
+        cells.append(Cell(cell_id(config), config))
+        points.append(point)
     if errors:
         raise StudyError("\n".join(errors[:MAX_ERRORS]))
     comparisons = list(study.get("comparisons") or [])
+    check_comparisons(name, comparisons, grid)
     return Study(name, axes, cells, points, comparisons, str(study.get("description", "")))
+
+
+def check_comparisons(name: str, comparisons: list, grid: Mapping[str, list]) -> None:
+    """The study's declared comparisons name grid axes and levels that exist."""
+    from normstudy.comparison_specs import parse_comparisons
+
+    try:
+        parse_comparisons(comparisons, grid)
+    except ValueError as error:
+        raise StudyError(f"study {name!r}: comparisons: {error}") from None
 
 
 def plan_studies(config: Mapping[str, Any], only: list[str] | None = None) -> Plan:

@@ -42,6 +42,7 @@ from normstudy.datacache import load_cache
 from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
 from normstudy.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
 from normstudy.norms import collect_regularizers
+from normstudy.probes import ProbeContext, parse_probe_entries, run_probe, samples_needed
 from normstudy.schemas import curves_table, probe_records_table
 
 EXIT_CHECKPOINTED = 75
@@ -143,6 +144,8 @@ class RunState:
     running_count: int = 0
     curves: list[dict] = field(default_factory=list)
     probe_records: list[dict] = field(default_factory=list)
+    probe_seconds: dict[str, float] = field(default_factory=dict)
+    probe_errors: list[str] = field(default_factory=list)
     status: str = "running"
     diverged_step: int | None = None
     diverged_epoch: int | None = None
@@ -190,6 +193,7 @@ class Cell:
     train_x: torch.Tensor
     train_y: torch.Tensor
     state: RunState
+    probes: ProbeRunner | None = None
 
 
 def optimizer_for(model: nn.Module, trainable: list[nn.Parameter], config: dict):
@@ -272,6 +276,10 @@ def prepare(
 ) -> Cell:
     """Validate, load data, build model and optimizer: everything that can fail on bad input."""
     check_names(config)
+    try:
+        entries = parse_probe_entries(config["probes"])
+    except ValueError as error:
+        raise ConfigError(f"config key 'probes': {error}") from error
     splits = splits_for(config, data_dir, download, data_cache)
     train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
     plan = Plan.for_config(config, len(train_y))
@@ -296,7 +304,7 @@ def prepare(
         for name in ("data", "augment", "probes")
     }
     torch.manual_seed(seeds["noise"])
-    return Cell(
+    cell = Cell(
         config,
         splits,
         plan,
@@ -309,6 +317,71 @@ def prepare(
         train_y.to(device),
         RunState(),
     )
+    if entries:
+        cell.probes = ProbeRunner(cell, entries)
+    return cell
+
+
+def training_loss(cell: Cell, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus ``reg_strength`` times the RegNorm terms of this forward pass."""
+    loss = F.cross_entropy(logits.float(), y)
+    regularizer = collect_regularizers(cell.model)
+    return loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
+
+
+class ProbeRunner:
+    """Runs the cell's scheduled probes and keeps their records in the run state.
+
+    Probes see their own fixed subset of the training set (drawn once with the probes'
+    RNG stream), the parameters at init (for distance from init) and the training loss;
+    :func:`normstudy.probes.run_probe` isolates them, so training is unchanged.
+    """
+
+    def __init__(self, cell: Cell, entries: list) -> None:
+        self.cell = cell
+        self.entries = entries
+        self.probes = [entry.build() for entry in entries]
+        size = min(samples_needed(entries, cell.config, minimum=1), len(cell.train_y))
+        generator = cell.generators["probes"]
+        order = torch.randperm(len(cell.train_y), generator=generator)[:size].to(cell.device)
+        self.probe_x = inputs_for_model(cell.train_x[order], cell.splits)
+        self.probe_y = cell.train_y[order]
+        self.roles = parameter_roles(cell.model)
+        self.initial_params = {
+            name: p.detach().clone() for name, p in cell.model.named_parameters()
+        }
+
+    def run(self, phase: str) -> None:
+        state = self.cell.state
+        for entry, probe in zip(self.entries, self.probes, strict=True):
+            if not entry.due(phase, state.epoch, state.step):
+                continue
+            if phase == "epoch" and state.epoch == self.cell.plan.epochs and entry.at_end:
+                continue
+            context = ProbeContext(
+                model=self.cell.model,
+                config=self.cell.config,
+                probe_x=self.probe_x,
+                probe_y=self.probe_y,
+                loss_fn=lambda logits, y: training_loss(self.cell, logits, y),
+                roles=self.roles,
+                initial_params=self.initial_params,
+                lr=float(self.cell.optimizer.param_groups[0]["lr"]),
+                generator=self.cell.generators["probes"],
+                epoch=state.epoch,
+                step=state.step,
+                phase=phase,
+            )
+            records, seconds, error = run_probe(probe, context)
+            label = probe.label
+            state.probe_seconds[label] = state.probe_seconds.get(label, 0.0) + seconds
+            if error:
+                state.probe_errors.append(
+                    f"{label} at epoch {state.epoch} step {state.step}: {error}"
+                )
+            state.probe_records.extend(
+                {**record, "epoch": state.epoch, "step": state.step} for record in records
+            )
 
 
 def inputs_for_model(x: torch.Tensor, splits: DatasetSplits) -> torch.Tensor:
@@ -498,6 +571,8 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
             start = state.batch_in_epoch * plan.batch_size
             reason = train_step(cell, state.permutation[start : start + plan.batch_size])
             state.batch_in_epoch += 1
+            if cell.probes is not None and reason is None:
+                cell.probes.run("step")
             if reason is not None:
                 state.status = "diverged"
                 state.diverged_step = state.step
@@ -517,6 +592,8 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
             f"val acc {row['val_acc']:.4f} | test loss {row['test_loss']:.4f} "
             f"acc {row['test_acc']:.4f} | {row['seconds']:.1f}s"
         )
+        if cell.probes is not None and state.status == "running":
+            cell.probes.run("epoch")
         every = cell.config["checkpoint_every"]
         if every and state.epoch % every == 0 and state.epoch < plan.epochs:
             save_checkpoint(cell, checkpoint)
@@ -564,6 +641,8 @@ def summary_for(cell: Cell) -> dict:
         if state.train_seconds > 0
         else math.nan,
         "resumed": state.resumed,
+        "probe_seconds": state.probe_seconds,
+        "probe_errors": state.probe_errors,
         "parameters": parameter_counts_by_role(cell.model),
         "trainable_parameters": parameter_counts_by_role(cell.model, trainable_only=True),
         "device": str(cell.device),
@@ -629,7 +708,11 @@ def train_cell(
             f"{cell.plan.epochs} epochs x {cell.plan.steps_per_epoch} steps"
         )
     with SignalFlag() as flag:
+        if cell.probes is not None and cell.state.step == 0 and not cell.state.resumed:
+            cell.probes.run("init")
         run_epochs(cell, checkpoint, cell_log, flag)
+    if cell.probes is not None:
+        cell.probes.run("end")
     summary = write_outputs(cell, outdir)
     cell_log.write(
         f"done: status {summary['status']}, test acc {summary['final']['test_acc']:.4f}, "

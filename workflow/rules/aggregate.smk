@@ -12,7 +12,7 @@ rule plan:
 
 rule tables:
     input:
-        plan=rules.plan.output[0],
+        plan=f"{RESULTS}/plan.json",
         summaries=summaries(CELLS),
     output:
         cells=f"{RESULTS}/tables/cells.parquet",
@@ -28,3 +28,17 @@ rule tables:
     shell:
         NORMSTUDY
         + " aggregate {input.plan:q} {params.cells_dir:q} {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule comparisons:
+    input:
+        plan=rules.plan.output[0],
+        cells=rules.tables.output.cells,
+    output:
+        f"{RESULTS}/tables/comparisons.parquet",
+    log:
+        f"{RESULTS}/logs/comparisons.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        NORMSTUDY + " compare {input.plan:q} {input.cells:q} {output:q} > {log:q} 2>&1"

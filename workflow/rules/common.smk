@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import shlex
@@ -33,7 +34,6 @@ except StudyError as error:
     raise WorkflowError(f"invalid study config:\n{error}") from None
 
 CELLS = PLAN.cells
-DATA = {data_key(cell): cell for cell in CELLS.values()}
 
 
 wildcard_constraints:
@@ -41,8 +41,18 @@ wildcard_constraints:
     data=r"[A-Za-z0-9_.+-]+",
 
 
+@functools.cache
+def cell_json(cell):
+    return canonical_json(CELLS[cell])
+
+
+@functools.cache
+def cell_resources(cell):
+    return job_resources(CELLS[cell], config["resources"])
+
+
 def cell_config(wildcards):
-    return canonical_json(CELLS[wildcards.cell])
+    return cell_json(wildcards.cell)
 
 
 def data_config(wildcards):
@@ -50,13 +60,21 @@ def data_config(wildcards):
     return canonical_json({key: cell[key] for key in DATA_KEYS})
 
 
+@functools.cache
+def cell_data_key(cell):
+    return data_key(CELLS[cell])
+
+
+DATA = {cell_data_key(cell): settings for cell, settings in CELLS.items()}
+
+
 def cell_data_cache(wildcards):
-    return f"{RESULTS}/data/{data_key(CELLS[wildcards.cell])}.pt"
+    return f"{RESULTS}/data/{cell_data_key(wildcards.cell)}.pt"
 
 
 def cell_resource(name):
     def resource(wildcards, threads=None):
-        return job_resources(CELLS[wildcards.cell], config["resources"])[name]
+        return cell_resources(wildcards.cell)[name]
 
     return resource
 

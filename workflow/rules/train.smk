@@ -9,8 +9,6 @@ rule train:
         f"{RESULTS}/logs/train/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
-    group:
-        "train"
     conda:
         ENVIRONMENT
     threads: lambda wildcards: cell_resource("threads")(wildcards)
