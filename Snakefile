@@ -22,3 +22,4 @@ rule all:
     input:
         rules.tables.output,
         rules.comparisons.output,
+        rules.ols.output,

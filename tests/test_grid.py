@@ -30,6 +30,7 @@ def workflow_config(**studies) -> dict:
         "data_dir": "data",
         "download": False,
         "resources": RESOURCES,
+        "ols": {"d": [2], "kappa": [10], "lr": [0.1], "steps": 5},
         "defaults": {"epochs": 1, "model": "mlp", "width": 16},
         "studies": studies
         or {"toy": {"grid": {"norm": ["batch", "layer"], "seed": [0, 1]}, "set": {"lr": 0.05}}},

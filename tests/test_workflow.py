@@ -33,6 +33,7 @@ def write_config(workdir: Path, studies: dict, defaults: dict | None = None) -> 
         "data_dir": "data",
         "download": False,
         "resources": RESOURCES,
+        "ols": {"d": [2], "kappa": [10], "lr": [0.1], "steps": 5},
         "defaults": defaults
         or {"model": "mlp", "depth": 1, "width": 16, "epochs": 3, "batch_size": 32},
         "studies": studies,
@@ -72,6 +73,7 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
         "train": 5,
         "tables": 1,
         "comparisons": 1,
+        "ols": 1,
         "all": 1,
     }
     assert planned_jobs(tmp_path, "study_other")["train"] == 2

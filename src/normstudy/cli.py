@@ -122,6 +122,16 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_ols(args: argparse.Namespace) -> int:
+    from normstudy.io import write_parquet_atomic
+    from normstudy.ols import trajectories
+
+    table = trajectories(args.d, args.kappa, args.lr, args.steps, args.seed)
+    write_parquet_atomic(args.output, table)
+    print(f"{table.num_rows} OLS iterates -> {args.output}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -161,6 +171,15 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("output", help="comparisons.parquet to write")
     compare.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     compare.set_defaults(func=command_compare)
+
+    ols = commands.add_parser("ols", help="OLS with and without BN (Morwani 2020 §2)")
+    ols.add_argument("output", help="ols.parquet to write")
+    ols.add_argument("--d", type=int, nargs="+", default=[2, 3], help="dimensions")
+    ols.add_argument("--kappa", type=float, nargs="+", default=[10, 1000])
+    ols.add_argument("--lr", type=float, nargs="+", default=[0.001, 0.1, 0.5, 1.0])
+    ols.add_argument("--steps", type=int, default=200)
+    ols.add_argument("--seed", type=int, default=0)
+    ols.set_defaults(func=command_ols)
     return top
 
 

@@ -42,3 +42,20 @@ rule comparisons:
         ENVIRONMENT
     shell:
         NORMSTUDY + " compare {input.plan:q} {input.cells:q} {output:q} > {log:q} 2>&1"
+
+
+rule ols:
+    output:
+        f"{RESULTS}/tables/ols.parquet",
+    log:
+        f"{RESULTS}/logs/ols.log",
+    conda:
+        ENVIRONMENT
+    params:
+        d=" ".join(str(v) for v in config["ols"]["d"]),
+        kappa=" ".join(str(v) for v in config["ols"]["kappa"]),
+        lr=" ".join(str(v) for v in config["ols"]["lr"]),
+        steps=config["ols"]["steps"],
+    shell:
+        NORMSTUDY + " ols {output:q} --d {params.d} --kappa {params.kappa} "
+        "--lr {params.lr} --steps {params.steps} > {log:q} 2>&1"

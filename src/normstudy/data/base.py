@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 SPLITS = ("train", "val", "test")
 STATS_CHUNK = 4096
@@ -195,6 +194,8 @@ def stratified_holdout(
         if counts.min() >= 2 and min(n_holdout, len(labels) - n_holdout) >= len(counts)
         else None
     )
+    from sklearn.model_selection import train_test_split
+
     kept, held = train_test_split(
         index, test_size=n_holdout, stratify=stratify, random_state=seed, shuffle=True
     )

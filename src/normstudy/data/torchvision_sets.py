@@ -9,6 +9,7 @@ the directory, the files expected there and how to get them.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets
 
 from normstudy.data.base import DatasetNotFoundError, DatasetSplits, splits_from_pools
 from normstudy.data.registry import DATASETS
@@ -29,13 +29,24 @@ class TorchvisionSource:
     """How one torchvision dataset class is opened, where its files live and how to read it."""
 
     name: str
-    cls: type
+    class_name: str
     num_classes: int
     augment: bool
     open_split: Callable[[type, Path, bool, bool], object]
     arrays: Callable[[object], Arrays]
     files: Callable[[type, Path], list[Path]]
-    url: str
+
+    @property
+    def cls(self) -> type:
+        """The torchvision dataset class (imported on first use: torchvision is slow to load)."""
+        return getattr(importlib.import_module("torchvision.datasets"), self.class_name)
+
+    @property
+    def url(self) -> str:
+        """Where torchvision downloads the files from."""
+        if hasattr(self.cls, "mirrors"):
+            return self.cls.mirrors[0]
+        return getattr(self.cls, "url", "http://ufldl.stanford.edu/housenumbers/")
 
 
 def open_train_flag(cls: type, root: Path, train: bool, download: bool) -> object:
@@ -85,53 +96,48 @@ SOURCES = {
     for source in (
         TorchvisionSource(
             name="mnist",
-            cls=datasets.MNIST,
+            class_name="MNIST",
             num_classes=10,
             augment=False,
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
-            url=datasets.MNIST.mirrors[0],
         ),
         TorchvisionSource(
             name="fashion_mnist",
-            cls=datasets.FashionMNIST,
+            class_name="FashionMNIST",
             num_classes=10,
             augment=False,
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
-            url=datasets.FashionMNIST.mirrors[0],
         ),
         TorchvisionSource(
             name="cifar10",
-            cls=datasets.CIFAR10,
+            class_name="CIFAR10",
             num_classes=10,
             augment=True,
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
-            url=datasets.CIFAR10.url,
         ),
         TorchvisionSource(
             name="cifar100",
-            cls=datasets.CIFAR100,
+            class_name="CIFAR100",
             num_classes=100,
             augment=True,
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
-            url=datasets.CIFAR100.url,
         ),
         TorchvisionSource(
             name="svhn",
-            cls=datasets.SVHN,
+            class_name="SVHN",
             num_classes=10,
             augment=True,
             open_split=open_svhn_split,
             arrays=svhn_arrays,
             files=svhn_files,
-            url="http://ufldl.stanford.edu/housenumbers/",
         ),
     )
 }
