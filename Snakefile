@@ -11,10 +11,14 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -23,3 +27,4 @@ rule all:
         rules.tables.output,
         rules.comparisons.output,
         rules.ols.output,
+        rules.figures.input,

@@ -61,6 +61,8 @@ def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in counts.items()}
 
 
+AFTER_TRAINING = {"plan": 1, "tables": 1, "comparisons": 1, "figure": 12, "figures": 1, "all": 1}
+"""Jobs downstream of any re-trained cell: the tables, statistics and every figure."""
 TOY = {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1]}}}
 
 
@@ -74,6 +76,8 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
         "tables": 1,
         "comparisons": 1,
         "ols": 1,
+        "figure": 12,
+        "figures": 1,
         "all": 1,
     }
     assert planned_jobs(tmp_path, "study_other")["train"] == 2
@@ -107,21 +111,21 @@ def test_changing_one_value_reruns_exactly_the_affected_cells(finished_run, tmp_
     write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.2], "seed": [0, 1]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 2, "tables": 1, "comparisons": 1, "all": 1}
+    assert jobs == {**AFTER_TRAINING, "train": 2}
 
 
 def test_adding_a_seed_adds_only_the_new_cells(finished_run):
     write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 2, "tables": 1, "comparisons": 1, "all": 1}
+    assert jobs == {**AFTER_TRAINING, "train": 2}
 
 
 def test_adding_a_study_sharing_cells_trains_only_new_ones(finished_run):
     write_config(finished_run, {**TOY, "more": {"grid": {"lr": [0.1, 0.3], "seed": [0]}}})
     jobs = planned_jobs(finished_run)
     write_config(finished_run, TOY)
-    assert jobs == {"plan": 1, "train": 1, "tables": 1, "comparisons": 1, "all": 1}
+    assert jobs == {**AFTER_TRAINING, "train": 1}
 
 
 def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
@@ -182,3 +186,16 @@ def test_slurm_profile_dry_run(tmp_path):
     write_config(tmp_path, TOY)
     result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
     assert "train" in result.stdout
+
+
+def test_changing_plotting_code_reruns_only_that_figure(finished_run):
+    from normstudy.figures.catalog import figure_module
+
+    module = REPO / "src" / "normstudy" / figure_module("curves")
+    before = module.stat()
+    os.utime(module)
+    try:
+        jobs = planned_jobs(finished_run)
+    finally:
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert jobs == {"figure": 1, "figures": 1, "all": 1}

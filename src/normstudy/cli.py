@@ -132,6 +132,17 @@ def command_ols(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_figure(args: argparse.Namespace) -> int:
+    from normstudy.figures import render_from_dir
+
+    result = render_from_dir(args.name, args.tables_dir, args.out_dir)
+    if result.skipped is not None:
+        print(f"{args.name}: skipped: {result.skipped}")
+    else:
+        print(f"{args.name}: " + ", ".join(str(p) for p in result.written))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -180,6 +191,12 @@ def parser() -> argparse.ArgumentParser:
     ols.add_argument("--steps", type=int, default=200)
     ols.add_argument("--seed", type=int, default=0)
     ols.set_defaults(func=command_ols)
+
+    figure = commands.add_parser("figure", help="draw one figure from the tables")
+    figure.add_argument("name", help="figure name (normstudy.figures.catalog)")
+    figure.add_argument("tables_dir", help="directory of the Parquet tables")
+    figure.add_argument("out_dir", help="directory to write the figure's files")
+    figure.set_defaults(func=command_figure)
     return top
 
 

@@ -41,7 +41,7 @@ rule comparisons:
     conda:
         ENVIRONMENT
     shell:
-        NORMSTUDY + " compare {input.plan:q} {input.cells:q} {output:q} > {log:q} 2>&1"
+        f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output:q}} > {{log:q}} 2>&1"
 
 
 rule ols:

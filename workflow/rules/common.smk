@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from normstudy.config import canonical_json
+from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
     DATA_KEYS,
     StudyError,
@@ -18,6 +19,7 @@ from normstudy.grid import (
 )
 
 RESULTS = config.get("results", "results")
+PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
 USES_CONDA = any(
     method.name == "CONDA" for method in workflow.deployment_settings.deployment_method
@@ -37,6 +39,7 @@ CELLS = PLAN.cells
 
 
 wildcard_constraints:
+    figure="|".join(FIGURE_NAMES),
     cell=r"[A-Za-z0-9_.+-]+",
     data=r"[A-Za-z0-9_.+-]+",
 

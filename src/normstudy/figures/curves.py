@@ -1,0 +1,144 @@
+"""Training curves with seed bands and the generalization gap, one file per study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from normstudy.figures.base import (
+    INTERVAL_TEXT,
+    PERCENT,
+    FigureResult,
+    Panel,
+    Tables,
+    diverged_handle,
+    draw_mean_band,
+    figure_legend,
+    file_stem,
+    finish,
+    mark_diverged,
+    new_figure,
+    panels_for,
+    register_figure,
+    seeds_text,
+    skip,
+    style_handle,
+    summarize_series,
+)
+
+NAME = "curves"
+COLUMNS = ("accuracy", "loss", "gap")
+TRAIN_STYLE = dict(linestyle="--", marker="", linewidth=1.1)
+TEST_STYLE = dict(linestyle="-", marker="")
+
+
+def with_gap(curves: pd.DataFrame) -> pd.DataFrame:
+    """Curves with ``gap`` = training minus test accuracy, in percentage points, and
+    non-finite losses masked (a diverging cell's last losses)."""
+    curves = curves.copy()
+    for column in ("train_loss", "test_loss"):
+        values = curves[column].astype(float)
+        curves[column] = values.where(np.isfinite(values) & (values > 0))
+    curves["gap"] = 100 * (curves["train_acc"].astype(float) - curves["test_acc"].astype(float))
+    return curves
+
+
+def draw_panel_row(axes_row, panel: Panel, curves: pd.DataFrame) -> tuple[list, int, list]:
+    """Accuracy, loss and gap of one panel's lines; returns handles, diverged, counts."""
+    handles, diverged, counts = [], 0, []
+    for line in panel.lines:
+        rows = curves[curves["cell_id"].isin(line.rows["cell_id"])]
+        if rows.empty:
+            continue
+        series = {
+            column: summarize_series(rows, ["epoch"], column, log=column.endswith("_loss"))
+            for column in ("train_acc", "test_acc", "train_loss", "test_loss", "gap")
+        }
+        counts += series["test_acc"]["n"].tolist()
+        ax_acc, ax_loss, ax_gap = axes_row
+        epochs = series["test_acc"]["epoch"]
+        handles.append(
+            draw_mean_band(
+                ax_acc, epochs, series["test_acc"], line, scale=100, clip=PERCENT, **TEST_STYLE
+            )
+        )
+        draw_mean_band(
+            ax_acc, epochs, series["train_acc"], line, scale=100, clip=PERCENT, **TRAIN_STYLE
+        )
+        draw_mean_band(
+            ax_loss, series["test_loss"]["epoch"], series["test_loss"], line, **TEST_STYLE
+        )
+        draw_mean_band(
+            ax_loss, series["train_loss"]["epoch"], series["train_loss"], line, **TRAIN_STYLE
+        )
+        draw_mean_band(ax_gap, series["gap"]["epoch"], series["gap"], line, **TEST_STYLE)
+        failed = line.rows.loc[line.rows["status"] == "diverged", "cell_id"]
+        last = rows[rows["cell_id"].isin(failed)].sort_values("epoch").groupby("cell_id").last()
+        diverged += mark_diverged(ax_acc, last["epoch"], 100 * last["test_acc"].astype(float))
+    return handles, diverged, counts
+
+
+def loss_ceiling(panel: Panel, curves: pd.DataFrame) -> float | None:
+    """Ten times the largest loss of the panel's cells that did not diverge, so that a
+    diverging cell's exploding loss leaves the axis instead of flattening the others."""
+    ok = panel.rows.loc[panel.rows["status"] != "diverged", "cell_id"]
+    losses = curves.loc[curves["cell_id"].isin(ok), ["train_loss", "test_loss"]]
+    largest = np.nanmax(losses.to_numpy(dtype=float)) if losses.size else np.nan
+    return 10 * float(largest) if np.isfinite(largest) else None
+
+
+def label_row(axes_row, title: str, ceiling: float | None) -> None:
+    ax_acc, ax_loss, ax_gap = axes_row
+    ax_acc.set_title(title, loc="left")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_loss.set_ylabel("cross-entropy loss")
+    if any(line.get_ydata().size for line in ax_loss.get_lines()):
+        ax_loss.set_yscale("log")
+        if ceiling is not None and ceiling < ax_loss.get_ylim()[1]:
+            ax_loss.set_ylim(top=ceiling)
+    ax_gap.set_ylabel("train − test accuracy (pp)")
+    ax_gap.axhline(0, color="#666666", linewidth=0.8)
+    for ax in axes_row:
+        ax.set_xlabel("epoch")
+
+
+def study_figure(tables: Tables, study: str, curves: pd.DataFrame):
+    panels = panels_for(tables, study, [], max_lines=8, styled=False)
+    fig, axes = new_figure(len(panels), len(COLUMNS), panel_size=(3.3, 2.5))
+    handles, diverged, counts = [], 0, []
+    for axes_row, panel in zip(axes, panels, strict=True):
+        row_handles, row_diverged, row_counts = draw_panel_row(axes_row, panel, curves)
+        handles += row_handles
+        diverged += row_diverged
+        counts += row_counts
+        label_row(axes_row, panel.title, loss_ceiling(panel, curves))
+    style = [
+        style_handle("test (evaluation mode)", "-"),
+        style_handle("train (running mean over the epoch)", "--"),
+    ]
+    note = (
+        f"mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}; losses: geometric "
+        "mean, interval on the log scale"
+    )
+    figure_legend(fig, handles + style + [diverged_handle(diverged, "× at the last epoch")], note)
+    return fig
+
+
+@register_figure(NAME)
+def render(tables: Tables, out_dir: Path) -> FigureResult:
+    """One file per study with curves: ``curves-<study>.png``/``.pdf``."""
+    if tables.curves.empty:
+        return skip(NAME, "the curves table is empty (no finished cell wrote curves)")
+    curves = with_gap(tables.curves)
+    result = FigureResult(NAME)
+    for study in tables.study_axes():
+        cell_ids = tables.study_cells(study)["cell_id"]
+        if not curves["cell_id"].isin(cell_ids).any():
+            result.notes.append(f"study {study}: no curves")
+            continue
+        finish(result, study_figure(tables, study, curves), out_dir, file_stem(NAME, study))
+    if not result.written:
+        return skip(NAME, "no study's cells have curves; " + "; ".join(result.notes))
+    return result

@@ -1,0 +1,103 @@
+"""Gradient magnitude per parameter role over training (G42 2021, §4 and figure 2), from
+the ``grad_norms`` probe's whole-model records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from normstudy.figures.base import (
+    MODEL,
+    ROLE_COLORS,
+    ROLE_LABELS,
+    ROLE_ORDER,
+    FigureResult,
+    Line,
+    Tables,
+    conditions,
+    count_diverged,
+    diverged_text,
+    draw_mean_band,
+    figure_legend,
+    file_stem,
+    finish,
+    grid_shape,
+    hide_unused,
+    new_figure,
+    probe_labels,
+    register_figure,
+    seeds_text,
+    skip,
+    summarize_series,
+    timed_records,
+)
+
+NAME = "grad_roles"
+PREFIX = "grad_abs_mean/"
+
+
+def role_lines(records: pd.DataFrame) -> list[tuple[str, Line]]:
+    """(key, line) per parameter role present, in :data:`ROLE_ORDER`."""
+    roles = {key.removeprefix(PREFIX) for key in records["key"].unique()}
+    ordered = [r for r in ROLE_ORDER if r in roles] + sorted(roles - set(ROLE_ORDER))
+    return [
+        (
+            PREFIX + role,
+            Line(
+                label=ROLE_LABELS.get(role, role),
+                color=ROLE_COLORS.get(role, "#7F7F7F"),
+                linestyle="--" if role == "all" else "-",
+                rows=records[records["key"] == PREFIX + role],
+            ),
+        )
+        for role in ordered
+    ]
+
+
+def study_figure(tables: Tables, study: str, records: pd.DataFrame):
+    panels = [
+        (title, rows, records[records["cell_id"].isin(rows["cell_id"])])
+        for title, rows in conditions(tables, study)
+    ]
+    panels = [(title, rows, found) for title, rows, found in panels if not found.empty]
+    fig, axes = new_figure(*grid_shape(len(panels), 3), panel_size=(3.4, 2.6))
+    handles, counts, diverged = {}, [], 0
+    for ax, (title, rows, found) in zip(axes.ravel(), panels, strict=False):
+        for key, line in role_lines(found):
+            summary = summarize_series(line.rows, ["time"], "value", log=True)
+            handles[key] = draw_mean_band(ax, summary["time"], summary, line, marker=".")
+            counts += summary["n"].tolist()
+        ax.set_yscale("log")
+        ax.set_title(title + diverged_text(rows), loc="left")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean |∂L/∂θ|")
+        diverged += count_diverged(rows)
+    hide_unused(axes, len(panels))
+    note = (
+        f"geometric mean over seeds ({seeds_text(counts)}), band: 95% Student-t interval on "
+        f"the log scale; diverged cells: {diverged} (non-finite records left out)"
+    )
+    ordered = [handles[PREFIX + r] for r in ROLE_ORDER if PREFIX + r in handles]
+    ordered += [h for key, h in handles.items() if key.removeprefix(PREFIX) not in ROLE_ORDER]
+    figure_legend(fig, ordered, note, ncols=6)
+    return fig
+
+
+@register_figure(NAME)
+def render(tables: Tables, out_dir: Path) -> FigureResult:
+    """One file per study with ``grad_norms`` records: ``grad_roles-<study>``."""
+    labels = probe_labels(tables.probes, PREFIX + "all")
+    if not labels:
+        return skip(NAME, "no grad_norms probe records in the probes table")
+    records = timed_records(tables, labels)
+    records = records[(records["layer"] == MODEL) & records["key"].str.startswith(PREFIX)]
+    result = FigureResult(NAME)
+    for study in tables.study_axes():
+        if not records["cell_id"].isin(tables.study_cells(study)["cell_id"]).any():
+            result.notes.append(f"study {study}: no grad_norms records")
+            continue
+        finish(result, study_figure(tables, study, records), out_dir, file_stem(NAME, study))
+    if not result.written:
+        return skip(NAME, "no finite grad_norms records; " + "; ".join(result.notes))
+    return result

@@ -1,0 +1,58 @@
+"""Accuracy against learning rate by normalizer, divergence marked: the largest stable
+learning rate (Morwani 2020, §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from normstudy import stats
+from normstudy.figures.base import (
+    FigureResult,
+    Line,
+    Tables,
+    finish,
+    metric_figure,
+    number_text,
+    register_figure,
+    skip,
+    studies_with,
+)
+
+NAME = "lr_stability"
+METRICS = ["final_train_acc", "final_test_acc"]
+
+
+def max_stable_lr(rows: pd.DataFrame) -> float | None:
+    """The largest learning rate at which no cell (seed) diverged, below the smallest one
+    at which any did (None if every learning rate diverged)."""
+    failed = stats.failed_cells(rows, "final_train_acc")
+    diverging = rows.loc[failed, "lr"].astype(float)
+    stable = rows.loc[~failed, "lr"].astype(float)
+    if not diverging.empty:
+        stable = stable[stable < diverging.min()]
+    return float(stable.max()) if not stable.empty else None
+
+
+def with_max_stable_lr(line: Line, metric: str) -> str:
+    largest = max_stable_lr(line.rows)
+    failed = int(stats.failed_cells(line.rows, metric).sum())
+    stable = "none stable" if largest is None else f"max stable lr {number_text(largest)}"
+    return f"{line.label} ({stable}; {failed} diverged)"
+
+
+@register_figure(NAME)
+def render(tables: Tables, out_dir: Path) -> FigureResult:
+    """Training and test accuracy against lr, one row per study with lr and norm axes."""
+    studies = studies_with(tables, ["lr", "norm"], min_levels=2)
+    if not studies:
+        return skip(
+            NAME,
+            "no study has both an 'lr' and a 'norm' grid axis with at least two values "
+            f"each; studies and axes: {tables.study_axes()}",
+        )
+    fig = metric_figure(tables, studies, "lr", ["norm"], METRICS, relabel=with_max_stable_lr)
+    result = FigureResult(NAME)
+    finish(result, fig, out_dir, NAME)
+    return result

@@ -1,0 +1,30 @@
+rule figure:
+    input:
+        tables=lambda wildcards: [
+            f"{RESULTS}/tables/{table}" for table in figure_tables(wildcards.figure)
+        ],
+        code=lambda wildcards: f"{PACKAGE}/{figure_module(wildcards.figure)}",
+        style=f"{PACKAGE}/figures/base.py",
+    output:
+        report(
+            directory(f"{RESULTS}/figures/{{figure}}"),
+            patterns=["{name}.png"],
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures/{{figure}}.log",
+    conda:
+        ENVIRONMENT
+    params:
+        tables_dir=lambda wildcards, input: str(Path(input.tables[0]).parent),
+    shell:
+        NORMSTUDY
+        + " figure {wildcards.figure} {params.tables_dir:q} {output:q} > {log:q} 2>&1"
+
+
+rule figures:
+    input:
+        [f"{RESULTS}/figures/{name}" for name in FIGURE_NAMES],
+    localrule: True
