@@ -8,7 +8,6 @@ atomically as PNG and PDF. A figure whose data the tables lack is skipped with a
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import math
 import os
@@ -407,6 +406,17 @@ def condition_label(axes: Sequence[str], key: Sequence[object]) -> str:
     return ", ".join(level_label(a, v) for a, v in zip(axes, key, strict=True)) or "all cells"
 
 
+TITLE_CHARS_PER_INCH = 13
+
+
+def set_panel_title(ax, text: str) -> None:
+    """A left-aligned panel title wrapped to the panel's width (each line on its own)."""
+    width = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(20, int(width * TITLE_CHARS_PER_INCH))
+    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
+    ax.set_title("\n".join(lines), loc="left")
+
+
 def axis_label(axis: str) -> str:
     return AXIS_LABELS.get(axis, axis)
 
@@ -562,14 +572,11 @@ def other_axes(axes: Sequence[str], *exclude: str) -> list[str]:
 
 
 def panel_title(
-    study: str,
-    frame: pd.DataFrame,
-    study_axes: Sequence[str],
-    axes: Sequence[str],
-    key: Sequence[object],
+    study: str, frame: pd.DataFrame, study_axes: Sequence[str], shown: Sequence[str]
 ) -> str:
-    """``study: dataset, model, axis=value, ...`` for one panel's cells (``axes`` = the
-    panel's axes, ``key`` their values); the model carries its depth unless depth varies."""
+    """``study: dataset, model, axis=value, ...`` for one panel's cells, with the values
+    of the ``shown`` axes (uniform within the panel); the model carries its depth unless
+    depth is an axis."""
     parts = []
     for column in ("dataset", "model"):
         if column in frame.columns and column not in study_axes and frame[column].nunique() == 1:
@@ -578,7 +585,7 @@ def panel_title(
             if column == "model" and "depth" not in study_axes and pd.notna(depth):
                 value = f"{value}{int(depth)}"
             parts.append(str(value))
-    parts += [level_label(a, v) for a, v in zip(axes, key, strict=True)]
+    parts += [level_label(a, frame[a].iloc[0]) for a in shown if frame[a].nunique() <= 1]
     return f"{study}: {', '.join(parts)}" if parts else study
 
 
@@ -610,6 +617,29 @@ class Panel:
     rows: pd.DataFrame
 
 
+def varying_axes(frame: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """The ``axes`` with more than one value among the cells of ``frame``."""
+    return [axis for axis in axes if frame[axis].nunique(dropna=False) > 1]
+
+
+def split_lines(
+    frame: pd.DataFrame, axes: list[str], max_lines: int
+) -> tuple[list[str], list[str]]:
+    """(line axes, panel axes) from ``axes``: all lines in one panel if there are at most
+    ``max_lines``, else one axis moves to the panels, the one that keeps the lines within
+    ``max_lines`` with the fewest panels (or, failing that, leaves the fewest lines)."""
+    if len(stats.grouped_by(frame, axes)) <= max_lines or len(axes) < 2:
+        return axes, []
+
+    def cost(axis: str) -> tuple[int, int]:
+        lines = len(stats.grouped_by(frame, [a for a in axes if a != axis]))
+        panels = frame[axis].nunique(dropna=False)
+        return (0, panels) if lines <= max_lines else (1, lines)
+
+    panel_axis = min(axes, key=cost)
+    return [a for a in axes if a != panel_axis], [panel_axis]
+
+
 def panels_for(
     tables: Tables,
     study: str,
@@ -618,36 +648,34 @@ def panels_for(
     max_lines: int = 8,
     styled: bool = True,
 ) -> list[Panel]:
-    """The panels of one study: one per combination of the axes other than
+    """The panels of one study: one per combination of the varying axes other than
     ``line_axes``, ``exclude`` and seed; in each, one line per combination of the
-    ``line_axes`` present in the study (every other axis if none is). Too many lines
-    are split into panels by the first remaining axis. ``styled``: see
-    :func:`line_styles`."""
+    ``line_axes`` that vary in the study (of every other varying axis if none does;
+    :func:`split_lines` moves one to the panels when there are too many lines). Axes
+    with a single value go into the titles. ``styled``: see :func:`line_styles`."""
     axes = tables.study_axes()[study]
     frame = tables.study_cells(study)
-    lines_by = [a for a in line_axes if a in axes]
-    panel_by = other_axes(axes, *lines_by, *exclude)
+    varying = varying_axes(frame, other_axes(axes, *exclude))
+    lines_by = [a for a in line_axes if a in varying]
+    panel_by = [a for a in varying if a not in lines_by]
     if not lines_by:
-        lines_by, panel_by = panel_by, []
-        n_lines = len(stats.grouped_by(frame, lines_by))
-        if n_lines > max_lines and len(lines_by) > 1:
-            lines_by, panel_by = lines_by[1:], lines_by[:1]
+        lines_by, panel_by = split_lines(frame, panel_by, max_lines)
+    shown = [a for a in other_axes(axes, *exclude) if a not in lines_by]
     line_keys = sorted_keys(lines_by, [key for key, _ in stats.grouped_by(frame, lines_by)])
     styles = line_styles(lines_by, line_keys, styled)
     panels = []
-    for key, rows in stats.grouped_by(frame, panel_by):
+    for _, rows in sorted_groups(frame, panel_by):
         lines = [
             Line(
                 label=condition_label(lines_by, line_key),
                 color=styles[line_key][0],
                 linestyle=styles[line_key][1],
                 rows=line_rows,
+                band=len(line_keys) <= MAX_BANDS,
             )
             for line_key, line_rows in sorted_groups(rows, lines_by)
         ]
-        for line in lines:
-            line.band = len(lines) <= MAX_BANDS
-        panels.append(Panel(panel_title(study, rows, axes, panel_by, key), lines, rows))
+        panels.append(Panel(panel_title(study, rows, axes, shown), lines, rows))
     return panels
 
 
@@ -855,10 +883,6 @@ def file_stem(name: str, variant: str | None = None) -> str:
     return f"{name}-{safe}"
 
 
-def json_text(value: object) -> str:
-    return json.dumps(stats.python_value(value))
-
-
 # ------------------------------------------------------------------------------- probes
 
 MODEL = "model"
@@ -912,9 +936,7 @@ def conditions(tables: Tables, study: str) -> list[tuple[str, pd.DataFrame]]:
     axes = tables.study_axes()[study]
     frame = tables.study_cells(study)
     by = other_axes(axes)
-    return [
-        (panel_title(study, rows, axes, by, key), rows) for key, rows in sorted_groups(frame, by)
-    ]
+    return [(panel_title(study, rows, axes, by), rows) for _, rows in sorted_groups(frame, by)]
 
 
 # ------------------------------------------------------------------ metric against an axis
@@ -964,7 +986,7 @@ def metric_figure(
             diverged += mark_diverged(ax, failed[x], [100 * chance] * len(failed))
         chance_line(ax, chance_accuracy(panel.rows))
         value_ticks(ax, panel.rows[x].dropna().astype(float))
-        ax.set_title(panel.title, loc="left")
+        set_panel_title(ax, panel.title)
         ax.set_xlabel(axis_label(x))
         ax.set_ylabel(ACCURACY_LABELS.get(metric, metric))
     hide_unused(axes, len(cells))

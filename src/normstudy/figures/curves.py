@@ -23,6 +23,7 @@ from normstudy.figures.base import (
     panels_for,
     register_figure,
     seeds_text,
+    set_panel_title,
     skip,
     style_handle,
     summarize_series,
@@ -91,7 +92,7 @@ def loss_ceiling(panel: Panel, curves: pd.DataFrame) -> float | None:
 
 def label_row(axes_row, title: str, ceiling: float | None) -> None:
     ax_acc, ax_loss, ax_gap = axes_row
-    ax_acc.set_title(title, loc="left")
+    set_panel_title(ax_acc, title)
     ax_acc.set_ylabel("accuracy (%)")
     ax_loss.set_ylabel("cross-entropy loss")
     if any(line.get_ydata().size for line in ax_loss.get_lines()):

@@ -23,6 +23,7 @@ from normstudy.figures.base import (
     plural,
     probe_labels,
     register_figure,
+    set_panel_title,
     skip,
     style_handle,
     timed_records,
@@ -136,7 +137,7 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         failed = count_diverged(panel.rows)
         diverged += failed
         title = panel.title + (f" ({plural(failed, 'diverged cell')} left out)" if failed else "")
-        axes_row[0].set_title(title, loc="left")
+        set_panel_title(axes_row[0], title)
         axes_row[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     note = (
         "histograms at the end of training pooled over seeds; grey: at initialisation; "

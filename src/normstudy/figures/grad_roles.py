@@ -28,6 +28,7 @@ from normstudy.figures.base import (
     probe_labels,
     register_figure,
     seeds_text,
+    set_panel_title,
     skip,
     summarize_series,
     timed_records,
@@ -69,7 +70,7 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
             handles[key] = draw_mean_band(ax, summary["time"], summary, line, marker=".")
             counts += summary["n"].tolist()
         ax.set_yscale("log")
-        ax.set_title(title + diverged_text(rows), loc="left")
+        set_panel_title(ax, title + diverged_text(rows))
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean |∂L/∂θ|")
         diverged += count_diverged(rows)

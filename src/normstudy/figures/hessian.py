@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullLocator
 
 from normstudy.figures.base import (
     INTERVAL_TEXT,
@@ -27,6 +28,7 @@ from normstudy.figures.base import (
     probe_labels,
     register_figure,
     seeds_text,
+    set_panel_title,
     skip,
     summarize_series,
     timed_records,
@@ -81,9 +83,15 @@ def use_symlog(ax, spectra: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """A symmetric log axis when one spectrum reaches far beyond another (an outlier
     normalizer would otherwise squeeze the rest into a spike at 0)."""
     reach = [float(np.abs(nodes).max()) for nodes, _ in spectra if nodes.size]
-    smallest = min(reach)
-    if smallest > 0 and max(reach) > WIDE_RANGE * smallest:
-        ax.set_xscale("symlog", linthresh=smallest)
+    smallest, largest = min(reach), max(reach)
+    if smallest <= 0 or largest <= WIDE_RANGE * smallest:
+        return
+    ax.set_xscale("symlog", linthresh=smallest)
+    powers = np.arange(np.ceil(np.log10(smallest)), np.floor(np.log10(largest)) + 1)
+    step = max(1, int(np.ceil(len(powers) / 3)))
+    ticks = 10.0 ** powers[::step]
+    ax.set_xticks(np.concatenate([-ticks[::-1], [0.0], ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def draw_density(ax, panel: Panel, records: pd.DataFrame, at_init: bool) -> None:
@@ -157,7 +165,7 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         title = panel.title
         if len(labels) > 1:
             title += f" [{label}, {mode_of(found)} mode]"
-        axes_row[0].set_title(title + diverged_text(panel.rows), loc="left")
+        set_panel_title(axes_row[0], title + diverged_text(panel.rows))
         diverged += int((panel.rows["status"] == "diverged").sum())
         for handle in axes_row[0].get_lines():
             handles.setdefault(handle.get_label(), handle)

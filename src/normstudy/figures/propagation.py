@@ -27,6 +27,7 @@ from normstudy.figures.base import (
     probe_labels,
     register_figure,
     seeds_text,
+    set_panel_title,
     skip,
     summarize_series,
     timed_records,
@@ -120,11 +121,9 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
     counts, handles = [], {}
     for axes_row, (panel, name, draw) in zip(axes, rows, strict=True):
         counts += draw(axes_row, panel, records[records["cell_id"].isin(panel.rows["cell_id"])])
-        axes_row[0].set_title(
-            f"{panel.title}: {name}{diverged_text(panel.rows)}\n"
-            + axes_row[0].get_title(loc="left"),
-            loc="left",
-        )
+        subtitle = axes_row[0].get_title(loc="left")
+        title = f"{panel.title}: {name}{diverged_text(panel.rows)}\n{subtitle}"
+        set_panel_title(axes_row[0], title)
         for ax in axes_row:
             for handle in ax.get_lines():
                 handles.setdefault(handle.get_label(), handle)
