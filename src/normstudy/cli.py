@@ -37,6 +37,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from normstudy.gpus import claim_gpu_slot
+
+    claim_gpu_slot(args.gpu_slots)
     from normstudy.config import ConfigError
     from normstudy.train import completed_summary, train_cell
 
@@ -161,6 +164,12 @@ def parser() -> argparse.ArgumentParser:
         "--keep-checkpoint", action="store_true", help="keep the checkpoint after success"
     )
     train.add_argument("--data-cache", default=None, help="tensor cache from prepare-data")
+    train.add_argument(
+        "--gpu-slots",
+        type=int,
+        default=0,
+        help="GPUs of this machine; take a free one (unless CUDA_VISIBLE_DEVICES is set)",
+    )
     train.set_defaults(func=command_train)
 
     prepare = commands.add_parser("prepare-data", help="cache a cell's dataset as tensors")

@@ -19,6 +19,7 @@ from normstudy.grid import (
 )
 
 RESULTS = config.get("results", "results")
+LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
 PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
 USES_CONDA = any(

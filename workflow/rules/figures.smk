@@ -4,7 +4,11 @@ rule figure:
             f"{RESULTS}/tables/{table}" for table in figure_tables(wildcards.figure)
         ],
         code=lambda wildcards: f"{PACKAGE}/{figure_module(wildcards.figure)}",
-        style=f"{PACKAGE}/figures/base.py",
+        shared=[
+            f"{PACKAGE}/figures/base.py",
+            f"{PACKAGE}/figures/catalog.py",
+            f"{PACKAGE}/stats.py",
+        ],
     output:
         report(
             directory(f"{RESULTS}/figures/{{figure}}"),

@@ -23,7 +23,7 @@ rule train:
     shell:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} > {{log:q}} 2>&1"
 
 
 for _study in PLAN.studies:
