@@ -185,16 +185,3 @@ def test_slurm_profile_dry_run(tmp_path):
     write_config(tmp_path, TOY)
     result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
     assert "train" in result.stdout
-
-
-def test_changing_plotting_code_reruns_only_that_figure(finished_run):
-    from normstudy.figures.catalog import figure_module
-
-    module = REPO / "src" / "normstudy" / figure_module("curves")
-    before = module.stat()
-    os.utime(module)
-    try:
-        jobs = planned_jobs(finished_run)
-    finally:
-        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert jobs == {"figure": 1, "all": 1}
