@@ -185,3 +185,18 @@ def test_slurm_profile_dry_run(tmp_path):
     write_config(tmp_path, TOY)
     result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
     assert "train" in result.stdout
+
+
+def test_editing_one_figures_code_reruns_only_that_figure(finished_run):
+    """Snakemake re-runs a job when an input's content changed (not on a mere touch)."""
+    from normstudy.figures.catalog import figure_module
+
+    module = REPO / "src" / "normstudy" / figure_module("curves")
+    original, before = module.read_bytes(), module.stat()
+    module.write_bytes(original + b"\n# an edit of the plotting code\n")
+    try:
+        jobs = planned_jobs(finished_run)
+    finally:
+        module.write_bytes(original)
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert jobs == {"figure": 1, "all": 1}
