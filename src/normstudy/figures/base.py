@@ -875,6 +875,32 @@ def finish(result: FigureResult, fig: Figure, out_dir: Path, stem: str) -> None:
     result.texts += figure_texts(fig)
 
 
+def per_study_files(
+    name: str,
+    tables: Tables,
+    out_dir: Path,
+    draw: Callable[[str], Figure],
+    cells_with_data: pd.Series,
+    missing: str,
+    nothing_drawn: str | None,
+) -> FigureResult:
+    """One file per study that has data (``<name>-<study>``), drawn by ``draw(study)``.
+
+    A study none of whose cells is in ``cells_with_data`` gets the note
+    ``study <study>: <missing>``; when no file was written and ``nothing_drawn`` is given,
+    the figure is skipped with that reason and the notes.
+    """
+    result = FigureResult(name)
+    for study in tables.study_axes():
+        if not cells_with_data.isin(tables.study_cells(study)["cell_id"]).any():
+            result.notes.append(f"study {study}: {missing}")
+            continue
+        finish(result, draw(study), out_dir, file_stem(name, study))
+    if not result.written and nothing_drawn is not None:
+        return skip(name, f"{nothing_drawn}; " + "; ".join(result.notes))
+    return result
+
+
 def file_stem(name: str, variant: str | None = None) -> str:
     """``name`` or ``name-variant`` with the variant made safe for a file name."""
     if variant is None:

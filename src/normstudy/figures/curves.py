@@ -16,11 +16,10 @@ from normstudy.figures.base import (
     diverged_handle,
     draw_mean_band,
     figure_legend,
-    file_stem,
-    finish,
     mark_diverged,
     new_figure,
     panels_for,
+    per_study_files,
     register_figure,
     seeds_text,
     set_panel_title,
@@ -133,13 +132,12 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
     if tables.curves.empty:
         return skip(NAME, "the curves table is empty (no finished cell wrote curves)")
     curves = with_gap(tables.curves)
-    result = FigureResult(NAME)
-    for study in tables.study_axes():
-        cell_ids = tables.study_cells(study)["cell_id"]
-        if not curves["cell_id"].isin(cell_ids).any():
-            result.notes.append(f"study {study}: no curves")
-            continue
-        finish(result, study_figure(tables, study, curves), out_dir, file_stem(NAME, study))
-    if not result.written:
-        return skip(NAME, "no study's cells have curves; " + "; ".join(result.notes))
-    return result
+    return per_study_files(
+        NAME,
+        tables,
+        out_dir,
+        lambda study: study_figure(tables, study, curves),
+        curves["cell_id"],
+        "no curves",
+        "no study's cells have curves",
+    )

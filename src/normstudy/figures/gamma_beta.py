@@ -15,11 +15,10 @@ from normstudy.figures.base import (
     Tables,
     count_diverged,
     figure_legend,
-    file_stem,
-    finish,
     last_records,
     new_figure,
     panels_for,
+    per_study_files,
     plural,
     probe_labels,
     register_figure,
@@ -161,11 +160,12 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
             "the norm_params records hold no γ histogram (models without "
             "normalizers, or every cell diverged)",
         )
-    result = FigureResult(NAME)
-    for study in tables.study_axes():
-        cells = tables.study_cells(study)["cell_id"]
-        if not with_hist["cell_id"].isin(cells).any():
-            result.notes.append(f"study {study}: no γ histograms")
-            continue
-        finish(result, study_figure(tables, study, records), out_dir, file_stem(NAME, study))
-    return result
+    return per_study_files(
+        NAME,
+        tables,
+        out_dir,
+        lambda study: study_figure(tables, study, records),
+        with_hist["cell_id"],
+        "no γ histograms",
+        None,
+    )

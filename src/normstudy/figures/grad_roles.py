@@ -20,11 +20,10 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
-    file_stem,
-    finish,
     grid_shape,
     hide_unused,
     new_figure,
+    per_study_files,
     probe_labels,
     register_figure,
     seeds_text,
@@ -93,12 +92,12 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
         return skip(NAME, "no grad_norms probe records in the probes table")
     records = timed_records(tables, labels)
     records = records[(records["layer"] == MODEL) & records["key"].str.startswith(PREFIX)]
-    result = FigureResult(NAME)
-    for study in tables.study_axes():
-        if not records["cell_id"].isin(tables.study_cells(study)["cell_id"]).any():
-            result.notes.append(f"study {study}: no grad_norms records")
-            continue
-        finish(result, study_figure(tables, study, records), out_dir, file_stem(NAME, study))
-    if not result.written:
-        return skip(NAME, "no finite grad_norms records; " + "; ".join(result.notes))
-    return result
+    return per_study_files(
+        NAME,
+        tables,
+        out_dir,
+        lambda study: study_figure(tables, study, records),
+        records["cell_id"],
+        "no grad_norms records",
+        "no finite grad_norms records",
+    )

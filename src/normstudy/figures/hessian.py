@@ -20,11 +20,10 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
-    file_stem,
-    finish,
     last_records,
     new_figure,
     panels_for,
+    per_study_files,
     probe_labels,
     register_figure,
     seeds_text,
@@ -186,13 +185,12 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
         return skip(NAME, "no hessian probe records (lambda_1) in the probes table")
     records = timed_records(tables, labels)
     records = records[records["layer"] == MODEL]
-    result = FigureResult(NAME)
-    for study in tables.study_axes():
-        cells = tables.study_cells(study)["cell_id"]
-        if not records.loc[records["key"] == "lambda_1", "cell_id"].isin(cells).any():
-            result.notes.append(f"study {study}: no hessian records")
-            continue
-        finish(result, study_figure(tables, study, records), out_dir, file_stem(NAME, study))
-    if not result.written:
-        return skip(NAME, "no finite hessian records; " + "; ".join(result.notes))
-    return result
+    return per_study_files(
+        NAME,
+        tables,
+        out_dir,
+        lambda study: study_figure(tables, study, records),
+        records.loc[records["key"] == "lambda_1", "cell_id"],
+        "no hessian records",
+        "no finite hessian records",
+    )

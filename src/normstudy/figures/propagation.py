@@ -19,11 +19,10 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
-    file_stem,
-    finish,
     last_records,
     new_figure,
     panels_for,
+    per_study_files,
     probe_labels,
     register_figure,
     seeds_text,
@@ -145,12 +144,12 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
     if not labels:
         return skip(NAME, "no propagation or grad_confusion probe records in the probes table")
     records = timed_records(tables, labels)
-    result = FigureResult(NAME)
-    for study in tables.study_axes():
-        if not records["cell_id"].isin(tables.study_cells(study)["cell_id"]).any():
-            result.notes.append(f"study {study}: no propagation or grad_confusion records")
-            continue
-        finish(result, study_figure(tables, study, records), out_dir, file_stem(NAME, study))
-    if not result.written:
-        return skip(NAME, "no finite propagation records; " + "; ".join(result.notes))
-    return result
+    return per_study_files(
+        NAME,
+        tables,
+        out_dir,
+        lambda study: study_figure(tables, study, records),
+        records["cell_id"],
+        "no propagation or grad_confusion records",
+        "no finite propagation records",
+    )
