@@ -26,10 +26,15 @@ CURVES_SCHEMA = pa.schema(
 )
 
 
+def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """``rows`` (dicts holding every field of ``schema``) as a table with that schema."""
+    columns = {field.name: [row[field.name] for row in rows] for field in schema}
+    return pa.table(columns, schema=schema)
+
+
 def curves_table(rows: list[dict]) -> pa.Table:
     """The per-epoch curves of one cell as a table with :data:`CURVES_SCHEMA`."""
-    columns = {field.name: [row[field.name] for row in rows] for field in CURVES_SCHEMA}
-    return pa.table(columns, schema=CURVES_SCHEMA)
+    return table_from_rows(rows, CURVES_SCHEMA)
 
 
 PROBE_RECORDS_SCHEMA = pa.schema(
@@ -54,5 +59,4 @@ PROBE_RECORDS_SCHEMA = pa.schema(
 
 def probe_records_table(rows: list[dict]) -> pa.Table:
     """Probe records of one cell as a table with :data:`PROBE_RECORDS_SCHEMA`."""
-    columns = {field.name: [row[field.name] for row in rows] for field in PROBE_RECORDS_SCHEMA}
-    return pa.table(columns, schema=PROBE_RECORDS_SCHEMA)
+    return table_from_rows(rows, PROBE_RECORDS_SCHEMA)

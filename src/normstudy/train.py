@@ -322,11 +322,13 @@ def prepare(
     return cell
 
 
-def training_loss(cell: Cell, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy plus ``reg_strength`` times the RegNorm terms of this forward pass."""
+def training_losses(cell: Cell, logits: torch.Tensor, y: torch.Tensor):
+    """The cross-entropy, and the loss that trains: it plus ``reg_strength`` times the RegNorm
+    terms of this forward pass."""
     loss = F.cross_entropy(logits.float(), y)
     regularizer = collect_regularizers(cell.model)
-    return loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
+    total = loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
+    return loss, total
 
 
 class ProbeRunner:
@@ -363,7 +365,7 @@ class ProbeRunner:
                 config=self.cell.config,
                 probe_x=self.probe_x,
                 probe_y=self.probe_y,
-                loss_fn=lambda logits, y: training_loss(self.cell, logits, y),
+                loss_fn=lambda logits, y: training_losses(self.cell, logits, y)[1],
                 roles=self.roles,
                 initial_params=self.initial_params,
                 lr=float(self.cell.optimizer.param_groups[0]["lr"]),
@@ -442,9 +444,7 @@ def train_step(cell: Cell, indices: torch.Tensor) -> str | None:
     x, y = training_batch(cell, indices)
     with autocast(cell):
         logits = cell.model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        regularizer = collect_regularizers(cell.model)
-        total = loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
+        loss, total = training_losses(cell, logits, y)
     if not torch.isfinite(total):
         return f"non-finite loss ({total.item()})"
     cell.optimizer.zero_grad(set_to_none=True)
