@@ -87,9 +87,10 @@ def command_prepare_data(args: argparse.Namespace) -> int:
 
 
 def command_aggregate(args: argparse.Namespace) -> int:
+    from normstudy.io import read_json
     from normstudy.tables import UnreadableCellError, aggregate
 
-    plan = json.loads(Path(args.plan).read_text())
+    plan = read_json(args.plan)
     try:
         counts = aggregate(plan, args.cells_dir, args.out_dir)
     except UnreadableCellError as error:
@@ -110,10 +111,10 @@ def add_config_arguments(command: argparse.ArgumentParser) -> None:
 def command_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from normstudy.io import write_parquet_atomic
+    from normstudy.io import read_json, write_parquet_atomic
     from normstudy.stats import comparisons_arrow, comparisons_table, parse_comparisons
 
-    plan = json.loads(Path(args.plan).read_text())
+    plan = read_json(args.plan)
     cells = pd.read_parquet(args.cells)
     studies = {
         name: (entry["axes"], parse_comparisons(entry["comparisons"], entry["axes"]))

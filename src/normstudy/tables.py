@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from normstudy.freeze import ROLES
-from normstudy.io import write_parquet_atomic
+from normstudy.io import read_json, write_parquet_atomic
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 
 HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
@@ -121,7 +121,7 @@ class UnreadableCellError(RuntimeError):
 def read_summary(cell_dir: Path) -> dict[str, Any]:
     path = cell_dir / "summary.json"
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except (OSError, ValueError) as error:
         raise UnreadableCellError(f"cell {cell_dir.name}: cannot read {path}: {error}") from error
 
