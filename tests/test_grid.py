@@ -158,6 +158,21 @@ def test_schema_rejects_bad_workflow_configs(change, message):
     assert message in str(info.value.message)
 
 
+def test_scales_restricts_a_study_to_the_listed_scales():
+    studies = {
+        "both": {"grid": {"seed": [0]}},
+        "paper_only": {"grid": {"seed": [0, 1]}, "set": {"lr": 0.2}, "scales": ["paper"]},
+    }
+    demo = plan_studies(workflow_config(**studies))
+    paper = plan_studies({**workflow_config(**studies), "scale": "paper"})
+    assert list(demo.studies) == ["both"] and len(demo.cells) == 1
+    assert list(paper.studies) == ["both", "paper_only"] and len(paper.cells) == 3
+    with pytest.raises(StudyError, match="'paper_only' runs only at scale paper, not at 'demo'"):
+        plan_studies(workflow_config(**studies), only=["paper_only"])
+    with pytest.raises(StudyError, match="scales must be a non-empty list of demo, paper"):
+        plan_studies(workflow_config(bad={"grid": {"seed": [0]}, "scales": ["huge"]}))
+
+
 def test_unknown_study_in_selection():
     with pytest.raises(StudyError, match="unknown study nope; valid studies: toy"):
         plan_studies(workflow_config(), only=["nope"])

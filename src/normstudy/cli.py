@@ -136,6 +136,64 @@ def command_ols(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_estimate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from normstudy.grid import StudyError, plan_studies
+
+    if (args.config is None) == (args.json is None):
+        print("normstudy: give the workflow config as a file or with --json", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    workflow_config = config_from_args(args)
+    if args.scale is not None:
+        workflow_config["scale"] = args.scale
+    try:
+        plan = plan_studies(workflow_config, only=args.study)
+    except StudyError as error:
+        print(f"normstudy: invalid study config:\n{error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from normstudy.estimate import estimate_plan
+    from normstudy.io import write_text_atomic
+
+    def progress(done: int, total: int, group) -> None:
+        print(
+            f"[{done}/{total}] {group.dataset} {group.model}{group.depth or ''} "
+            f"w{group.width} {group.norm} {group.freeze} batch {group.batch_size}: "
+            f"{group.step_seconds:.3g} s/step{' (scaled)' if group.scaled else ''}, "
+            f"{group.cells} cells, {group.hours:.3g} h",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    estimate = estimate_plan(
+        plan,
+        steps=args.steps,
+        step_budget=args.step_budget,
+        threads=args.threads,
+        progress=progress,
+    )
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = pd.DataFrame([asdict(group) for group in estimate.groups])
+    studies = pd.DataFrame(estimate.study_rows(plan))
+    write_text_atomic(out / "groups.csv", groups.to_csv(index=False))
+    write_text_atomic(out / "studies.csv", studies.to_csv(index=False))
+    device = groups["device"].iloc[0] if len(groups) else "?"
+    threads = groups["threads"].iloc[0] if len(groups) else "?"
+    summary = (
+        f"Estimated {plan.scale}-scale cost on {device} ({threads} threads), "
+        f"{len(groups)} cost groups measured, {int(groups['scaled'].sum())} of them at a "
+        f"reduced batch and scaled:\n\n"
+        + studies.to_string(index=False, float_format=lambda hours: f"{hours:.3g}")
+        + "\n"
+    )
+    write_text_atomic(out / "studies.txt", summary)
+    print(summary)
+    return 0
+
+
 def command_figure(args: argparse.Namespace) -> int:
     from normstudy.figures import render_from_dir
 
@@ -201,6 +259,25 @@ def parser() -> argparse.ArgumentParser:
     ols.add_argument("--steps", type=int, default=200)
     ols.add_argument("--seed", type=int, default=0)
     ols.set_defaults(func=command_ols)
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="hours a study takes on this device, from measured step times (normstudy.estimate)",
+    )
+    estimate.add_argument("config", nargs="?", help="workflow config (config.yaml)")
+    estimate.add_argument("--json", help="the workflow config as a JSON string instead")
+    estimate.add_argument("out_dir", help="where groups.csv, studies.csv and studies.txt go")
+    estimate.add_argument("--scale", choices=["demo", "paper"], default=None)
+    estimate.add_argument("--study", nargs="+", default=None, help="only these studies")
+    estimate.add_argument("--steps", type=int, default=3, help="timed steps per group")
+    estimate.add_argument(
+        "--step-budget",
+        type=float,
+        default=5.0,
+        help="seconds a timed step may take; slower ones are timed at a smaller batch",
+    )
+    estimate.add_argument("--threads", type=int, default=None)
+    estimate.set_defaults(func=command_estimate)
 
     figure = commands.add_parser("figure", help="draw one figure from the tables")
     figure.add_argument("name", help="figure name (normstudy.figures.catalog)")

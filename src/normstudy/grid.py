@@ -2,7 +2,9 @@
 
 A study is ``grid:`` (axis -> list of values; its cells are the Cartesian product),
 ``set:`` (fixed overrides) and optionally ``demo:`` (a ``grid``/``set`` pair that
-replaces the given axes and keys at ``scale: demo``). A cell's config is resolved as
+replaces the given axes and keys at ``scale: demo``) and optionally ``scales:`` (the scales
+the study runs at; default all, e.g. ``[paper]`` for a part of a paper with no demo-sized
+counterpart). A cell's config is resolved as
 package defaults < the config file's ``defaults:`` < the study's ``set:`` < its grid
 values. Axes may name a key inside an options mapping with a dot
 (``dataset_options.n_per_class``).
@@ -27,7 +29,7 @@ from normstudy import names
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
 
 SCALES = ("demo", "paper")
-STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons")
+STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales")
 OPTION_KEYS = ("dataset_options", "model_options", "norm_options")
 STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_ERRORS = 20
@@ -238,6 +240,19 @@ def check_comparisons(name: str, comparisons: list, grid: Mapping[str, list]) ->
         raise StudyError(f"study {name!r}: comparisons: {error}") from None
 
 
+def runs_at_scale(name: str, study: Any, scale: str) -> bool:
+    """Whether ``study`` has cells at ``scale`` (its ``scales:`` list; all scales by default)."""
+    if not isinstance(study, Mapping) or "scales" not in study:
+        return True
+    scales = study["scales"]
+    if not isinstance(scales, list) or not scales or not set(scales) <= set(SCALES):
+        raise StudyError(
+            f"study {name!r}: scales must be a non-empty list of {', '.join(SCALES)}; "
+            f"got {scales!r}"
+        )
+    return scale in scales
+
+
 def plan_studies(config: Mapping[str, Any], only: list[str] | None = None) -> Plan:
     """Every study of a workflow config at its ``scale`` (``only``: a subset of names)."""
     scale = config.get("scale", "demo")
@@ -258,6 +273,13 @@ def plan_studies(config: Mapping[str, Any], only: list[str] | None = None) -> Pl
         )
     studies, cells = {}, {}
     for name in names_wanted:
+        if not runs_at_scale(name, studies_config[name], scale):
+            if only is not None:
+                raise StudyError(
+                    f"study {name!r} runs only at scale "
+                    f"{', '.join(studies_config[name]['scales'])}, not at {scale!r}"
+                )
+            continue
         study = expand_study(name, studies_config[name], defaults, scale)
         studies[name] = study
         for cell in study.cells:

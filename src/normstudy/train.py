@@ -273,14 +273,18 @@ def prepare(
     download: bool,
     threads: int | None,
     data_cache: str | Path | None = None,
+    splits: DatasetSplits | None = None,
 ) -> Cell:
-    """Validate, load data, build model and optimizer: everything that can fail on bad input."""
+    """Validate, load data, build model and optimizer: everything that can fail on bad input.
+
+    ``splits`` replaces the cell's dataset (the cost estimate's stand-in data)."""
     check_names(config)
     try:
         entries = parse_probe_entries(config["probes"])
     except ValueError as error:
         raise ConfigError(f"config key 'probes': {error}") from error
-    splits = splits_for(config, data_dir, download, data_cache)
+    if splits is None:
+        splits = splits_for(config, data_dir, download, data_cache)
     train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
     plan = Plan.for_config(config, len(train_y))
     torch.set_num_threads(threads or available_threads())

@@ -35,6 +35,9 @@ class TorchvisionSource:
     open_split: Callable[[type, Path, bool, bool], object]
     arrays: Callable[[object], Arrays]
     files: Callable[[type, Path], list[Path]]
+    image_shape: tuple[int, int, int]
+    train_count: int
+    test_count: int
 
     @property
     def cls(self) -> type:
@@ -102,6 +105,9 @@ SOURCES = {
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
+            image_shape=(1, 28, 28),
+            train_count=60000,
+            test_count=10000,
         ),
         TorchvisionSource(
             name="fashion_mnist",
@@ -111,6 +117,9 @@ SOURCES = {
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
+            image_shape=(1, 28, 28),
+            train_count=60000,
+            test_count=10000,
         ),
         TorchvisionSource(
             name="cifar10",
@@ -120,6 +129,9 @@ SOURCES = {
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
+            image_shape=(3, 32, 32),
+            train_count=50000,
+            test_count=10000,
         ),
         TorchvisionSource(
             name="cifar100",
@@ -129,6 +141,9 @@ SOURCES = {
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
+            image_shape=(3, 32, 32),
+            train_count=50000,
+            test_count=10000,
         ),
         TorchvisionSource(
             name="svhn",
@@ -138,6 +153,9 @@ SOURCES = {
             open_split=open_svhn_split,
             arrays=svhn_arrays,
             files=svhn_files,
+            image_shape=(3, 32, 32),
+            train_count=73257,
+            test_count=26032,
         ),
     )
 }
@@ -194,6 +212,32 @@ def torchvision_splits(
         name,
         source.arrays(train),
         source.arrays(test),
+        val_size=val_size,
+        split_seed=split_seed,
+        train_size=train_size,
+        num_classes=source.num_classes,
+        augment=source.augment,
+    )
+
+
+def stand_in_splits(
+    name: str, *, val_size: int | float, split_seed: int, train_size: int | None = None
+) -> DatasetSplits:
+    """Random uint8 images with the shapes, counts, classes and augmentation of dataset
+    ``name``, split exactly as the real files would be: for measuring the cost of a cell
+    (:mod:`normstudy.estimate`) where the files are not at hand. Never for results."""
+    source = SOURCES[name]
+    generator = torch.Generator().manual_seed(0)
+
+    def pool(count: int) -> Arrays:
+        shape = (count, *source.image_shape)
+        images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+        return images, torch.arange(count, dtype=torch.int64) % source.num_classes
+
+    return splits_from_pools(
+        name,
+        pool(source.train_count),
+        pool(source.test_count),
         val_size=val_size,
         split_seed=split_seed,
         train_size=train_size,

@@ -1,0 +1,282 @@
+"""What a study costs on this device: measured training-step and evaluation times, scaled
+to every cell of a plan.
+
+Cells that cost the same per step (same data shape, model, normalizer, freeze policy,
+batch size, ...: :data:`COST_KEYS`; not seed, learning rate or schedule) form one group,
+and one cell of each group is built exactly as ``normstudy train`` builds it
+(:func:`normstudy.train.prepare`) and timed for a few optimizer steps and an evaluation
+pass. Its hours are then
+
+    total_steps x seconds per step + epochs x (validation + test examples) x seconds per
+    evaluated example,
+
+summed over the group's cells. Standard datasets whose files are absent are replaced by
+random images of the same shape and count (:func:`~normstudy.data.torchvision_sets.
+stand_in_splits`): a step's cost does not depend on pixel values. Not counted: probes,
+checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell overhead) and queueing.
+
+A step too slow to time at its real batch size within ``step_budget`` seconds (deep, wide
+ResNets on a CPU) is timed at a smaller batch and scaled linearly in the batch size; such
+groups are flagged ``scaled``. On a GPU the real batch is almost always within budget.
+Model FLOPs per training example (forward and backward, counted by
+:class:`torch.utils.flop_counter.FlopCounterMode`) are reported beside the times.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from normstudy.config import canonical_json
+from normstudy.data import DatasetSplits, load_dataset
+from normstudy.data.torchvision_sets import SOURCES, stand_in_splits
+from normstudy.grid import Plan
+from normstudy.train import Plan as TrainingPlan
+
+COST_KEYS = (
+    "dataset",
+    "dataset_options",
+    "val_size",
+    "split_seed",
+    "train_subset",
+    "augment",
+    "model",
+    "depth",
+    "width",
+    "skip",
+    "norm_every",
+    "model_options",
+    "norm",
+    "norm_options",
+    "freeze",
+    "optimizer",
+    "nesterov",
+    "batch_size",
+    "eval_batch_size",
+    "full_batch",
+    "amp",
+)
+GROUP_KEYS = ("dataset", "model", "depth", "width", "norm", "freeze")
+MEASURED_KEYS = (
+    "batch_size",
+    "stand_in_data",
+    "device",
+    "threads",
+    "measured_batch",
+    "scaled",
+    "step_seconds",
+    "eval_seconds_per_example",
+    "train_gflops_per_example",
+)
+FLOP_BATCH = 4
+
+
+@dataclass
+class GroupCost:
+    """The measured cost of one group of cells that cost the same per step."""
+
+    dataset: str
+    model: str
+    depth: int | None
+    width: float | None
+    norm: str
+    freeze: str
+    batch_size: int
+    cells: int
+    studies: str
+    stand_in_data: bool
+    device: str
+    threads: int
+    measured_batch: int
+    scaled: bool
+    step_seconds: float
+    eval_seconds_per_example: float
+    train_gflops_per_example: float
+    steps_per_epoch: int
+    epoch_seconds: float
+    hours: float
+
+
+def cost_key(config: Mapping[str, Any]) -> str:
+    return canonical_json({key: config[key] for key in COST_KEYS})
+
+
+def cost_groups(plan: Plan) -> dict[str, list[str]]:
+    """Cell ids grouped by :func:`cost_key`, in plan order."""
+    groups: dict[str, list[str]] = {}
+    for cell_id, config in plan.cells.items():
+        groups.setdefault(cost_key(config), []).append(cell_id)
+    return groups
+
+
+@functools.lru_cache(maxsize=4)
+def _splits(dataset: str, options: str, val_size: float, split_seed: int):
+    options_dict = json.loads(options)
+    if dataset in SOURCES:
+        stand_in = stand_in_splits(
+            dataset,
+            val_size=val_size,
+            split_seed=split_seed,
+            train_size=options_dict.get("train_size"),
+        )
+        return stand_in, True
+    loaded = load_dataset(dataset, val_size=val_size, split_seed=split_seed, **options_dict)
+    return loaded, False
+
+
+def splits_for_estimate(config: Mapping[str, Any]) -> tuple[DatasetSplits, bool]:
+    """The cell's dataset, or a same-shaped stand-in for a standard dataset (second value)."""
+    return _splits(
+        config["dataset"],
+        canonical_json(config["dataset_options"]),
+        config["val_size"],
+        config["split_seed"],
+    )
+
+
+def _timed_steps(cell, batch: int, steps: int) -> list[float]:
+    from normstudy.train import train_step
+
+    n = len(cell.train_y)
+    times = []
+    for step in range(steps):
+        start = (step * batch) % max(n - batch + 1, 1)
+        indices = torch.arange(start, start + batch)
+        if cell.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        train_step(cell, indices)
+        if cell.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def train_flops_per_example(cell) -> float:
+    """Forward + backward FLOPs of one training step, per example (FlopCounterMode)."""
+    from normstudy.train import train_step
+
+    batch = min(FLOP_BATCH, len(cell.train_y))
+    with FlopCounterMode(display=False) as counter:
+        train_step(cell, torch.arange(batch))
+    return counter.get_total_flops() / batch
+
+
+def measure_group(
+    config: Mapping[str, Any], *, steps: int = 3, step_budget: float = 5.0, threads: int | None
+) -> dict[str, Any]:
+    """Seconds per optimizer step and per evaluated example of the cell ``config``."""
+    from normstudy.train import evaluate, prepare
+
+    splits, stand_in = splits_for_estimate(config)
+    measured = {**config, "probes": [], "divergence_threshold": math.inf}
+    cell = prepare(measured, data_dir=None, download=False, threads=threads, splits=splits)
+    batch = cell.plan.batch_size
+    flops = train_flops_per_example(cell)
+    probe_batch = min(batch, 8)
+    probe = min(_timed_steps(cell, probe_batch, 2))
+    predicted = probe * batch / probe_batch
+    measured_batch = batch
+    if predicted > step_budget:
+        measured_batch = max(probe_batch, int(batch * step_budget / predicted))
+    _timed_steps(cell, measured_batch, 1)
+    step_seconds = statistics.median(_timed_steps(cell, measured_batch, steps))
+    step_seconds *= batch / measured_batch
+    eval_batch = config["eval_batch_size"] or batch
+    eval_n = min(len(cell.splits.test_y), max(eval_batch, 1), 2 * measured_batch)
+    t0 = time.perf_counter()
+    evaluate(cell.model, cell.splits.test_x[:eval_n], cell.splits.test_y[:eval_n], cell)
+    eval_per_example = (time.perf_counter() - t0) / eval_n
+    return {
+        "batch_size": batch,
+        "num_train": len(cell.train_y),
+        "num_eval": len(cell.splits.val_y) + len(cell.splits.test_y),
+        "stand_in_data": stand_in,
+        "device": str(cell.device),
+        "threads": torch.get_num_threads(),
+        "measured_batch": measured_batch,
+        "scaled": measured_batch != batch,
+        "step_seconds": step_seconds,
+        "eval_seconds_per_example": eval_per_example,
+        "train_gflops_per_example": flops / 1e9,
+    }
+
+
+def cell_hours(config: Mapping[str, Any], measured: Mapping[str, Any]) -> float:
+    """Hours of one cell from its group's measured step and evaluation times."""
+    plan = TrainingPlan.for_config(dict(config), measured["num_train"])
+    eval_seconds = measured["num_eval"] * measured["eval_seconds_per_example"]
+    return (plan.total_steps * measured["step_seconds"] + plan.epochs * eval_seconds) / 3600
+
+
+@dataclass
+class Estimate:
+    """The cost groups of a plan and the estimated hours of each cell."""
+
+    groups: list[GroupCost]
+    hours_of_cell: dict[str, float]
+
+    def study_rows(self, plan: Plan) -> list[dict[str, Any]]:
+        """Cells and hours per study; the last row is the plan's total (shared cells once)."""
+        rows = [
+            {
+                "study": name,
+                "cells": len(study.cells),
+                "hours": sum(self.hours_of_cell[cell.id] for cell in study.cells),
+            }
+            for name, study in plan.studies.items()
+        ]
+        rows.append(
+            {
+                "study": "total",
+                "cells": len(self.hours_of_cell),
+                "hours": sum(self.hours_of_cell.values()),
+            }
+        )
+        return rows
+
+
+def estimate_plan(
+    plan: Plan,
+    *,
+    steps: int = 3,
+    step_budget: float = 5.0,
+    threads: int | None = None,
+    progress=None,
+) -> Estimate:
+    """Measure one cell of every cost group of ``plan`` and scale to all its cells."""
+    study_of: dict[str, list[str]] = {}
+    for name, study in plan.studies.items():
+        for cell in study.cells:
+            study_of.setdefault(cell.id, []).append(name)
+    groups, hours_of_cell = [], {}
+    all_groups = cost_groups(plan)
+    for index, cell_ids in enumerate(all_groups.values()):
+        config = plan.cells[cell_ids[0]]
+        m = measure_group(config, steps=steps, step_budget=step_budget, threads=threads)
+        for cell_id in cell_ids:
+            hours_of_cell[cell_id] = cell_hours(plan.cells[cell_id], m)
+        steps_per_epoch = m["num_train"] // m["batch_size"]
+        group = GroupCost(
+            **{key: config[key] for key in GROUP_KEYS},
+            **{key: m[key] for key in MEASURED_KEYS},
+            cells=len(cell_ids),
+            studies=",".join(sorted({s for c in cell_ids for s in study_of.get(c, [])})),
+            steps_per_epoch=steps_per_epoch,
+            epoch_seconds=steps_per_epoch * m["step_seconds"]
+            + m["num_eval"] * m["eval_seconds_per_example"],
+            hours=sum(hours_of_cell[c] for c in cell_ids),
+        )
+        groups.append(group)
+        if progress is not None:
+            progress(index + 1, len(all_groups), group)
+    return Estimate(groups, hours_of_cell)

@@ -1,0 +1,114 @@
+"""The cost estimate: grouping, the hours arithmetic, FLOP counts, stand-in data, the CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from normstudy.config import resolve_cell_config
+from normstudy.data.torchvision_sets import stand_in_splits
+from normstudy.estimate import cell_hours, cost_groups, measure_group
+from normstudy.grid import plan_studies
+
+MLP = {"dataset": "digits", "model": "mlp", "depth": 2, "width": 16, "epochs": 3}
+
+
+def workflow_config(**studies) -> dict:
+    return {"scale": "demo", "defaults": MLP, "studies": studies}
+
+
+def test_cells_that_cost_the_same_per_step_share_a_group():
+    plan = plan_studies(
+        workflow_config(
+            s={"grid": {"norm": ["batch", "none"], "lr": [0.1, 0.2], "seed": [0, 1]}},
+            t={"grid": {"norm": ["batch"], "batch_size": [128, 64]}},
+        )
+    )
+    groups = sorted(len(ids) for ids in cost_groups(plan).values())
+    assert groups == [1, 4, 4]  # t's batch 128 cell is one of s's
+
+
+def test_cell_hours_is_steps_times_step_time_plus_evaluations():
+    config = resolve_cell_config({**MLP, "epochs": 7, "batch_size": 50})
+    measured = {
+        "num_train": 1000,
+        "num_eval": 300,
+        "step_seconds": 0.5,
+        "eval_seconds_per_example": 0.01,
+    }
+    # 7 epochs x 20 steps x 0.5 s + 7 evaluations x 300 examples x 0.01 s
+    assert cell_hours(config, measured) == pytest.approx((70 + 21) / 3600)
+    fixed = resolve_cell_config({**config, "steps": 45})
+    # 45 steps run over ceil(45 / 20) = 3 epochs, each ending in an evaluation
+    assert cell_hours(fixed, measured) == pytest.approx((22.5 + 9) / 3600)
+
+
+def test_measured_flops_of_an_mlp_match_the_hand_count():
+    config = resolve_cell_config({**MLP, "norm": "none"})
+    measured = measure_group(config, steps=1, threads=1)
+    layers = [(64, 16), (16, 16), (16, 10)]
+    forward = sum(2 * fan_in * fan_out for fan_in, fan_out in layers)
+    weight_grads = forward
+    input_grads = forward - 2 * 64 * 16  # no gradient for the input itself
+    assert measured["train_gflops_per_example"] * 1e9 == forward + weight_grads + input_grads
+    assert measured["step_seconds"] > 0 and math.isfinite(measured["step_seconds"])
+    assert measured["eval_seconds_per_example"] > 0
+    assert measured["num_train"] == 1294 and not measured["stand_in_data"]
+    assert not measured["scaled"] and measured["measured_batch"] == 128
+
+
+def test_a_step_over_budget_is_timed_at_a_smaller_batch_and_scaled():
+    config = resolve_cell_config({**MLP, "batch_size": 1024})
+    measured = measure_group(config, steps=1, step_budget=1e-9, threads=1)
+    assert measured["scaled"] and measured["measured_batch"] == 8
+    assert measured["batch_size"] == 1024
+
+
+def test_stand_in_data_has_the_real_shapes_counts_and_splits():
+    splits = stand_in_splits("mnist", val_size=0.1, split_seed=0, train_size=1000)
+    assert splits.sizes() == {"train": 1000, "val": 6000, "test": 10000}
+    assert splits.input_shape == (1, 28, 28) and splits.num_classes == 10
+    assert not splits.augment
+    assert splits.train_x.dtype.is_floating_point is False
+
+
+def test_estimate_command_writes_per_study_and_per_group_tables(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "scale: demo\n"
+        "defaults: {dataset: digits, model: mlp, depth: 1, width: 8, epochs: 2}\n"
+        "studies:\n"
+        "  a: {grid: {norm: [batch, none], seed: [0, 1]}}\n"
+        "  b: {grid: {norm: [batch]}}\n"
+    )
+    out = tmp_path / "estimate"
+    result = subprocess.run(
+        [sys.executable, "-m", "normstudy.cli", "estimate", str(config), str(out), "--steps", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    studies = pd.read_csv(out / "studies.csv")
+    assert studies["study"].tolist() == ["a", "b", "total"]
+    assert studies["cells"].tolist() == [4, 1, 4]  # b's cell is a's batch seed 0: once in total
+    hours = dict(zip(studies["study"], studies["hours"], strict=True))
+    assert hours["total"] == pytest.approx(hours["a"])
+    groups = pd.read_csv(out / "groups.csv")
+    assert sorted(groups["cells"]) == [2, 2] and set(groups["norm"]) == {"batch", "none"}
+    assert "total" in result.stdout and (out / "studies.txt").read_text() in result.stdout + "\n"
+
+
+def test_estimate_command_rejects_a_bad_study(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("studies:\n  a: {grid: {norm: [nonsense]}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "normstudy.cli", "estimate", str(config), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "nonsense" in result.stderr and not (tmp_path / "o").exists()
