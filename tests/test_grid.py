@@ -126,6 +126,9 @@ BAD_STUDIES = [
     ({"grid": {"norm": ["batch; rm -rf ~"]}}, "may only contain"),
     ({"grid": {"lr.x": [1]}}, "only dataset_options, model_options, norm_options"),
     ({"grids": {"seed": [0]}}, "unknown key(s) grids"),
+    ({"set": {"norm": "lp", "norm_options": {"p": 4}}}, "needs p in 1, 2, 3, 'inf'"),
+    ({"grid": {"norm_options.momentum": [0.1, 0]}}, "momentum must be a number in (0, 1]"),
+    ({"set": {"norm_options": {"groups": 4}}}, "'batch' has no option(s) groups"),
     ({"demo": {"grid": {"seed": [0]}, "epochs": 3}}, "unknown demo key(s) epochs"),
 ]
 

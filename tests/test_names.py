@@ -9,6 +9,7 @@ from normstudy import names
 from normstudy.data import DATASETS
 from normstudy.freeze import FREEZE_POLICIES
 from normstudy.models import MODELS, build_model
+from normstudy.norm_options import NORM_OPTIONS, OPTION_CHECKS
 from normstudy.norms import NORMALIZERS, make_norm_factory
 
 
@@ -17,6 +18,14 @@ def test_name_lists_equal_registries():
     assert sorted(names.MODELS) == MODELS.names()
     assert sorted(names.NORMALIZERS) == NORMALIZERS.names()
     assert sorted(names.FREEZE_POLICIES) == FREEZE_POLICIES.names()
+
+
+def test_norm_option_names_match_classes():
+    assert sorted(NORM_OPTIONS) == NORMALIZERS.names()
+    for name, options in NORM_OPTIONS.items():
+        cls = NORMALIZERS.get(name)
+        assert set(options) == set(cls.options if cls is not None else ()), name
+        assert set(options) <= set(OPTION_CHECKS), name
 
 
 def test_normalizer_kinds_match_classes():

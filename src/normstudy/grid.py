@@ -27,6 +27,7 @@ from typing import Any
 
 from normstudy import names
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
+from normstudy.norm_options import norm_options_errors
 
 SCALES = ("demo", "paper")
 STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales")
@@ -159,6 +160,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     ):
         if problem:
             errors.append(problem)
+    errors.extend(norm_options_errors(config["norm"], config["norm_options"]))
     if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
             f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
@@ -213,7 +215,7 @@ def expand_study(
         config = dict(base)
         for key, value in point.items():
             assign(config, key, value)
-        names_key = tuple(config[k] for k in SEMANTIC_KEYS)
+        names_key = (*(config[k] for k in SEMANTIC_KEYS), canonical_json(config["norm_options"]))
         if names_key not in problems_of:
             problems_of[names_key] = semantic_errors(config)
         if problems_of[names_key]:

@@ -7,10 +7,11 @@ are per channel over the batch and spatial axes (Ioffe & Szegedy 2015, §3.2 for
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
+
+from normstudy.norm_options import check_at_least, check_eps, check_momentum
+
+__all__ = ["check_at_least", "check_eps", "check_momentum"]
 
 
 def batch_axes(x: torch.Tensor) -> tuple[int, ...]:
@@ -37,28 +38,3 @@ def update_running_(running: torch.Tensor, batch_value: torch.Tensor, momentum: 
     """``running <- (1 - momentum) * running + momentum * batch_value``, as torch's BN does."""
     with torch.no_grad():
         running.lerp_(batch_value.detach().to(running.dtype), momentum)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def check_eps(eps: object) -> float:
-    """``eps`` as a float; it must be a positive number."""
-    if not _is_real(eps) or not eps > 0 or not math.isfinite(eps):
-        raise ValueError(f"eps must be a positive number; got {eps!r}")
-    return float(eps)
-
-
-def check_momentum(momentum: object) -> float:
-    """``momentum`` of running statistics as a float; it must lie in (0, 1]."""
-    if not _is_real(momentum) or not 0 < momentum <= 1:
-        raise ValueError(f"momentum must be a number in (0, 1]; got {momentum!r}")
-    return float(momentum)
-
-
-def check_at_least(name: str, value: object, lower: float) -> float:
-    """``value`` of option ``name`` as a float; it must be a finite number >= ``lower``."""
-    if not _is_real(value) or not math.isfinite(value) or value < lower:
-        raise ValueError(f"{name} must be a finite number >= {lower}; got {value!r}")
-    return float(value)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 
+from normstudy.norm_options import check_positive_int
 from normstudy.norms.base import Normalizer
 from normstudy.norms.common import check_eps
 from normstudy.norms.registry import NORMALIZERS
@@ -19,8 +18,7 @@ def divisors(n: int) -> list[int]:
 
 def check_groups(groups: object, num_features: int) -> int:
     """``groups`` as an int; it must be a positive divisor of ``num_features``."""
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"groups must be a positive integer; got {groups!r}")
+    groups = check_positive_int("groups", groups)
     if num_features % groups:
         valid = ", ".join(map(str, divisors(num_features)))
         raise ValueError(

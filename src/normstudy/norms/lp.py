@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from normstudy.norm_options import check_bool, parse_p
 from normstudy.norms.base import Normalizer
 from normstudy.norms.common import (
     batch_axes,
@@ -15,17 +16,6 @@ from normstudy.norms.common import (
     update_running_,
 )
 from normstudy.norms.registry import NORMALIZERS
-
-P_VALUES = (1, 2, 3, math.inf)
-
-
-def parse_p(p: object) -> float:
-    """The norm order: 1, 2, 3, or ``math.inf`` (given as ``float('inf')`` or ``"inf"``)."""
-    if isinstance(p, str) and p.strip().lower() == "inf":
-        return math.inf
-    if isinstance(p, (int, float)) and not isinstance(p, bool) and p in P_VALUES:
-        return p if math.isinf(p) else int(p)
-    raise ValueError(f"Lp normalization needs p in 1, 2, 3, 'inf' (or float('inf')); got {p!r}")
 
 
 @NORMALIZERS.register("lp")
@@ -68,9 +58,7 @@ class LpNorm(Normalizer):
         self.eps = check_eps(eps)
         self.momentum = check_momentum(momentum)
         self.p = parse_p(p)
-        if not isinstance(centered, bool):
-            raise ValueError(f"centered must be true or false; got {centered!r}")
-        self.centered = centered
+        self.centered = check_bool("centered", centered)
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_moment", torch.ones(num_features))
 
