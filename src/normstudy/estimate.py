@@ -4,8 +4,9 @@ to every cell of a plan.
 Cells that cost the same per step (same data shape, model, normalizer, freeze policy,
 batch size, ...: :data:`COST_KEYS`; not seed, learning rate or schedule) form one group,
 and one cell of each group is built exactly as ``normstudy train`` builds it
-(:func:`normstudy.train.prepare`) and timed for a few optimizer steps and an evaluation
-pass. Its hours are then
+(:func:`normstudy.train.prepare`) and timed for a few optimizer steps (after one warm-up
+step; the fastest counts, being the least disturbed by other processes, as :mod:`timeit`
+advises) and an evaluation pass. Its hours are then
 
     total_steps x seconds per step + epochs x (validation + test examples) x seconds per
     evaluated example,
@@ -27,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -189,7 +189,7 @@ def measure_group(
     if predicted > step_budget:
         measured_batch = max(probe_batch, int(batch * step_budget / predicted))
     _timed_steps(cell, measured_batch, 1)
-    step_seconds = statistics.median(_timed_steps(cell, measured_batch, steps))
+    step_seconds = min(_timed_steps(cell, measured_batch, steps))
     step_seconds *= batch / measured_batch
     eval_batch = config["eval_batch_size"] or batch
     eval_n = min(len(cell.splits.test_y), max(eval_batch, 1), 2 * measured_batch)
