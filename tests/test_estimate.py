@@ -11,7 +11,7 @@ import pytest
 
 from normstudy.config import resolve_cell_config
 from normstudy.data.torchvision_sets import stand_in_splits
-from normstudy.estimate import cell_hours, cost_groups, measure_group
+from normstudy.estimate import cell_cost, cost_groups, measure_group
 from normstudy.grid import plan_studies
 
 MLP = {"dataset": "digits", "model": "mlp", "depth": 2, "width": 16, "epochs": 3}
@@ -32,19 +32,26 @@ def test_cells_that_cost_the_same_per_step_share_a_group():
     assert groups == [1, 4, 4]  # t's batch 128 cell is one of s's
 
 
-def test_cell_hours_is_steps_times_step_time_plus_evaluations():
+def test_cell_cost_is_steps_times_step_cost_plus_evaluations():
     config = resolve_cell_config({**MLP, "epochs": 7, "batch_size": 50})
     measured = {
         "num_train": 1000,
         "num_eval": 300,
         "step_seconds": 0.5,
         "eval_seconds_per_example": 0.01,
+        "train_gflops_per_example": 3.0,
+        "eval_gflops_per_example": 1.0,
     }
-    # 7 epochs x 20 steps x 0.5 s + 7 evaluations x 300 examples x 0.01 s
-    assert cell_hours(config, measured) == pytest.approx((70 + 21) / 3600)
+    # 7 epochs x 20 steps x 0.5 s + 7 evaluations x 300 examples x 0.01 s;
+    # 140 steps x 50 examples x 3 GFLOP + 2100 evaluated examples x 1 GFLOP
+    hours, pflop = cell_cost(config, measured)
+    assert hours == pytest.approx((70 + 21) / 3600)
+    assert pflop == pytest.approx((140 * 50 * 3 + 2100) / 1e6)
     fixed = resolve_cell_config({**config, "steps": 45})
     # 45 steps run over ceil(45 / 20) = 3 epochs, each ending in an evaluation
-    assert cell_hours(fixed, measured) == pytest.approx((22.5 + 9) / 3600)
+    hours, pflop = cell_cost(fixed, measured)
+    assert hours == pytest.approx((22.5 + 9) / 3600)
+    assert pflop == pytest.approx((45 * 50 * 3 + 900) / 1e6)
 
 
 def test_measured_flops_of_an_mlp_match_the_hand_count():
@@ -55,10 +62,18 @@ def test_measured_flops_of_an_mlp_match_the_hand_count():
     weight_grads = forward
     input_grads = forward - 2 * 64 * 16  # no gradient for the input itself
     assert measured["train_gflops_per_example"] * 1e9 == forward + weight_grads + input_grads
+    assert measured["eval_gflops_per_example"] * 1e9 == forward
     assert measured["step_seconds"] > 0 and math.isfinite(measured["step_seconds"])
     assert measured["eval_seconds_per_example"] > 0
     assert measured["num_train"] == 1294 and not measured["stand_in_data"]
     assert not measured["scaled"] and measured["measured_batch"] == 128
+
+
+def test_flops_only_times_nothing():
+    config = resolve_cell_config({**MLP, "norm": "none"})
+    measured = measure_group(config, threads=1, timed=False)
+    assert measured["train_gflops_per_example"] > 0 and measured["eval_gflops_per_example"] > 0
+    assert math.isnan(measured["step_seconds"]) and measured["measured_batch"] == 0
 
 
 def test_a_step_over_budget_is_timed_at_a_smaller_batch_and_scaled():
@@ -95,8 +110,9 @@ def test_estimate_command_writes_per_study_and_per_group_tables(tmp_path):
     studies = pd.read_csv(out / "studies.csv")
     assert studies["study"].tolist() == ["a", "b", "total"]
     assert studies["cells"].tolist() == [4, 1, 4]  # b's cell is a's batch seed 0: once in total
-    hours = dict(zip(studies["study"], studies["hours"], strict=True))
-    assert hours["total"] == pytest.approx(hours["a"])
+    for column in ("hours", "pflop"):
+        per_study = dict(zip(studies["study"], studies[column], strict=True))
+        assert per_study["total"] == pytest.approx(per_study["a"]) and per_study["b"] > 0
     groups = pd.read_csv(out / "groups.csv")
     assert sorted(groups["cells"]) == [2, 2] and set(groups["norm"]) == {"batch", "none"}
     assert "total" in result.stdout and (out / "studies.txt").read_text() in result.stdout + "\n"

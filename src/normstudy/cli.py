@@ -162,7 +162,7 @@ def command_estimate(args: argparse.Namespace) -> int:
             f"[{done}/{total}] {group.dataset} {group.model}{group.depth or ''} "
             f"w{group.width} {group.norm} {group.freeze} batch {group.batch_size}: "
             f"{group.step_seconds:.3g} s/step{' (scaled)' if group.scaled else ''}, "
-            f"{group.cells} cells, {group.hours:.3g} h",
+            f"{group.cells} cells, {group.hours:.3g} h, {group.pflop:.3g} PFLOP",
             file=sys.stderr,
             flush=True,
         )
@@ -172,6 +172,7 @@ def command_estimate(args: argparse.Namespace) -> int:
         steps=args.steps,
         step_budget=args.step_budget,
         threads=args.threads,
+        timed=not args.flops_only,
         progress=progress,
     )
     out = Path(args.out_dir)
@@ -182,11 +183,15 @@ def command_estimate(args: argparse.Namespace) -> int:
     write_text_atomic(out / "studies.csv", studies.to_csv(index=False))
     device = groups["device"].iloc[0] if len(groups) else "?"
     threads = groups["threads"].iloc[0] if len(groups) else "?"
+    what = (
+        "FLOPs counted, nothing timed"
+        if args.flops_only
+        else f"{int(groups['scaled'].sum())} of them timed at a reduced batch and scaled"
+    )
     summary = (
         f"Estimated {plan.scale}-scale cost on {device} ({threads} threads), "
-        f"{len(groups)} cost groups measured, {int(groups['scaled'].sum())} of them at a "
-        f"reduced batch and scaled:\n\n"
-        + studies.to_string(index=False, float_format=lambda hours: f"{hours:.3g}")
+        f"{len(groups)} cost groups measured, {what}:\n\n"
+        + studies.to_string(index=False, float_format=lambda value: f"{value:.3g}")
         + "\n"
     )
     write_text_atomic(out / "studies.txt", summary)
@@ -277,6 +282,9 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a timed step may take; slower ones are timed at a smaller batch",
     )
     estimate.add_argument("--threads", type=int, default=None)
+    estimate.add_argument(
+        "--flops-only", action="store_true", help="count FLOPs only; time nothing (fast)"
+    )
     estimate.set_defaults(func=command_estimate)
 
     figure = commands.add_parser("figure", help="draw one figure from the tables")

@@ -19,8 +19,10 @@ checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell overhead) an
 A step too slow to time at its real batch size within ``step_budget`` seconds (deep, wide
 ResNets on a CPU) is timed at a smaller batch and scaled linearly in the batch size; such
 groups are flagged ``scaled``. On a GPU the real batch is almost always within budget.
-Model FLOPs per training example (forward and backward, counted by
-:class:`torch.utils.flop_counter.FlopCounterMode`) are reported beside the times.
+Model FLOPs per training example (forward and backward) and per evaluated example
+(forward), counted by :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products
+and convolutions; normalization and elementwise work is not counted), give each study's
+PFLOPs, a device-independent size; ``timed=False`` counts them without timing anything.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ MEASURED_KEYS = (
     "step_seconds",
     "eval_seconds_per_example",
     "train_gflops_per_example",
+    "eval_gflops_per_example",
 )
 FLOP_BATCH = 4
 
@@ -101,9 +104,11 @@ class GroupCost:
     step_seconds: float
     eval_seconds_per_example: float
     train_gflops_per_example: float
+    eval_gflops_per_example: float
     steps_per_epoch: int
     epoch_seconds: float
     hours: float
+    pflop: float
 
 
 def cost_key(config: Mapping[str, Any]) -> str:
@@ -161,27 +166,54 @@ def _timed_steps(cell, batch: int, steps: int) -> list[float]:
     return times
 
 
-def train_flops_per_example(cell) -> float:
-    """Forward + backward FLOPs of one training step, per example (FlopCounterMode)."""
-    from normstudy.train import train_step
+def flops_per_example(cell) -> tuple[float, float]:
+    """FLOPs per example of a training step (forward + backward) and of an evaluation
+    (forward), counted by :class:`~torch.utils.flop_counter.FlopCounterMode`."""
+    from normstudy.train import evaluate, train_step
 
     batch = min(FLOP_BATCH, len(cell.train_y))
     with FlopCounterMode(display=False) as counter:
         train_step(cell, torch.arange(batch))
-    return counter.get_total_flops() / batch
+    train = counter.get_total_flops() / batch
+    n = min(FLOP_BATCH, len(cell.splits.test_y))
+    with FlopCounterMode(display=False) as counter:
+        evaluate(cell.model, cell.splits.test_x[:n], cell.splits.test_y[:n], cell)
+    return train, counter.get_total_flops() / n
 
 
 def measure_group(
-    config: Mapping[str, Any], *, steps: int = 3, step_budget: float = 5.0, threads: int | None
+    config: Mapping[str, Any],
+    *,
+    steps: int = 3,
+    step_budget: float = 5.0,
+    threads: int | None,
+    timed: bool = True,
 ) -> dict[str, Any]:
-    """Seconds per optimizer step and per evaluated example of the cell ``config``."""
+    """FLOPs, and unless not ``timed`` seconds, per optimizer step and per evaluated
+    example of the cell ``config``."""
     from normstudy.train import evaluate, prepare
 
     splits, stand_in = splits_for_estimate(config)
     measured = {**config, "probes": [], "divergence_threshold": math.inf}
     cell = prepare(measured, data_dir=None, download=False, threads=threads, splits=splits)
     batch = cell.plan.batch_size
-    flops = train_flops_per_example(cell)
+    train_flops, eval_flops = flops_per_example(cell)
+    result = {
+        "batch_size": batch,
+        "num_train": len(cell.train_y),
+        "num_eval": len(cell.splits.val_y) + len(cell.splits.test_y),
+        "stand_in_data": stand_in,
+        "device": str(cell.device),
+        "threads": torch.get_num_threads(),
+        "measured_batch": 0,
+        "scaled": False,
+        "step_seconds": math.nan,
+        "eval_seconds_per_example": math.nan,
+        "train_gflops_per_example": train_flops / 1e9,
+        "eval_gflops_per_example": eval_flops / 1e9,
+    }
+    if not timed:
+        return result
     probe_batch = min(batch, 8)
     probe = min(_timed_steps(cell, probe_batch, 2))
     predicted = probe * batch / probe_batch
@@ -189,60 +221,57 @@ def measure_group(
     if predicted > step_budget:
         measured_batch = max(probe_batch, int(batch * step_budget / predicted))
     _timed_steps(cell, measured_batch, 1)
-    step_seconds = min(_timed_steps(cell, measured_batch, steps))
-    step_seconds *= batch / measured_batch
+    step_seconds = min(_timed_steps(cell, measured_batch, steps)) * batch / measured_batch
     eval_batch = config["eval_batch_size"] or batch
     eval_n = min(len(cell.splits.test_y), max(eval_batch, 1), 2 * measured_batch)
     t0 = time.perf_counter()
     evaluate(cell.model, cell.splits.test_x[:eval_n], cell.splits.test_y[:eval_n], cell)
-    eval_per_example = (time.perf_counter() - t0) / eval_n
-    return {
-        "batch_size": batch,
-        "num_train": len(cell.train_y),
-        "num_eval": len(cell.splits.val_y) + len(cell.splits.test_y),
-        "stand_in_data": stand_in,
-        "device": str(cell.device),
-        "threads": torch.get_num_threads(),
-        "measured_batch": measured_batch,
-        "scaled": measured_batch != batch,
-        "step_seconds": step_seconds,
-        "eval_seconds_per_example": eval_per_example,
-        "train_gflops_per_example": flops / 1e9,
-    }
+    result.update(
+        measured_batch=measured_batch,
+        scaled=measured_batch != batch,
+        step_seconds=step_seconds,
+        eval_seconds_per_example=(time.perf_counter() - t0) / eval_n,
+    )
+    return result
 
 
-def cell_hours(config: Mapping[str, Any], measured: Mapping[str, Any]) -> float:
-    """Hours of one cell from its group's measured step and evaluation times."""
+def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[float, float]:
+    """Hours and PFLOPs of one cell from its group's measured step and evaluation costs."""
     plan = TrainingPlan.for_config(dict(config), measured["num_train"])
-    eval_seconds = measured["num_eval"] * measured["eval_seconds_per_example"]
-    return (plan.total_steps * measured["step_seconds"] + plan.epochs * eval_seconds) / 3600
+    evaluated = plan.epochs * measured["num_eval"]
+    seconds = (
+        plan.total_steps * measured["step_seconds"]
+        + evaluated * measured["eval_seconds_per_example"]
+    )
+    gflops = (
+        plan.total_steps * plan.batch_size * measured["train_gflops_per_example"]
+        + evaluated * measured["eval_gflops_per_example"]
+    )
+    return seconds / 3600, gflops / 1e6
 
 
 @dataclass
 class Estimate:
-    """The cost groups of a plan and the estimated hours of each cell."""
+    """The cost groups of a plan and the estimated hours and PFLOPs of each cell."""
 
     groups: list[GroupCost]
-    hours_of_cell: dict[str, float]
+    cost_of_cell: dict[str, tuple[float, float]]
 
     def study_rows(self, plan: Plan) -> list[dict[str, Any]]:
-        """Cells and hours per study; the last row is the plan's total (shared cells once)."""
-        rows = [
-            {
-                "study": name,
-                "cells": len(study.cells),
-                "hours": sum(self.hours_of_cell[cell.id] for cell in study.cells),
+        """Cells, hours and PFLOPs per study; the last row is the plan's total (shared cells
+        counted once)."""
+
+        def row(study: str, cell_ids) -> dict[str, Any]:
+            costs = [self.cost_of_cell[cell_id] for cell_id in cell_ids]
+            return {
+                "study": study,
+                "cells": len(costs),
+                "hours": sum(hours for hours, _ in costs),
+                "pflop": sum(pflop for _, pflop in costs),
             }
-            for name, study in plan.studies.items()
-        ]
-        rows.append(
-            {
-                "study": "total",
-                "cells": len(self.hours_of_cell),
-                "hours": sum(self.hours_of_cell.values()),
-            }
-        )
-        return rows
+
+        rows = [row(name, [c.id for c in study.cells]) for name, study in plan.studies.items()]
+        return [*rows, row("total", list(self.cost_of_cell))]
 
 
 def estimate_plan(
@@ -251,6 +280,7 @@ def estimate_plan(
     steps: int = 3,
     step_budget: float = 5.0,
     threads: int | None = None,
+    timed: bool = True,
     progress=None,
 ) -> Estimate:
     """Measure one cell of every cost group of ``plan`` and scale to all its cells."""
@@ -258,13 +288,15 @@ def estimate_plan(
     for name, study in plan.studies.items():
         for cell in study.cells:
             study_of.setdefault(cell.id, []).append(name)
-    groups, hours_of_cell = [], {}
+    groups, cost_of_cell = [], {}
     all_groups = cost_groups(plan)
     for index, cell_ids in enumerate(all_groups.values()):
         config = plan.cells[cell_ids[0]]
-        m = measure_group(config, steps=steps, step_budget=step_budget, threads=threads)
+        m = measure_group(
+            config, steps=steps, step_budget=step_budget, threads=threads, timed=timed
+        )
         for cell_id in cell_ids:
-            hours_of_cell[cell_id] = cell_hours(plan.cells[cell_id], m)
+            cost_of_cell[cell_id] = cell_cost(plan.cells[cell_id], m)
         steps_per_epoch = m["num_train"] // m["batch_size"]
         group = GroupCost(
             **{key: config[key] for key in GROUP_KEYS},
@@ -274,9 +306,10 @@ def estimate_plan(
             steps_per_epoch=steps_per_epoch,
             epoch_seconds=steps_per_epoch * m["step_seconds"]
             + m["num_eval"] * m["eval_seconds_per_example"],
-            hours=sum(hours_of_cell[c] for c in cell_ids),
+            hours=sum(cost_of_cell[c][0] for c in cell_ids),
+            pflop=sum(cost_of_cell[c][1] for c in cell_ids),
         )
         groups.append(group)
         if progress is not None:
             progress(index + 1, len(all_groups), group)
-    return Estimate(groups, hours_of_cell)
+    return Estimate(groups, cost_of_cell)
