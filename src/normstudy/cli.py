@@ -158,11 +158,16 @@ def command_estimate(args: argparse.Namespace) -> int:
     from normstudy.io import write_text_atomic
 
     def progress(done: int, total: int, group) -> None:
+        timing = (
+            ""
+            if args.flops_only
+            else f"{group.step_seconds:.3g} s/step{' (scaled)' if group.scaled else ''}, "
+            f"{group.hours:.3g} h, "
+        )
         print(
             f"[{done}/{total}] {group.dataset} {group.model}{group.depth or ''} "
             f"w{group.width} {group.norm} {group.freeze} batch {group.batch_size}: "
-            f"{group.step_seconds:.3g} s/step{' (scaled)' if group.scaled else ''}, "
-            f"{group.cells} cells, {group.hours:.3g} h, {group.pflop:.3g} PFLOP",
+            f"{group.cells} cells, {timing}{group.pflop:.3g} PFLOP",
             file=sys.stderr,
             flush=True,
         )
