@@ -524,3 +524,13 @@ def test_friedman_counts_dropped_blocks_and_diverged_cells():
     two_levels = stats.friedman_ranks(cells, "norm", AXES, levels=["a", "b"])
     assert math.isnan(two_levels.statistic) and "three levels" in two_levels.note
     assert two_levels.average_ranks == pytest.approx({"a": 4 / 3, "b": 5 / 3})
+
+
+def test_condition_json_writes_integer_axes_as_the_config_did():
+    import numpy as np
+
+    from normstudy.stats import condition_json
+
+    key = (np.float64(8.0), np.float64(0.5), "digits", np.int64(3))
+    text = condition_json(["depth", "width", "dataset", "seed"], key)
+    assert text == '{"dataset":"digits","depth":8,"seed":3,"width":0.5}'

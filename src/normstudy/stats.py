@@ -52,9 +52,18 @@ from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
 )
 
 
+def condition_value(value: object) -> object:
+    """A condition's value as the config wrote it: integral floats (an integer axis that
+    pandas widened to float because another study leaves it empty) back to int."""
+    value = python_value(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def condition_json(condition_axes: Sequence[str], key: Sequence[object]) -> str:
     """The values of the other axes as compact JSON with sorted keys."""
-    values = {axis: python_value(value) for axis, value in zip(condition_axes, key, strict=True)}
+    values = {axis: condition_value(v) for axis, v in zip(condition_axes, key, strict=True)}
     return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
