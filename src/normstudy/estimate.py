@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from normstudy.config import canonical_json
@@ -166,19 +167,27 @@ def _timed_steps(cell, batch: int, steps: int) -> list[float]:
     return times
 
 
-def flops_per_example(cell) -> tuple[float, float]:
-    """FLOPs per example of a training step (forward + backward) and of an evaluation
-    (forward), counted by :class:`~torch.utils.flop_counter.FlopCounterMode`."""
-    from normstudy.train import evaluate, train_step
+def flops_per_example(config: Mapping[str, Any], splits: DatasetSplits) -> tuple[float, float]:
+    """FLOPs per example of a training step (forward + backward through the trainable
+    parameters) and of an evaluation (forward), counted by
+    :class:`~torch.utils.flop_counter.FlopCounterMode` on a copy of the model on the meta
+    device: shapes only, no arithmetic, so even ResNet-866 x4 counts in a moment."""
+    from normstudy.build import model_for
+    from normstudy.freeze import apply_freeze_policy
 
-    batch = min(FLOP_BATCH, len(cell.train_y))
+    with torch.device("meta"):
+        model = model_for(dict(config), splits)
+        apply_freeze_policy(model, config["freeze"])
+        x = torch.empty((FLOP_BATCH, *splits.input_shape))
+        y = torch.zeros(FLOP_BATCH, dtype=torch.int64)
+    model.train()
     with FlopCounterMode(display=False) as counter:
-        train_step(cell, torch.arange(batch))
-    train = counter.get_total_flops() / batch
-    n = min(FLOP_BATCH, len(cell.splits.test_y))
-    with FlopCounterMode(display=False) as counter:
-        evaluate(cell.model, cell.splits.test_x[:n], cell.splits.test_y[:n], cell)
-    return train, counter.get_total_flops() / n
+        F.cross_entropy(model(x), y).backward()
+    train = counter.get_total_flops() / FLOP_BATCH
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return train, counter.get_total_flops() / FLOP_BATCH
 
 
 def measure_group(
@@ -191,20 +200,19 @@ def measure_group(
 ) -> dict[str, Any]:
     """FLOPs, and unless not ``timed`` seconds, per optimizer step and per evaluated
     example of the cell ``config``."""
-    from normstudy.train import evaluate, prepare
+    from normstudy.train import choose_device, evaluate, prepare, train_subset
 
     splits, stand_in = splits_for_estimate(config)
-    measured = {**config, "probes": [], "divergence_threshold": math.inf}
-    cell = prepare(measured, data_dir=None, download=False, threads=threads, splits=splits)
-    batch = cell.plan.batch_size
-    train_flops, eval_flops = flops_per_example(cell)
+    train_flops, eval_flops = flops_per_example(config, splits)
+    num_train = len(train_subset(splits, config["train_subset"], config["split_seed"])[1])
+    batch = TrainingPlan.for_config(dict(config), num_train).batch_size
     result = {
         "batch_size": batch,
-        "num_train": len(cell.train_y),
-        "num_eval": len(cell.splits.val_y) + len(cell.splits.test_y),
+        "num_train": num_train,
+        "num_eval": len(splits.val_y) + len(splits.test_y),
         "stand_in_data": stand_in,
-        "device": str(cell.device),
-        "threads": torch.get_num_threads(),
+        "device": str(choose_device()),
+        "threads": threads or torch.get_num_threads(),
         "measured_batch": 0,
         "scaled": False,
         "step_seconds": math.nan,
@@ -214,6 +222,9 @@ def measure_group(
     }
     if not timed:
         return result
+    measured = {**config, "probes": [], "divergence_threshold": math.inf}
+    cell = prepare(measured, data_dir=None, download=False, threads=threads, splits=splits)
+    result["threads"] = torch.get_num_threads()
     probe_batch = min(batch, 8)
     probe = min(_timed_steps(cell, probe_batch, 2))
     predicted = probe * batch / probe_batch
