@@ -19,7 +19,7 @@ and times, alternating floor and project so that both see the same machine load,
   whole workflow but builds the DAG of that job only).
 
 Ratios are project / floor from the same run. Wall and CPU (user + system) seconds and
-the maximum resident set size of the ``snakemake`` process (from ``wait4``) are medians
+the maximum resident set size of the ``snakemake`` process (see ``process_usage.py``) are medians
 over ``--repeats``; on a loaded machine the CPU-time ratio is the steadier one.
 """
 
@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from process_usage import measured_run  # noqa: E402
 
 from normstudy.grid import data_key, plan_studies  # noqa: E402
 
@@ -131,20 +131,11 @@ def floor_workdir(root: Path, jobs: int) -> Path:
 
 
 def timed(command: list[str], workdir: Path, env: dict[str, str]) -> Run:
-    """Wall time and max RSS of ``command``; raises with its output if it fails."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
-    )
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output}")
-    if "Job stats:" not in output:
-        raise RuntimeError(f"{' '.join(command)} planned no jobs:\n{output}")
-    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    """Wall time, CPU time and max RSS of ``command``; raises with its output if it fails."""
+    usage = measured_run(command, cwd=workdir, env=env)
+    if "Job stats:" not in usage.output:
+        raise RuntimeError(f"{' '.join(command)} planned no jobs:\n{usage.output}")
+    return Run(usage.seconds, usage.cpu_seconds, usage.max_rss_mb)
 
 
 def commands(snakefile: Path, rule: str, wildcards: str) -> dict[str, list[str]]:

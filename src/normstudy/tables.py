@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from normstudy.freeze import ROLES
 from normstudy.io import read_json, write_parquet_atomic
+from normstudy.names import PARAMETER_ROLES
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 
 HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
@@ -96,8 +96,8 @@ CELLS_SCHEMA = pa.schema(
         pa.field("samples_per_second", pa.float64()),
         pa.field("params_total", pa.int64()),
         pa.field("params_trainable", pa.int64()),
-        *(pa.field(f"params_{role}", pa.int64()) for role in ROLES),
-        *(pa.field(f"trainable_{role}", pa.int64()) for role in ROLES),
+        *(pa.field(f"params_{role}", pa.int64()) for role in PARAMETER_ROLES),
+        *(pa.field(f"trainable_{role}", pa.int64()) for role in PARAMETER_ROLES),
         pa.field("device", pa.string()),
     ],
     metadata={
@@ -150,7 +150,7 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
         row[key] = summary[key]
     row["params_total"] = sum(summary["parameters"].values())
     row["params_trainable"] = sum(summary["trainable_parameters"].values())
-    for role in ROLES:
+    for role in PARAMETER_ROLES:
         row[f"params_{role}"] = summary["parameters"][role]
         row[f"trainable_{role}"] = summary["trainable_parameters"][role]
     return row

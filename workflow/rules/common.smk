@@ -20,6 +20,8 @@ from normstudy.grid import (
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
+TRAIN_THREADS = int(config["resources"]["threads"])
+TRAIN_GPUS = int(config["resources"]["gpu"])
 PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
 USES_CONDA = any(
