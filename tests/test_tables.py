@@ -12,7 +12,7 @@ import pytest
 
 from normstudy.grid import plan_document, plan_studies
 from normstudy.schemas import curves_table, probe_records_table
-from normstudy.tables import UnreadableCellError, aggregate
+from normstudy.tables import CellTables, UnreadableCellError, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -41,7 +41,10 @@ def finished_study(root: Path, probes_of: dict[int, int]) -> tuple[dict, Path]:
     return plan, root
 
 
-def test_each_row_carries_its_own_cell_id(tmp_path):
+@pytest.mark.parametrize("compact_every", [1, 2, 256])
+def test_each_row_carries_its_own_cell_id(tmp_path, monkeypatch, compact_every):
+    """Also when the per-cell tables are merged in chunks (every 1, 2 or 256 cells)."""
+    monkeypatch.setattr(CellTables, "COMPACT_EVERY", compact_every)
     plan, cells_dir = finished_study(tmp_path / "cells", probes_of={0: 3, 2: 5})
     counts = aggregate(plan, cells_dir, tmp_path / "tables")
     cell_ids = list(plan["cells"])

@@ -207,27 +207,43 @@ def read_table(path: Path, schema: pa.Schema, cell: str) -> pa.Table:
 
 
 class CellTables:
-    """Per-cell tables of one kind, concatenated once with a ``cell_id`` column in front."""
+    """Per-cell tables of one kind, with a ``cell_id`` column in front.
 
-    def __init__(self, schema: pa.Schema, cell_schema: pa.Schema):
-        self.schema, self.cell_schema = schema, cell_schema
-        self.tables: list[pa.Table] = []
-        self.cells: list[str] = []
+    Every ``COMPACT_EVERY`` cells the small per-cell tables are merged into one chunk, so
+    memory holds about the table itself rather than thousands of small tables.
+    """
+
+    COMPACT_EVERY = 256
+
+    def __init__(self, cell_schema: pa.Schema):
+        self.cell_schema = cell_schema
+        self.chunks: list[pa.Table] = []
+        self.pending: list[pa.Table] = []
+        self.pending_cells: list[str] = []
 
     def add(self, cell: str, table: pa.Table) -> None:
-        self.tables.append(table)
-        self.cells.append(cell)
+        self.pending.append(table)
+        self.pending_cells.append(cell)
+        if len(self.pending) >= self.COMPACT_EVERY:
+            self.compact()
 
-    def table(self) -> pa.Table:
-        if not self.tables:
-            return self.cell_schema.empty_table()
-        rows = pa.concat_tables(self.tables)
-        counts = np.array([table.num_rows for table in self.tables])
-        indices = pa.array(np.repeat(np.arange(len(self.cells), dtype=np.int32), counts))
-        cell_ids = pa.DictionaryArray.from_arrays(indices, pa.array(self.cells, pa.string()))
+    def compact(self) -> None:
+        if not self.pending:
+            return
+        rows = pa.concat_tables(self.pending)
+        counts = np.array([table.num_rows for table in self.pending])
+        cells = np.arange(len(self.pending_cells), dtype=np.int32)
+        cell_ids = pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(cells, counts)), pa.array(self.pending_cells, pa.string())
+        )
         column = cell_ids.cast(pa.string())
         table = rows.add_column(0, pa.field("cell_id", pa.string(), nullable=False), column)
-        return table.cast(self.cell_schema)
+        self.chunks.append(table.cast(self.cell_schema).combine_chunks())
+        self.pending, self.pending_cells = [], []
+
+    def table(self) -> pa.Table:
+        self.compact()
+        return pa.concat_tables(self.chunks) if self.chunks else self.cell_schema.empty_table()
 
 
 def read_cell_tables(cells_dir: Path, cell: str) -> tuple[pa.Table, pa.Table | None]:
@@ -254,8 +270,8 @@ def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[st
             config = {**plan["cells"][cell], "cell_id": cell}
             rows.append(cell_row(study, entry["axes"], point, config, summary))
     unique_cells = list(dict.fromkeys(row["cell_id"] for row in rows))
-    curves = CellTables(CURVES_SCHEMA, CELL_CURVES_SCHEMA)
-    probes = CellTables(PROBE_RECORDS_SCHEMA, CELL_PROBES_SCHEMA)
+    curves = CellTables(CELL_CURVES_SCHEMA)
+    probes = CellTables(CELL_PROBES_SCHEMA)
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         read = pool.map(read_cell_tables, itertools.repeat(cells_dir), unique_cells)
         for cell, (curve, probe) in zip(unique_cells, read, strict=True):
