@@ -230,15 +230,15 @@ class CellTables:
     def compact(self) -> None:
         if not self.pending:
             return
-        rows = pa.concat_tables(self.pending)
+        rows = pa.concat_tables(self.pending).combine_chunks()
         counts = np.array([table.num_rows for table in self.pending])
         cells = np.arange(len(self.pending_cells), dtype=np.int32)
         cell_ids = pa.DictionaryArray.from_arrays(
             pa.array(np.repeat(cells, counts)), pa.array(self.pending_cells, pa.string())
         )
         column = cell_ids.cast(pa.string())
-        table = rows.add_column(0, pa.field("cell_id", pa.string(), nullable=False), column)
-        self.chunks.append(table.cast(self.cell_schema).combine_chunks())
+        columns = [column, *(rows.column(name) for name in self.cell_schema.names[1:])]
+        self.chunks.append(pa.Table.from_arrays(columns, schema=self.cell_schema))
         self.pending, self.pending_cells = [], []
 
     def table(self) -> pa.Table:
