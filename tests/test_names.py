@@ -7,7 +7,7 @@ import pytest
 
 from normstudy import names
 from normstudy.data import DATASETS
-from normstudy.freeze import FREEZE_POLICIES
+from normstudy.freeze import FREEZE_POLICIES, ROLES
 from normstudy.models import MODELS, build_model
 from normstudy.norm_options import NORM_OPTIONS, OPTION_CHECKS
 from normstudy.norms import NORMALIZERS, make_norm_factory
@@ -18,6 +18,7 @@ def test_name_lists_equal_registries():
     assert sorted(names.MODELS) == MODELS.names()
     assert sorted(names.NORMALIZERS) == NORMALIZERS.names()
     assert sorted(names.FREEZE_POLICIES) == FREEZE_POLICIES.names()
+    assert names.PARAMETER_ROLES == ROLES
 
 
 def test_norm_option_names_match_classes():
@@ -60,5 +61,12 @@ def test_parse_time_modules_do_not_import_torch():
         "import sys, normstudy.grid, normstudy.config, normstudy.names; "
         "print('torch' in sys.modules)"
     )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_aggregation_does_not_import_torch():
+    """The tables rule reads thousands of cells; importing torch would add seconds and ~500 MB."""
+    code = "import sys, normstudy.tables; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

@@ -44,6 +44,10 @@ NORMALIZERS = {
 
 FREEZE_POLICIES = ("all", "all-but-norm", "beta", "gamma", "head", "norm", "norm+head")
 
+PARAMETER_ROLES = ("norm_gamma", "norm_beta", "weight", "bias", "head")
+"""The roles :mod:`normstudy.freeze` assigns to parameters, in its order (the tables'
+``params_<role>`` columns; the aggregation reads them without importing torch)."""
+
 
 def depth_error(model: str, depth: object) -> str | None:
     """Why ``depth`` is invalid for ``model`` (the rule, with examples), or None if valid."""

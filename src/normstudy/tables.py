@@ -9,15 +9,19 @@ set of curves and probe records.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from normstudy.freeze import ROLES
 from normstudy.io import read_json, write_parquet_atomic
+from normstudy.names import PARAMETER_ROLES
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 
 HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
@@ -96,8 +100,8 @@ CELLS_SCHEMA = pa.schema(
         pa.field("samples_per_second", pa.float64()),
         pa.field("params_total", pa.int64()),
         pa.field("params_trainable", pa.int64()),
-        *(pa.field(f"params_{role}", pa.int64()) for role in ROLES),
-        *(pa.field(f"trainable_{role}", pa.int64()) for role in ROLES),
+        *(pa.field(f"params_{role}", pa.int64()) for role in PARAMETER_ROLES),
+        *(pa.field(f"trainable_{role}", pa.int64()) for role in PARAMETER_ROLES),
         pa.field("device", pa.string()),
     ],
     metadata={
@@ -107,6 +111,9 @@ CELLS_SCHEMA = pa.schema(
         "are measured in eval mode on the full splits at the end; accuracies are fractions"
     },
 )
+
+READ_THREADS = min(8, os.cpu_count() or 1)
+"""Threads that read cells' Parquet files during aggregation."""
 
 CELL_CURVES_SCHEMA = pa.schema([pa.field("cell_id", pa.string(), nullable=False), *CURVES_SCHEMA])
 CELL_PROBES_SCHEMA = pa.schema(
@@ -150,7 +157,7 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
         row[key] = summary[key]
     row["params_total"] = sum(summary["parameters"].values())
     row["params_trainable"] = sum(summary["trainable_parameters"].values())
-    for role in ROLES:
+    for role in PARAMETER_ROLES:
         row[f"params_{role}"] = summary["parameters"][role]
         row[f"trainable_{role}"] = summary["trainable_parameters"][role]
     return row
@@ -180,45 +187,98 @@ def cells_table(rows: list[dict]) -> pa.Table:
 
 
 def read_table(path: Path, schema: pa.Schema, cell: str) -> pa.Table:
+    """One cell's Parquet file with ``schema``.
+
+    ``ParquetFile.read`` on one thread: a cell's file is small, and ``pq.read_table``
+    (the dataset API, a thread pool) costs several times more per file.
+    """
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read(use_threads=False)
     except (OSError, pa.ArrowInvalid) as error:
         raise UnreadableCellError(f"cell {cell}: cannot read {path}: {error}") from error
-    return table.cast(schema)
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (ValueError, pa.ArrowInvalid) as error:
+        raise UnreadableCellError(
+            f"cell {cell}: {path} does not match the table schema: {error}"
+        ) from error
 
 
-def with_cell_column(table: pa.Table, cell: str, schema: pa.Schema) -> pa.Table:
-    column = pa.array([cell] * table.num_rows, pa.string())
-    return table.add_column(0, pa.field("cell_id", pa.string(), nullable=False), column).cast(
-        schema
-    )
+class CellTables:
+    """Per-cell tables of one kind, with a ``cell_id`` column in front.
+
+    Every ``COMPACT_EVERY`` cells the small per-cell tables are merged into one chunk, so
+    memory holds about the table itself rather than thousands of small tables.
+    """
+
+    COMPACT_EVERY = 256
+
+    def __init__(self, cell_schema: pa.Schema):
+        self.cell_schema = cell_schema
+        self.chunks: list[pa.Table] = []
+        self.pending: list[pa.Table] = []
+        self.pending_cells: list[str] = []
+
+    def add(self, cell: str, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_cells.append(cell)
+        if len(self.pending) >= self.COMPACT_EVERY:
+            self.compact()
+
+    def compact(self) -> None:
+        if not self.pending:
+            return
+        rows = pa.concat_tables(self.pending).combine_chunks()
+        counts = np.array([table.num_rows for table in self.pending])
+        cells = np.arange(len(self.pending_cells), dtype=np.int32)
+        cell_ids = pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(cells, counts)), pa.array(self.pending_cells, pa.string())
+        )
+        column = cell_ids.cast(pa.string())
+        columns = [column, *(rows.column(name) for name in self.cell_schema.names[1:])]
+        self.chunks.append(pa.Table.from_arrays(columns, schema=self.cell_schema))
+        self.pending, self.pending_cells = [], []
+
+    def table(self) -> pa.Table:
+        self.compact()
+        return pa.concat_tables(self.chunks) if self.chunks else self.cell_schema.empty_table()
+
+
+def read_cell_tables(cells_dir: Path, cell: str) -> tuple[pa.Table, pa.Table | None]:
+    """A cell's curves and its probe records (None if it wrote none)."""
+    cell_dir = cells_dir / cell
+    curves = read_table(cell_dir / "curves.parquet", CURVES_SCHEMA, cell)
+    probe_path = cell_dir / "probes.parquet"
+    if not probe_path.exists():
+        return curves, None
+    return curves, read_table(probe_path, PROBE_RECORDS_SCHEMA, cell)
 
 
 def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
-    """Write cells/curves/probes tables for every cell of ``plan`` (see :func:`plan_document`)."""
+    """Write cells/curves/probes tables for every cell of ``plan`` (see :func:`plan_document`).
+
+    The cells' Parquet files are read by a pool of threads (pyarrow decodes without the
+    GIL); the tables keep the plan's cell order.
+    """
     cells_dir, out_dir = Path(cells_dir), Path(out_dir)
-    rows, curves, probes = [], [], []
-    seen: set[str] = set()
+    rows = []
     for study, entry in plan["studies"].items():
         for cell, point in zip(entry["cells"], entry["points"], strict=True):
-            cell_dir = cells_dir / cell
-            summary = read_summary(cell_dir)
+            summary = read_summary(cells_dir / cell)
             config = {**plan["cells"][cell], "cell_id": cell}
             rows.append(cell_row(study, entry["axes"], point, config, summary))
-            if cell in seen:
-                continue
-            seen.add(cell)
-            curve = read_table(cell_dir / "curves.parquet", CURVES_SCHEMA, cell)
-            curves.append(with_cell_column(curve, cell, CELL_CURVES_SCHEMA))
-            probe_path = cell_dir / "probes.parquet"
-            if probe_path.exists():
-                probe = read_table(probe_path, PROBE_RECORDS_SCHEMA, cell)
-                probes.append(with_cell_column(probe, cell, CELL_PROBES_SCHEMA))
+    unique_cells = list(dict.fromkeys(row["cell_id"] for row in rows))
+    curves = CellTables(CELL_CURVES_SCHEMA)
+    probes = CellTables(CELL_PROBES_SCHEMA)
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        read = pool.map(read_cell_tables, itertools.repeat(cells_dir), unique_cells)
+        for cell, (curve, probe) in zip(unique_cells, read, strict=True):
+            curves.add(cell, curve)
+            if probe is not None:
+                probes.add(cell, probe)
     write_parquet_atomic(out_dir / "cells.parquet", cells_table(rows))
-    write_parquet_atomic(out_dir / "curves.parquet", concat(curves, CELL_CURVES_SCHEMA))
-    write_parquet_atomic(out_dir / "probes.parquet", concat(probes, CELL_PROBES_SCHEMA))
-    return {"cells": len(rows), "unique_cells": len(seen)}
-
-
-def concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    write_parquet_atomic(out_dir / "curves.parquet", curves.table())
+    write_parquet_atomic(out_dir / "probes.parquet", probes.table())
+    return {"cells": len(rows), "unique_cells": len(unique_cells)}

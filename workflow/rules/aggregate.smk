@@ -5,7 +5,7 @@ rule plan:
         f"{RESULTS}/logs/plan.log",
     localrule: True
     params:
-        plan=json.dumps(plan_document(PLAN), sort_keys=True),
+        plan=plan_param,
     run:
         write_plan(params.plan, output[0], log[0])
 

@@ -20,6 +20,8 @@ from normstudy.grid import (
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
+TRAIN_THREADS = int(config["resources"]["threads"])
+TRAIN_GPUS = int(config["resources"]["gpu"])
 PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
 USES_CONDA = any(
@@ -60,7 +62,7 @@ def cell_config(wildcards):
 
 
 def data_config(wildcards):
-    cell = DATA[wildcards.data]
+    cell = data_settings()[wildcards.data]
     return canonical_json({key: cell[key] for key in DATA_KEYS})
 
 
@@ -69,7 +71,23 @@ def cell_data_key(cell):
     return data_key(CELLS[cell])
 
 
-DATA = {cell_data_key(cell): settings for cell, settings in CELLS.items()}
+@functools.cache
+def data_settings():
+    """Data cache name -> the config of one cell that reads it.
+
+    Built on first use: a SLURM job that trains one cell never needs it.
+    """
+    return {cell_data_key(cell): settings for cell, settings in CELLS.items()}
+
+
+@functools.cache
+def plan_json():
+    return json.dumps(plan_document(PLAN), sort_keys=True)
+
+
+def plan_param(wildcards):
+    """The plan as JSON, serialized only when the plan job is considered (not per job start)."""
+    return plan_json()
 
 
 def cell_data_cache(wildcards):

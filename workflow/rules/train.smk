@@ -11,14 +11,14 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
     conda:
         ENVIRONMENT
-    threads: lambda wildcards: cell_resource("threads")(wildcards)
+    threads: TRAIN_THREADS
     resources:
         mem_mb=cell_resource("mem_mb"),
         runtime=cell_resource("runtime"),
-        gpu=cell_resource("gpu"),
+        gpu=TRAIN_GPUS,
     params:
         config=cell_config,
-        outdir=lambda wildcards, output: str(Path(output.summary).parent),
+        outdir=f"{RESULTS}/cells/{{cell}}",
         checkpoint=f"{RESULTS}/checkpoints/{{cell}}.pt",
     shell:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
