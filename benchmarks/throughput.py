@@ -71,6 +71,7 @@ class Workload:
     steps: int
     goal: float
     num_train: int = 0
+    warmup_steps: int = 2
 
 
 class ArrayImages(VisionDataset):
@@ -270,7 +271,7 @@ def measure(workload: Workload, rounds: int, variants: list[str], workers: list[
     warmup = {}
     for name, loop in loops.items():
         start = time.perf_counter()
-        loop.run(2)
+        loop.run(workload.warmup_steps)
         warmup[name] = time.perf_counter() - start
     rates = {name: [] for name in loops}
     for _ in range(rounds):
@@ -302,17 +303,24 @@ def measure(workload: Workload, rounds: int, variants: list[str], workers: list[
 
 
 def workloads(quick: bool) -> list[Workload]:
+    """The measured workloads; ``quick`` shrinks steps, data and (ResNet) the batch to 32."""
     mlp = {"dataset": "mnist5k", "model": "mlp", "batch_size": 128}
     resnet = {"dataset": "cifar10", "model": "resnet", "depth": 20, "batch_size": 128}
+    if quick:
+        return [
+            Workload("mlp-mnist5k", mlp, steps=3, goal=3.0, warmup_steps=1),
+            Workload(
+                "resnet20-cifar-shape",
+                {**resnet, "batch_size": 32},
+                steps=1,
+                goal=1.3,
+                num_train=256,
+                warmup_steps=1,
+            ),
+        ]
     return [
-        Workload("mlp-mnist5k", mlp, steps=5 if quick else 60, goal=3.0),
-        Workload(
-            "resnet20-cifar-shape",
-            resnet,
-            steps=2 if quick else 12,
-            goal=1.3,
-            num_train=1_000 if quick else 45_000,
-        ),
+        Workload("mlp-mnist5k", mlp, steps=60, goal=3.0),
+        Workload("resnet20-cifar-shape", resnet, steps=12, goal=1.3, num_train=45_000),
     ]
 
 
@@ -322,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=None, help="alternation rounds")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 5)
     variants = ["normstudy", "normstudy+channels_last"]
     if not args.quick:
         variants.append("normstudy+compile")
@@ -332,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as cache_dir:
         for workload in workloads(args.quick):
             results.append(measure(workload, rounds, variants, workers, cache_dir))
-    matmul = matmul_flops_per_second(1024 if args.quick else 2048, 3 if args.quick else 10)
+    matmul = matmul_flops_per_second(512 if args.quick else 2048, 3 if args.quick else 10)
     info["load_average_end"] = list(os.getloadavg())
     report = {"machine": info, "matmul_flops_per_second": matmul, "workloads": results}
     print_report(report)

@@ -79,6 +79,23 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+def use_deterministic_algorithms(*, compiled: bool) -> None:
+    """Deterministic kernels (warning where none exists), without NaN-filling fresh memory.
+
+    ``torch.use_deterministic_algorithms`` also imports ``torch._inductor.config`` to set
+    inductor's flag, which costs about a second per cell (BENCHMARKS.md, per-cell
+    overhead); an uncompiled run never reads that flag, so it sets only the kernel
+    switch. ``fill_uninitialized_memory`` (on by default in deterministic mode) writes NaN
+    into every new tensor, about 8% of a ResNet-20 step on CPU; results do not change,
+    since no kernel reads memory it has not written.
+    """
+    if compiled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def learning_rate_factor(step: int, total_steps: int, steps_per_epoch: int, config: dict) -> float:
     """Multiplier of the base lr at optimizer step ``step`` (0-based).
 
@@ -286,8 +303,7 @@ def prepare(
     train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
     plan = Plan.for_config(config, len(train_y))
     torch.set_num_threads(threads or available_threads())
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    use_deterministic_algorithms(compiled=config["compile"])
     device = choose_device()
     seeds = stream_seeds(config["seed"])
     torch.manual_seed(seeds["init"])
