@@ -42,6 +42,8 @@ STAGES = {
     "splits_for": "load the data cache",
     "model_for": "build the model",
     "check_forward": "shape check (one forward)",
+    "optimizer_for": "build the optimizer (torch.optim imports torch._dynamo)",
+    "curves_table": "curves table (pyarrow imports pandas)",
     "summary_for": "final evaluation (train, val, test)",
     "write_parquet_atomic": "write curves/probes Parquet",
     "write_json_atomic": "write config/summary JSON",

@@ -45,6 +45,7 @@ def test_throughput_benchmark_reports_rates_ratios_and_flops(tmp_path):
         assert set(workload["ratio"]) == {"normstudy", "normstudy+channels_last"}
         assert all(positive(ratio) for ratio in workload["ratio"].values())
         assert workload["flops_per_sample"] > 0
+        assert 0 < workload["reference_data_fraction"]["reference workers=0"] < 1
 
 
 def test_cell_overhead_benchmark_reports_every_stage(tmp_path):
@@ -56,7 +57,7 @@ def test_cell_overhead_benchmark_reports_every_stage(tmp_path):
         "zero-epoch cell via the CLI",
     }
     assert all(positive(value) for value in report["seconds"].values())
-    assert "load the data cache" in report["stages"] and len(report["stages"]) == 9
+    assert "load the data cache" in report["stages"] and len(report["stages"]) == 11
     assert all(positive(value) for value in report["stages"].values())
     assert report["cell_epochs_run"] == 0
     assert report["snakefile_imports_torch"] is False
