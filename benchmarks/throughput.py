@@ -1,6 +1,6 @@
 """Benchmark: training throughput of normstudy's data path against a plain PyTorch loop.
 
-Usage: python benchmarks/throughput.py [--quick] [--json FILE]
+Usage: python benchmarks/throughput.py [--quick] [--no-compile] [--rounds N] [--json FILE]
 
 For each workload (an MLP on ``mnist5k``; ResNet-20 on random uint8 images of CIFAR-10's
 shape, 45,000 train examples, since CIFAR-10 itself is not on this machine) it trains
@@ -343,10 +343,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="a few steps: checks it runs")
     parser.add_argument("--rounds", type=int, default=None, help="alternation rounds")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="leave out the torch.compile variant"
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     variants = ["normstudy", "normstudy+channels_last"]
-    if not args.quick:
+    if not (args.quick or args.no_compile):
         variants.append("normstudy+compile")
     workers = [0] if args.quick else [0, 2]
     info = machine_info()

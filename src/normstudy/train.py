@@ -83,7 +83,7 @@ def use_deterministic_algorithms(*, compiled: bool) -> None:
     """Deterministic kernels (warning where none exists), without NaN-filling fresh memory.
 
     ``torch.use_deterministic_algorithms`` also imports ``torch._inductor.config`` to set
-    inductor's flag, which costs about a second per cell (BENCHMARKS.md, per-cell
+    inductor's flag, which cost 2.5 s of a cell under load (BENCHMARKS.md, per-cell
     overhead); an uncompiled run never reads that flag, so it sets only the kernel
     switch. ``fill_uninitialized_memory`` (on by default in deterministic mode) writes NaN
     into every new tensor, about 8% of a ResNet-20 step on CPU; results do not change,
