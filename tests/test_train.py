@@ -292,7 +292,7 @@ def test_unknown_probe_is_refused_before_writing(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-TINY_CONV = {**TINY, "model": "resnet", "depth": 8, "epochs": 1, "batch_size": 64}
+TINY_CONV = {**TINY, "model": "resnet", "depth": 8, "width": 1, "epochs": 1, "batch_size": 64}
 
 
 def test_channels_last_is_deterministic_and_matches_the_default_layout(tmp_path):
