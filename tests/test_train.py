@@ -141,6 +141,10 @@ def test_batch_norm_survives_lr_1_full_batch_where_plain_net_diverges(tmp_path):
         ({"colour": "red"}, "unknown config key"),
         ({"train_subset": 10**6}, "train_subset"),
         ({"norm": "none", "freeze": "norm"}, "nothing would train"),
+        ({"channels_last": "yes"}, "'channels_last' = 'yes'"),
+        ({"compile": 1}, "'compile' = 1"),
+        ({"amp": "bf16"}, "'amp' = 'bf16'"),
+        ({"epochs": -1}, "'epochs' = -1"),
     ],
 )
 def test_bad_input_refused_before_writing(tmp_path, overrides, message):
@@ -286,3 +290,59 @@ def test_unknown_probe_is_refused_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="valid probes"):
         train_cell({**TINY, "probes": ["curvature"]}, tmp_path / "c", threads=1)
     assert not (tmp_path / "c").exists()
+
+
+TINY_CONV = {**TINY, "model": "resnet", "depth": 8, "width": 1, "epochs": 1, "batch_size": 64}
+
+
+def test_channels_last_is_deterministic_and_matches_the_default_layout(tmp_path):
+    default = train_cell(TINY_CONV, tmp_path / "nchw", threads=1)
+    first = train_cell({**TINY_CONV, "channels_last": True}, tmp_path / "a", threads=1)
+    second = train_cell({**TINY_CONV, "channels_last": True}, tmp_path / "b", threads=1)
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")
+    assert first["final"] == second["final"]
+    for key in ("train_loss", "test_loss"):
+        assert first["final"][key] == pytest.approx(default["final"][key], rel=1e-3)
+
+
+def test_amp_is_a_recorded_no_op_on_cpu(tmp_path):
+    plain = train_cell(TINY, tmp_path / "plain", threads=1)
+    amp = train_cell({**TINY, "amp": True}, tmp_path / "amp", threads=1)
+    assert amp["device"] == "cpu" and amp["autocast"] is None and plain["autocast"] is None
+    assert curves(tmp_path / "plain") == curves(tmp_path / "amp")
+    assert "amp: true has no effect on cpu" in (tmp_path / "amp" / "train.log").read_text()
+    assert "amp: true" not in (tmp_path / "plain" / "train.log").read_text()
+
+
+def test_zero_epochs_evaluates_the_initial_model(tmp_path):
+    summary = train_cell({**TINY, "epochs": 0}, tmp_path / "cell", threads=1)
+    assert summary["status"] == "ok" and summary["epochs_run"] == summary["steps_run"] == 0
+    assert 0 <= summary["final"]["test_acc"] <= 1 and summary["best_val_epoch"] is None
+    assert pq.read_table(tmp_path / "cell" / "curves.parquet").num_rows == 0
+
+
+def test_prepare_keeps_deterministic_kernels_on_without_importing_inductor():
+    code = (
+        "import sys, torch; from normstudy.train import use_deterministic_algorithms; "
+        "use_deterministic_algorithms(compiled=False); "
+        "print(torch.are_deterministic_algorithms_enabled(), "
+        "torch.is_deterministic_algorithms_warn_only_enabled(), "
+        "torch.utils.deterministic.fill_uninitialized_memory, "
+        "'torch._inductor.config' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+@pytest.mark.slow
+def test_compile_trains_and_keeps_state_dict_names(tmp_path):
+    config = {**TINY_CONV, "epochs": 2}
+    plain = train_cell(config, tmp_path / "plain", threads=1, keep_checkpoint=True)
+    compiled = train_cell(
+        {**config, "compile": True}, tmp_path / "compiled", threads=1, keep_checkpoint=True
+    )
+    assert compiled["status"] == "ok"
+    assert compiled["final"]["train_loss"] == pytest.approx(plain["final"]["train_loss"], rel=1e-2)
+    names = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)["model"].keys()
+    compiled_checkpoint = torch.load(tmp_path / "compiled" / "checkpoint.pt", weights_only=True)
+    assert compiled_checkpoint["model"].keys() == names

@@ -26,6 +26,12 @@ def build_cache(
         split_seed=config["split_seed"],
         **config["dataset_options"],
     )
+    save_cache(splits, config, path)
+    return splits
+
+
+def save_cache(splits: DatasetSplits, config: dict[str, Any], path: str | Path) -> None:
+    """Save ``splits`` to ``path`` (atomically) as the data cache of ``config``'s data settings."""
     payload = {name: getattr(splits, name) for name in TENSORS}
     payload["meta"] = {
         "key": data_key(config),
@@ -39,7 +45,6 @@ def build_cache(
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    return splits
 
 
 def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:

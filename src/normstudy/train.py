@@ -79,6 +79,23 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+def use_deterministic_algorithms(*, compiled: bool) -> None:
+    """Deterministic kernels (warning where none exists), without NaN-filling fresh memory.
+
+    ``torch.use_deterministic_algorithms`` also imports ``torch._inductor.config`` to set
+    inductor's flag, which cost 2.5 s of a cell under load (BENCHMARKS.md, per-cell
+    overhead); an uncompiled run never reads that flag, so it sets only the kernel
+    switch. ``fill_uninitialized_memory`` (on by default in deterministic mode) writes NaN
+    into every new tensor, about 8% of a ResNet-20 step on CPU; results do not change,
+    since no kernel reads memory it has not written.
+    """
+    if compiled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def learning_rate_factor(step: int, total_steps: int, steps_per_epoch: int, config: dict) -> float:
     """Multiplier of the base lr at optimizer step ``step`` (0-based).
 
@@ -194,6 +211,8 @@ class Cell:
     train_y: torch.Tensor
     state: RunState
     probes: ProbeRunner | None = None
+    train_forward: Any = None
+    """The model's forward for training steps: ``torch.compile(model)`` or the model itself."""
 
 
 def optimizer_for(model: nn.Module, trainable: list[nn.Parameter], config: dict):
@@ -288,11 +307,11 @@ def prepare(
     train_x, train_y = train_subset(splits, config["train_subset"], config["split_seed"])
     plan = Plan.for_config(config, len(train_y))
     torch.set_num_threads(threads or available_threads())
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms(compiled=config["compile"])
     device = choose_device()
     seeds = stream_seeds(config["seed"])
     torch.manual_seed(seeds["init"])
-    model = model_for(config, splits).to(device)
+    model = model_for(config, splits).to(device, memory_format=memory_format(config))
     check_forward(model, standardize(train_x[:2], splits).to(device))
     try:
         trainable = apply_freeze_policy(model, config["freeze"])
@@ -321,9 +340,21 @@ def prepare(
         train_y.to(device),
         RunState(),
     )
+    cell.train_forward = torch.compile(model) if config["compile"] else model
     if entries:
         cell.probes = ProbeRunner(cell, entries)
     return cell
+
+
+def memory_format(config: dict) -> torch.memory_format:
+    """``torch.channels_last`` (NHWC) for image batches and conv weights if the config asks."""
+    return torch.channels_last if config["channels_last"] else torch.contiguous_format
+
+
+def model_batch(cell: Cell, x: torch.Tensor) -> torch.Tensor:
+    """A standardised batch of ``x`` on the device, in the cell's memory format."""
+    x = inputs_for_model(x.to(cell.device), cell.splits)
+    return x.contiguous(memory_format=memory_format(cell.config)) if x.dim() == 4 else x
 
 
 def training_losses(cell: Cell, logits: torch.Tensor, y: torch.Tensor):
@@ -396,10 +427,11 @@ def inputs_for_model(x: torch.Tensor, splits: DatasetSplits) -> torch.Tensor:
 
 def training_batch(cell: Cell, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One augmented, standardised training batch (airbench style: whole batch on device)."""
-    x = cell.train_x[indices.to(cell.device)]
+    indices = indices.to(cell.device)
+    x = cell.train_x[indices]
     if cell.splits.augment and cell.config["augment"]:
         x = augment_batch(x, cell.generators["augment"])
-    return inputs_for_model(x, cell.splits), cell.train_y[indices.to(cell.device)]
+    return model_batch(cell, x), cell.train_y[indices]
 
 
 def epoch_permutation(cell: Cell) -> torch.Tensor:
@@ -418,7 +450,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cell: Cell):
     batch = cell.config["eval_batch_size"] or cell.plan.batch_size
     total_loss, correct = 0.0, 0
     for start in range(0, len(y), batch):
-        xb = inputs_for_model(x[start : start + batch].to(cell.device), cell.splits)
+        xb = model_batch(cell, x[start : start + batch])
         yb = y[start : start + batch].to(cell.device)
         with autocast(cell):
             logits = cell.model(xb)
@@ -428,14 +460,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cell: Cell):
     return total_loss / len(y), correct / len(y)
 
 
+def autocast_enabled(cell: Cell) -> bool:
+    """bf16 autocast runs only on CUDA: on CPU ``amp: true`` is a no-op, said in train.log."""
+    return cell.config["amp"] and cell.device.type == "cuda"
+
+
 def autocast(cell: Cell):
-    enabled = cell.config["amp"] and cell.device.type == "cuda"
-    return torch.autocast(device_type=cell.device.type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(
+        device_type=cell.device.type, dtype=torch.bfloat16, enabled=autocast_enabled(cell)
+    )
 
 
 def parameters_diverged(cell: Cell) -> str | None:
     params = [p.detach() for p in cell.model.parameters() if p.requires_grad]
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in params]))
+    norm = torch.nn.utils.get_total_norm(params, foreach=True)
     if not torch.isfinite(norm):
         return "non-finite parameters"
     if norm.item() > cell.config["divergence_threshold"]:
@@ -447,7 +485,7 @@ def train_step(cell: Cell, indices: torch.Tensor) -> str | None:
     """One optimizer step; returns the divergence reason, or None."""
     x, y = training_batch(cell, indices)
     with autocast(cell):
-        logits = cell.model(x)
+        logits = cell.train_forward(x)
         loss, total = training_losses(cell, logits, y)
     if not torch.isfinite(total):
         return f"non-finite loss ({total.item()})"
@@ -650,6 +688,7 @@ def summary_for(cell: Cell) -> dict:
         "parameters": parameter_counts_by_role(cell.model),
         "trainable_parameters": parameter_counts_by_role(cell.model, trainable_only=True),
         "device": str(cell.device),
+        "autocast": "bfloat16" if autocast_enabled(cell) else None,
         "threads": torch.get_num_threads(),
         "versions": {
             "normstudy": normstudy.__version__,
@@ -711,6 +750,8 @@ def train_cell(
             f"freeze={resolved['freeze']} seed={resolved['seed']} on {cell.device}, "
             f"{cell.plan.epochs} epochs x {cell.plan.steps_per_epoch} steps"
         )
+    if resolved["amp"] and not autocast_enabled(cell):
+        cell_log.write(f"amp: true has no effect on {cell.device}: bf16 autocast runs only on CUDA")
     with SignalFlag() as flag:
         if cell.probes is not None and cell.state.step == 0 and not cell.state.resumed:
             cell.probes.run("init")

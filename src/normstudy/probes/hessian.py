@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 from normstudy.probes.base import (
     MODES,
@@ -83,6 +81,8 @@ def top_eigenvalues(
         dense = np.stack([matvec(column) for column in np.eye(n)], axis=1)
         values = np.linalg.eigvalsh((dense + dense.T) / 2)
     else:
+        from scipy.sparse.linalg import LinearOperator, eigsh  # scipy: slow import, used here
+
         operator = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
         values = eigsh(
             operator, k=k, which="LA", v0=v0, tol=tol, maxiter=maxiter, return_eigenvectors=False
@@ -128,6 +128,8 @@ def ritz_nodes_weights(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray,
     For a unit start vector v, ``sum_j weights_j f(nodes_j)`` approximates ``v^T f(H) v``
     (Golub & Meurant; Ghorbani et al. 2019, §2.2).
     """
+    from scipy.linalg import eigh_tridiagonal  # scipy: slow import, used here only
+
     nodes, vectors = eigh_tridiagonal(alpha, beta)
     return nodes, vectors[0] ** 2
 
