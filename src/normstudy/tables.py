@@ -114,16 +114,27 @@ CELL_PROBES_SCHEMA = pa.schema(
 )
 
 
+REBUILD_HINT = "delete the cell directory and run the workflow again to retrain it"
+
+
 class UnreadableCellError(RuntimeError):
     """A cell whose outputs cannot be read; the message names the cell and the file."""
 
 
 def read_summary(cell_dir: Path) -> dict[str, Any]:
+    """The cell's ``summary.json``; a truncated, corrupt or incomplete one is refused."""
     path = cell_dir / "summary.json"
     try:
-        return read_json(path)
+        summary = read_json(path)
     except (OSError, ValueError) as error:
-        raise UnreadableCellError(f"cell {cell_dir.name}: cannot read {path}: {error}") from error
+        raise UnreadableCellError(
+            f"cell {cell_dir.name}: cannot read {path}: {error}; {REBUILD_HINT}"
+        ) from error
+    if not isinstance(summary, dict):
+        raise UnreadableCellError(
+            f"cell {cell_dir.name}: {path} is not a JSON object; {REBUILD_HINT}"
+        )
+    return summary
 
 
 def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: dict) -> dict:
@@ -183,8 +194,15 @@ def read_table(path: Path, schema: pa.Schema, cell: str) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as error:
-        raise UnreadableCellError(f"cell {cell}: cannot read {path}: {error}") from error
-    return table.cast(schema)
+        raise UnreadableCellError(
+            f"cell {cell}: cannot read {path}: {error}; {REBUILD_HINT}"
+        ) from error
+    try:
+        return table.cast(schema)
+    except (ValueError, pa.ArrowInvalid) as error:
+        raise UnreadableCellError(
+            f"cell {cell}: {path} does not have the expected columns ({error}); {REBUILD_HINT}"
+        ) from error
 
 
 def with_cell_column(table: pa.Table, cell: str, schema: pa.Schema) -> pa.Table:
@@ -204,7 +222,12 @@ def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[st
             cell_dir = cells_dir / cell
             summary = read_summary(cell_dir)
             config = {**plan["cells"][cell], "cell_id": cell}
-            rows.append(cell_row(study, entry["axes"], point, config, summary))
+            try:
+                rows.append(cell_row(study, entry["axes"], point, config, summary))
+            except (KeyError, TypeError) as error:
+                raise UnreadableCellError(
+                    f"cell {cell}: {cell_dir / 'summary.json'} lacks {error}; {REBUILD_HINT}"
+                ) from error
             if cell in seen:
                 continue
             seen.add(cell)
