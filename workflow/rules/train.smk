@@ -23,7 +23,7 @@ rule train:
     shell:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
-        f"--finished-copy {shlex.quote(RESULTS)}/checkpoints/{{wildcards.cell}}.finished "
+        "--finished-copy {params.checkpoint:q}.finished "
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} > {{log:q}} 2>&1"
 
 
