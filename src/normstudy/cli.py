@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 EXIT_BAD_INPUT = 2
+EXIT_IO_ERROR = 74
+"""Exit status when a file cannot be written or read (sysexits EX_IOERR), e.g. a full disk."""
 
 
 def read_config_file(path: str) -> dict:
@@ -58,10 +60,14 @@ def command_train(args: argparse.Namespace) -> int:
             threads=args.threads,
             keep_checkpoint=args.keep_checkpoint,
             data_cache=args.data_cache,
+            finished_copy=args.finished_copy,
         )
     except (ConfigError, FileNotFoundError) as error:
         print(f"normstudy: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"normstudy: error: {error}; the cell is not complete", file=sys.stderr)
+        return EXIT_IO_ERROR
     final = summary["final"]
     print(
         f"{summary['status']}: test acc {final['test_acc']:.4f}, train acc "
@@ -233,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
         "--keep-checkpoint", action="store_true", help="keep the checkpoint after success"
     )
     train.add_argument("--data-cache", default=None, help="tensor cache from prepare-data")
+    train.add_argument(
+        "--finished-copy",
+        default=None,
+        help="keep a copy of the finished outputs in this directory; restore from it instead "
+        "of training when the same config was finished by the same code",
+    )
     train.add_argument(
         "--gpu-slots",
         type=int,

@@ -9,9 +9,14 @@ import torch
 
 from normstudy.data import DatasetSplits, load_dataset
 from normstudy.grid import DATA_KEYS, data_key
-from normstudy.io import atomic_path
+from normstudy.io import write_torch_atomic
 
 TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+META_KEYS = ("key", "fixed", "name", "mean", "std", "num_classes", "input_shape", "augment")
+
+
+class DataCacheError(ValueError):
+    """A data cache that cannot be used; the message names the file and what is wrong."""
 
 
 def build_cache(
@@ -43,16 +48,42 @@ def save_cache(splits: DatasetSplits, config: dict[str, Any], path: str | Path) 
         "input_shape": list(splits.input_shape),
         "augment": splits.augment,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch_atomic(path, payload)
 
 
 def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:
-    """The splits saved at ``path``; fails if they were made for other data settings."""
-    payload = torch.load(path, weights_only=True)
-    meta = payload["meta"]
+    """The splits saved at ``path``.
+
+    Raises :class:`DataCacheError` if the file is unreadable (truncated, corrupt), lacks
+    a split or its metadata, or was made for other data settings: a damaged cache is
+    refused, never used; deleting it lets ``prepare_data`` rebuild it.
+    """
+    try:
+        payload = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise DataCacheError(
+            f"data cache {path} is unreadable ({type(error).__name__}: {error}); "
+            "delete it and run again to rebuild it"
+        ) from error
+    missing = [
+        name
+        for name in TENSORS
+        if not isinstance(payload, dict) or not isinstance(payload.get(name), torch.Tensor)
+    ]
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict):
+        missing.append("meta")
+    else:
+        missing += [f"meta.{key}" for key in META_KEYS if key not in meta]
+    if missing:
+        raise DataCacheError(
+            f"data cache {path} is incomplete (missing {', '.join(missing)}); "
+            "delete it and run again to rebuild it"
+        )
     if meta["key"] != data_key(config):
-        raise ValueError(
+        raise DataCacheError(
             f"data cache {path} holds {meta['fixed']}, not the data of this cell "
             f"({ {key: config[key] for key in DATA_KEYS} })"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -43,6 +44,21 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 def write_parquet_atomic(path: str | os.PathLike[str], table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def write_torch_atomic(path: str | os.PathLike[str], payload: Any) -> None:
+    """``torch.save`` to ``path`` atomically.
+
+    The payload is serialised in memory and then written, so that a failed write (a full
+    disk) raises the ``OSError`` that names its cause; ``torch.save`` writing to the file
+    itself reports it as an opaque ``RuntimeError`` from its zip writer.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -121,16 +121,27 @@ CELL_PROBES_SCHEMA = pa.schema(
 )
 
 
+REBUILD_HINT = "delete the cell directory and run the workflow again to retrain it"
+
+
 class UnreadableCellError(RuntimeError):
     """A cell whose outputs cannot be read; the message names the cell and the file."""
 
 
 def read_summary(cell_dir: Path) -> dict[str, Any]:
+    """The cell's ``summary.json``; a truncated, corrupt or incomplete one is refused."""
     path = cell_dir / "summary.json"
     try:
-        return read_json(path)
+        summary = read_json(path)
     except (OSError, ValueError) as error:
-        raise UnreadableCellError(f"cell {cell_dir.name}: cannot read {path}: {error}") from error
+        raise UnreadableCellError(
+            f"cell {cell_dir.name}: cannot read {path}: {error}; {REBUILD_HINT}"
+        ) from error
+    if not isinstance(summary, dict):
+        raise UnreadableCellError(
+            f"cell {cell_dir.name}: {path} is not a JSON object; {REBUILD_HINT}"
+        )
+    return summary
 
 
 def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: dict) -> dict:
@@ -195,14 +206,16 @@ def read_table(path: Path, schema: pa.Schema, cell: str) -> pa.Table:
     try:
         table = pq.ParquetFile(path).read(use_threads=False)
     except (OSError, pa.ArrowInvalid) as error:
-        raise UnreadableCellError(f"cell {cell}: cannot read {path}: {error}") from error
+        raise UnreadableCellError(
+            f"cell {cell}: cannot read {path}: {error}; {REBUILD_HINT}"
+        ) from error
     if table.schema.equals(schema):
         return table
     try:
         return table.cast(schema)
     except (ValueError, pa.ArrowInvalid) as error:
         raise UnreadableCellError(
-            f"cell {cell}: {path} does not match the table schema: {error}"
+            f"cell {cell}: {path} does not have the expected columns ({error}); {REBUILD_HINT}"
         ) from error
 
 
@@ -268,7 +281,13 @@ def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[st
         for cell, point in zip(entry["cells"], entry["points"], strict=True):
             summary = read_summary(cells_dir / cell)
             config = {**plan["cells"][cell], "cell_id": cell}
-            rows.append(cell_row(study, entry["axes"], point, config, summary))
+            try:
+                rows.append(cell_row(study, entry["axes"], point, config, summary))
+            except (KeyError, TypeError) as error:
+                raise UnreadableCellError(
+                    f"cell {cell}: {cells_dir / cell / 'summary.json'} lacks {error}; "
+                    f"{REBUILD_HINT}"
+                ) from error
     unique_cells = list(dict.fromkeys(row["cell_id"] for row in rows))
     curves = CellTables(CELL_CURVES_SCHEMA)
     probes = CellTables(CELL_PROBES_SCHEMA)

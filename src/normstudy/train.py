@@ -39,8 +39,9 @@ from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
 from normstudy.datacache import load_cache
+from normstudy.finished import restore_finished_copy, save_finished_copy, usable_copy
 from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
-from normstudy.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
+from normstudy.io import read_json, write_json_atomic, write_parquet_atomic, write_torch_atomic
 from normstudy.norms import collect_regularizers
 from normstudy.probes import ProbeContext, parse_probe_entries, run_probe, samples_needed
 from normstudy.schemas import curves_table, probe_records_table
@@ -521,8 +522,7 @@ def checkpoint_payload(cell: Cell) -> dict:
 
 
 def save_checkpoint(cell: Cell, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint_payload(cell), tmp)
+    write_torch_atomic(path, checkpoint_payload(cell))
 
 
 def restore_checkpoint(cell: Cell, path: Path) -> str | None:
@@ -717,6 +717,7 @@ def train_cell(
     threads: int | None = None,
     keep_checkpoint: bool = False,
     data_cache: str | Path | None = None,
+    finished_copy: str | Path | None = None,
 ) -> dict:
     """Train the cell ``config`` into ``outdir`` (resuming from ``checkpoint`` if usable).
 
@@ -724,13 +725,19 @@ def train_cell(
     ``data_cache`` is the workflow's tensor cache of the dataset (see
     :mod:`normstudy.datacache`); without it the dataset is loaded directly.
     Returns the summary. ``checkpoint`` defaults to ``outdir/checkpoint.pt``; it is
-    removed after success unless ``keep_checkpoint``.
+    removed after success unless ``keep_checkpoint``. With ``finished_copy``, the
+    finished outputs are also copied there, and restored from there instead of training
+    when the same config was finished by the same code before (:mod:`normstudy.finished`).
     """
     resolved = resolve_cell_config(config)
     cell = prepare(
         resolved, data_dir=data_dir, download=download, threads=threads, data_cache=data_cache
     )
     outdir = Path(outdir)
+    if finished_copy is not None:
+        restored = restore_if_finished(Path(finished_copy), outdir, resolved)
+        if restored is not None:
+            return restored
     checkpoint = Path(checkpoint) if checkpoint else outdir / "checkpoint.pt"
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "summary.json").unlink(missing_ok=True)
@@ -763,8 +770,28 @@ def train_cell(
         f"done: status {summary['status']}, test acc {summary['final']['test_acc']:.4f}, "
         f"{summary['train_seconds']:.1f}s training"
     )
+    if finished_copy is not None:
+        save_finished_copy(outdir, Path(finished_copy), resolved)
     if not keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
+    return summary
+
+
+def restore_if_finished(copy_dir: Path, outdir: Path, resolved: dict) -> dict | None:
+    """The summary after restoring a finished copy of this cell into ``outdir``, or None."""
+    usable, damaged = usable_copy(copy_dir, resolved)
+    outdir.mkdir(parents=True, exist_ok=True)
+    cell_log = CellLog(outdir / "train.log")
+    if damaged:
+        cell_log.write(f"WARNING {damaged}; it is ignored and the cell trains")
+        print(f"normstudy: warning: {damaged}; training", file=sys.stderr)
+    if not usable:
+        return None
+    summary = restore_finished_copy(copy_dir, outdir)
+    cell_log.write(
+        f"outputs restored from {copy_dir}: this config was finished before by the same code "
+        "(e.g. in an earlier attempt of a retried SLURM job); not trained again"
+    )
     return summary
 
 

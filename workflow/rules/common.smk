@@ -101,6 +101,12 @@ def cell_resource(name):
     return resource
 
 
+def cell_runtime(wildcards, attempt):
+    """Minutes for a training job: the cell's estimate times the attempt, so that a job
+    retried after hitting its time limit gets more time."""
+    return cell_resources(wildcards.cell)["runtime"] * attempt
+
+
 def summaries(cell_ids):
     return [f"{RESULTS}/cells/{cell}/summary.json" for cell in cell_ids]
 

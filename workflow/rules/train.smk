@@ -14,7 +14,7 @@ rule train:
     threads: TRAIN_THREADS
     resources:
         mem_mb=cell_resource("mem_mb"),
-        runtime=cell_resource("runtime"),
+        runtime=cell_runtime,
         gpu=TRAIN_GPUS,
     params:
         config=cell_config,
@@ -23,6 +23,7 @@ rule train:
     shell:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
+        "--finished-copy {params.checkpoint:q}.finished "
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} > {{log:q}} 2>&1"
 
 

@@ -1,0 +1,250 @@
+"""Local faults: damaged outputs, caches and checkpoints, two workflows at once, a full disk.
+
+Each damaged file must be detected and named, then rebuilt or refused, never used.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from test_workflow import REPO, SNAKEMAKE, write_config
+
+from normstudy import finished
+from normstudy.config import ConfigError, resolve_cell_config
+from normstudy.datacache import build_cache
+from normstudy.grid import plan_document, plan_studies
+from normstudy.io import write_json_atomic, write_parquet_atomic
+from normstudy.tables import UnreadableCellError, aggregate
+from normstudy.train import train_cell
+
+CELL = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
+STUDY = {
+    "scale": "demo",
+    "defaults": CELL,
+    "studies": {"toy": {"grid": {"seed": [0, 1]}}},
+}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "normstudy.cli", *args], capture_output=True, text=True, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_cells(tmp_path_factory):
+    """Two trained cells of one study and the plan the workflow would hand to ``aggregate``."""
+    root = tmp_path_factory.mktemp("cells")
+    plan = plan_document(plan_studies(STUDY))
+    for cell, config in plan["cells"].items():
+        train_cell(config, root / "cells" / cell, threads=1)
+    return root, plan
+
+
+def copy_cells(finished_cells, tmp_path) -> tuple[Path, dict, str]:
+    import shutil
+
+    root, plan = finished_cells
+    cells = tmp_path / "cells"
+    shutil.copytree(root / "cells", cells)
+    return cells, plan, sorted(plan["cells"])[0]
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "message"),
+    [
+        ("truncate", "summary.json", "cannot read"),
+        ("garbage", "summary.json", "cannot read"),
+        ("empty_object", "summary.json", "lacks"),
+        ("truncate", "curves.parquet", "cannot read"),
+        ("garbage", "probes.parquet", "cannot read"),
+    ],
+)
+def test_a_damaged_cell_output_is_named_and_no_table_is_written(
+    finished_cells, tmp_path, damage, file, message
+):
+    cells, plan, cell = copy_cells(finished_cells, tmp_path)
+    path = cells / cell / file
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00garbage\xff" * 10)
+    else:
+        path.write_text("{}")
+    with pytest.raises(UnreadableCellError) as error:
+        aggregate(plan, cells, tmp_path / "tables")
+    assert cell in str(error.value) and file in str(error.value) and message in str(error.value)
+    assert "delete the cell directory" in str(error.value)
+    assert not (tmp_path / "tables").exists()
+
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    result = cli("aggregate", str(plan_path), str(cells), str(tmp_path / "tables"))
+    assert result.returncode == 1
+    assert f"cell {cell}" in result.stderr and file in result.stderr
+    assert not (tmp_path / "tables").exists()
+
+
+def test_intact_cells_aggregate(finished_cells, tmp_path):
+    cells, plan, _ = copy_cells(finished_cells, tmp_path)
+    assert aggregate(plan, cells, tmp_path / "tables") == {"cells": 2, "unique_cells": 2}
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "digits.pt"
+    build_cache(resolve_cell_config(CELL), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("truncate", "is unreadable"), ("garbage", "is unreadable"), ("no_test", "missing test_x")],
+)
+def test_a_damaged_data_cache_is_refused_by_name(data_cache, tmp_path, damage, message):
+    path = tmp_path / "digits.pt"
+    if damage == "truncate":
+        path.write_bytes(data_cache.read_bytes()[:5000])
+    elif damage == "garbage":
+        path.write_bytes(b"not a tensor file")
+    else:
+        payload = torch.load(data_cache, weights_only=True)
+        del payload["test_x"]
+        torch.save(payload, path)
+    with pytest.raises(ConfigError, match=message) as error:
+        train_cell(CELL, tmp_path / "cell", data_cache=path, threads=1)
+    assert str(path) in str(error.value) and "delete it" in str(error.value)
+    assert not (tmp_path / "cell").exists()
+    result = cli(
+        "train", "--json", json.dumps(CELL), str(tmp_path / "cell"), "--data-cache", str(path)
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_truncated_checkpoint_is_reported_and_training_starts_over(tmp_path, capsys):
+    checkpoint = tmp_path / "checkpoint.pt"
+    train_cell(
+        {**CELL, "epochs": 3}, tmp_path / "first", checkpoint=checkpoint, keep_checkpoint=True
+    )
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-200])
+    summary = train_cell({**CELL, "epochs": 3}, tmp_path / "second", checkpoint=checkpoint)
+    assert summary["resumed"] == 0
+    assert str(checkpoint) in capsys.readouterr().err
+    log = (tmp_path / "second" / "train.log").read_text()
+    assert "unreadable" in log and "starts over" in log
+    reference = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+
+
+def test_a_finished_copy_restores_the_same_outputs_without_training(tmp_path):
+    copy_dir = tmp_path / "checkpoints" / "cell.finished"
+    first = train_cell(CELL, tmp_path / "a", finished_copy=copy_dir)
+    assert sorted(p.name for p in copy_dir.iterdir()) == sorted(
+        [*finished.OUTPUT_FILES, finished.STAMP]
+    )
+    again = train_cell(CELL, tmp_path / "b", finished_copy=copy_dir)
+    assert again == first
+    for name in finished.OUTPUT_FILES:
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    assert "not trained again" in (tmp_path / "b" / "train.log").read_text()
+
+
+def test_a_finished_copy_of_another_config_or_code_is_not_used(tmp_path, monkeypatch):
+    copy_dir = tmp_path / "cell.finished"
+    train_cell(CELL, tmp_path / "a", finished_copy=copy_dir)
+    other = train_cell({**CELL, "seed": 3}, tmp_path / "b", finished_copy=copy_dir)
+    assert "not trained again" not in (tmp_path / "b" / "train.log").read_text()
+    assert other["seed"] == 3
+    monkeypatch.setattr(finished, "code_fingerprint", lambda: "edited code")
+    train_cell({**CELL, "seed": 3}, tmp_path / "c", finished_copy=copy_dir)
+    assert "not trained again" not in (tmp_path / "c" / "train.log").read_text()
+
+
+def test_a_damaged_finished_copy_is_reported_and_the_cell_trains(tmp_path, capsys):
+    copy_dir = tmp_path / "cell.finished"
+    train_cell(CELL, tmp_path / "a", finished_copy=copy_dir)
+    (copy_dir / "curves.parquet").write_bytes(b"PAR1 damaged")
+    train_cell(CELL, tmp_path / "b", finished_copy=copy_dir)
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "damaged" in log and "not trained again" not in log
+    assert str(copy_dir) in capsys.readouterr().err
+    assert pq.read_table(tmp_path / "b" / "curves.parquet").num_rows == CELL["epochs"]
+
+
+def test_a_second_workflow_on_the_same_results_is_refused(tmp_path):
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 15, "batch_size": 8}
+    write_config(tmp_path, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    first = subprocess.Popen(
+        [*command, "tables"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    logs = tmp_path / "results" / "logs" / "train"
+    deadline = time.monotonic() + 180
+    while not (logs.is_dir() and list(logs.iterdir())):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "the first workflow started no training job"
+        time.sleep(0.05)
+    second = subprocess.run([*command, "tables"], capture_output=True, text=True)
+    still_running = first.poll() is None
+    output, _ = first.communicate()
+    assert still_running, "the first workflow ended before the second started"
+    assert second.returncode != 0
+    assert "cannot be locked" in second.stdout + second.stderr
+    assert first.returncode == 0, output
+    cells = pq.read_table(tmp_path / "results" / "tables" / "cells.parquet")
+    assert cells.num_rows == 1 and cells.column("epochs_run").to_pylist() == [15]
+
+
+def test_a_write_that_hits_enospc_leaves_no_file(tmp_path, monkeypatch):
+    """The atomic writer removes its partial temporary file; the final name never appears."""
+    import pyarrow as pa
+
+    def full_disk(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half of a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_parquet_atomic(tmp_path / "table.parquet", pa.table({"a": [1]}))
+    assert list(tmp_path.iterdir()) == []
+    write_json_atomic(tmp_path / "ok.json", {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.json"]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 2 MiB tmpfs: room for a cell's small files, not for its checkpoint."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_the_cell_cleanly(small_tmpfs):
+    """A model whose checkpoint (weights and momentum, ~4 MB) does not fit on the disk."""
+    config = {"model": "mlp", "depth": 2, "width": 512, "epochs": 2, "batch_size": 64}
+    outdir = small_tmpfs / "cell"
+    result = cli("train", "--json", json.dumps(config), str(outdir), "--threads", "1")
+    assert result.returncode == 74, result.stderr
+    assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    assert not (outdir / "summary.json").exists()
+    assert not (outdir / "checkpoint.pt").exists()
+    assert [p.name for p in small_tmpfs.rglob("*.tmp")] == []
