@@ -1,13 +1,13 @@
 """A real single-node SLURM cluster on this machine, for tests and for developers.
 
 It runs ``munged``, ``slurmctld`` and ``slurmd`` (Debian's ``slurmctld slurmd
-slurm-client munge``, see ``install.sh``) out of one directory: its own munge key and
-socket, its own ``slurm.conf`` (no cgroups, no accounting daemon, job completions in a
-text file), free TCP ports, state, logs and PID files. The one file outside it is
-``/etc/slurm/slurm.conf``, a copy of its config: ``srun`` inside a Snakemake job step
-runs without ``SLURM_CONF`` (snakemake-executor-plugin-slurm-jobstep drops the
-``SLURM_*`` variables), so the client tools must find the config where they look by
-default. A ``/etc/slurm/slurm.conf`` that this harness did not write is never replaced.
+slurm-client munge``, see ``install.sh``) out of one directory: its own ``slurm.conf`` (no
+cgroups, no accounting daemon, job completions in a text file), free TCP ports, state, logs
+and PID files. Outside it are its munge key and socket (``munge_dir_for``: the ``munge``
+user must reach them) and ``/etc/slurm/slurm.conf``, a copy of its config: ``srun`` inside
+a Snakemake job step runs without ``SLURM_CONF`` (snakemake-executor-plugin-slurm-jobstep
+drops the ``SLURM_*`` variables), so the client tools must find the config where they look
+by default. A ``/etc/slurm/slurm.conf`` that this harness did not write is never replaced.
 There is no systemd here: the daemons are started directly and stopped by their PIDs.
 
 The node has two partitions, ``cpu`` and ``gpu`` (no GPUs: only the names that
@@ -23,6 +23,7 @@ Developer use (as root)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import shutil
@@ -30,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +82,9 @@ def node_memory_mb() -> int:
     raise ClusterUnavailable("no MemTotal in /proc/meminfo")
 
 
-def slurm_conf(root: Path, node: str, cpus: int, memory_mb: int, ports: tuple[int, int]) -> str:
+def slurm_conf(
+    root: Path, munge_dir: Path, node: str, cpus: int, memory_mb: int, ports: tuple[int, int]
+) -> str:
     partitions = "\n".join(
         f"PartitionName={name} Nodes={node} Default={'YES' if i == 0 else 'NO'} "
         "MaxTime=INFINITE State=UP"
@@ -96,7 +100,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge/munge.socket.2
+AuthInfo=socket={munge_dir}/munge.socket.2
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/run/slurmctld.pid
@@ -131,6 +135,7 @@ class Cluster:
         self.root = Path(root).resolve()
         self.conf = self.root / "slurm.conf"
         self.node = socket.gethostname().split(".")[0]
+        self.munge_dir = munge_dir_for(self.root)
 
     @property
     def env(self) -> dict[str, str]:
@@ -148,11 +153,14 @@ class Cluster:
         reason = unavailable_reason()
         if reason:
             raise ClusterUnavailable(reason)
-        for sub in ("munge", "state", "spool", "run", "log"):
+        for sub in ("state", "spool", "run", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.munge_dir.mkdir(exist_ok=True)
         self.start_munge()
         ports = (free_port(), free_port())
-        text = slurm_conf(self.root, self.node, os.cpu_count() or 1, node_memory_mb(), ports)
+        text = slurm_conf(
+            self.root, self.munge_dir, self.node, os.cpu_count() or 1, node_memory_mb(), ports
+        )
         self.conf.write_text(text)
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SYSTEM_CONF.write_text(text)
@@ -161,7 +169,7 @@ class Cluster:
         self.wait_until_idle()
 
     def start_munge(self) -> None:
-        munge_dir = self.root / "munge"
+        munge_dir = self.munge_dir
         munge = pwd.getpwnam("munge")
         key = munge_dir / "munge.key"
         key.write_bytes(os.urandom(1024))
@@ -169,7 +177,7 @@ class Cluster:
         for path in (munge_dir, key):
             os.chown(path, munge.pw_uid, munge.pw_gid)
         munge_dir.chmod(0o755)
-        subprocess.run(
+        result = subprocess.run(
             [
                 "runuser",
                 "-u",
@@ -182,10 +190,13 @@ class Cluster:
                 f"--log-file={munge_dir}/munged.log",
                 f"--seed-file={munge_dir}/munged.seed",
             ],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if result.returncode != 0:
+            raise ClusterUnavailable(
+                f"munged did not start: {result.stderr.strip()}\n{self.log_tail('munged')}"
+            )
         self.wait_for_file(munge_dir / "munged.pid", "munged")
 
     def daemon(self, name: str, *command: str) -> None:
@@ -219,7 +230,7 @@ class Cluster:
         )
 
     def log_tail(self, name: str, lines: int = 20) -> str:
-        path = self.root / ("munge/munged.log" if name == "munged" else f"log/{name}.log")
+        path = self.munge_dir / "munged.log" if name == "munged" else self.root / f"log/{name}.log"
         if not path.exists():
             return f"({path} does not exist)"
         return f"last lines of {path}:\n" + "\n".join(path.read_text().splitlines()[-lines:])
@@ -228,7 +239,7 @@ class Cluster:
         return [
             self.root / "run" / "slurmd.pid",
             self.root / "run" / "slurmctld.pid",
-            self.root / "munge" / "munged.pid",
+            self.munge_dir / "munged.pid",
         ]
 
     def stop(self) -> None:
@@ -249,6 +260,7 @@ class Cluster:
             path.unlink(missing_ok=True)
         if SYSTEM_CONF.exists() and f"{self.root}/" in SYSTEM_CONF.read_text():
             SYSTEM_CONF.unlink()
+        shutil.rmtree(self.munge_dir, ignore_errors=True)
 
     def completed_jobs(self) -> list[dict[str, str]]:
         """The job completion records (``JobCompType=jobcomp/filetxt``), one per finished job."""
@@ -259,6 +271,14 @@ class Cluster:
             dict(field.split("=", 1) for field in line.split() if "=" in field)
             for line in path.read_text().splitlines()
         ]
+
+
+def munge_dir_for(root: Path) -> Path:
+    """The munge key and socket of the cluster at ``root``, in a directory of their own
+    under the temporary directory: the ``munge`` user must reach it, and ``root`` may lie
+    in a tree only its owner can enter (pytest's ``/tmp/pytest-of-<user>`` is mode 700)."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"normstudy-munge-{digest}"
 
 
 def process_alive(pid: int) -> bool:
