@@ -28,6 +28,8 @@ from normstudy.train import train_cell
 
 HERE = Path(__file__).resolve().parent
 PROFILES = ("--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile"))
+CORES = ("--cores", "1")
+"""As the README says to run the profile: a bundle asks SLURM for the threads of one cell."""
 TIMEOUT = 900
 TIMING_COLUMNS = ["train_seconds", "eval_seconds", "samples_per_second", "seconds"]
 FAST = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
@@ -51,7 +53,7 @@ def workflow_env(cluster, workdir: Path) -> dict[str, str]:
 
 
 def command(workdir: Path, *args: str) -> list[str]:
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *PROFILES, *args]
+    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *PROFILES, *CORES, *args]
 
 
 def run_slurm(cluster, workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -209,8 +211,14 @@ def test_the_profile_bundles_cells_into_few_slurm_jobs(grid_runs, slurm_cluster)
     train_jobs = [job for job, kind in jobs if kind == "group_train_train"]
     cells = len(cells_of(grid_runs["workdir"]))
     assert cells == 4 and len(train_jobs) == 1, jobs
-    completed = {record["JobId"]: record["JobState"] for record in slurm_cluster.completed_jobs()}
-    assert all(completed.get(job) == "COMPLETED" for job, _ in jobs), (jobs, completed)
+    records = {record["JobId"]: record for record in slurm_cluster.completed_jobs()}
+    assert all(records.get(job, {}).get("JobState") == "COMPLETED" for job, _ in jobs), (
+        jobs,
+        records,
+    )
+    # --cores 1: the bundle of several independent cells asks for one CPU, not one per cell
+    # (or the submitting machine's cores, which profiles/default's `cores: all` would give).
+    assert [records[job]["ProcCnt"] for job in train_jobs] == ["1"], records
 
 
 SLOW = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
