@@ -1,10 +1,14 @@
 """Test-only fault injection for training jobs, active only with NORMSTUDY_TEST_CRASH_FILE.
 
 The SLURM tests put this directory on PYTHONPATH (it reaches the jobs through sbatch's
-``--export=ALL``). While the file named by ``NORMSTUDY_TEST_CRASH_FILE`` exists and holds
-a JSON mapping whose items are all in a cell's resolved config, training that cell raises
-``RuntimeError("injected crash ...")`` before its first step. Deleting the file is the
-"fix" that lets a re-run succeed. ``normstudy`` itself holds no test hook.
+``--export=ALL``). While the file named by ``NORMSTUDY_TEST_CRASH_FILE`` exists, training
+the cell it names raises ``RuntimeError("injected crash ...")`` before its first step.
+The file holds ``{"cell": "<cell id>"}``, or ``{"after_finished": n}``: then the first
+cell to start once ``n`` cells of the file's directory have finished (have a
+``results/cells/<cell>/summary.json``) becomes the crashing cell, and the file is rewritten
+to name it. That makes the crash land in the middle of a bundle whatever order Snakemake
+runs the bundle's cells in. Deleting the file is the "fix" that lets a re-run succeed.
+``normstudy`` itself holds no test hook.
 """
 
 import importlib.abc
@@ -17,14 +21,25 @@ from pathlib import Path
 CRASH_FILE = os.environ.get("NORMSTUDY_TEST_CRASH_FILE")
 
 
+def crashing_cell(path: Path, cell_id: str) -> str | None:
+    """The cell that must crash, choosing ``cell_id`` if the file's condition holds now."""
+    wanted = json.loads(path.read_text())
+    if "cell" in wanted:
+        return wanted["cell"]
+    finished = list((path.parent / "results" / "cells").glob("*/summary.json"))
+    if len(finished) >= wanted["after_finished"]:
+        path.write_text(json.dumps({"cell": cell_id}))
+        return cell_id
+    return None
+
+
 def crashing_run_epochs(original):
-    def run_epochs(cell, *args, **kwargs):
+    def run_epochs(cell, checkpoint, *args, **kwargs):
         path = Path(CRASH_FILE)
-        if path.exists():
-            wanted = json.loads(path.read_text())
-            if all(cell.config.get(key) == value for key, value in wanted.items()):
-                raise RuntimeError(f"injected crash for cells with {wanted}")
-        return original(cell, *args, **kwargs)
+        cell_id = Path(checkpoint).stem
+        if path.exists() and crashing_cell(path, cell_id) == cell_id:
+            raise RuntimeError(f"injected crash for cell {cell_id}")
+        return original(cell, checkpoint, *args, **kwargs)
 
     return run_epochs
 
