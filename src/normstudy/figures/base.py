@@ -986,7 +986,8 @@ def metric_figure(
     """Accuracy ``metrics`` (columns) against axis ``x`` (log axis when its values span
     more than a factor of 4), one line per value of ``line_axes``, one row per panel of
     each study (its other axes); means over seeds with 95% t-bands, diverged cells
-    counted at chance and drawn as red × there, chance dotted."""
+    counted at chance and drawn as red × there (in every metric's panel; the legend counts
+    each cell once), chance dotted."""
     panels = [p for s in studies for p in panels_for(tables, s, line_axes, exclude=[x])]
     single = len(metrics) == 1
     shape = grid_shape(len(panels)) if single else (len(panels), len(metrics))
@@ -998,7 +999,7 @@ def metric_figure(
             for row, panel in zip(axes, panels, strict=True)
             for ax, metric in zip(row, metrics, strict=True)
         ]
-    handles, counts, diverged = {}, [], 0
+    handles, counts, diverged = {}, [], set()
     for ax, panel, metric in cells:
         for line in panel.lines:
             summary = summarize(line.rows, [x], metric)
@@ -1009,7 +1010,8 @@ def metric_figure(
             counts += summary["n"].tolist()
             failed = line.rows[stats.failed_cells(line.rows, metric)]
             chance = chance_accuracy(failed) or 0.0
-            diverged += mark_diverged(ax, failed[x], [100 * chance] * len(failed))
+            mark_diverged(ax, failed[x], [100 * chance] * len(failed))
+            diverged.update(failed["cell_id"])
         chance_line(ax, chance_accuracy(panel.rows))
         value_ticks(ax, panel.rows[x].dropna().astype(float))
         set_panel_title(ax, panel.title)
@@ -1017,6 +1019,6 @@ def metric_figure(
         ax.set_ylabel(ACCURACY_LABELS.get(metric, metric))
     hide_unused(axes, len(cells))
     note = f"mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}"
-    legend = list(handles.values()) + [chance_handle(), diverged_handle(diverged)]
+    legend = list(handles.values()) + [chance_handle(), diverged_handle(len(diverged))]
     figure_legend(fig, legend, note)
     return fig
