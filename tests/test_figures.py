@@ -355,6 +355,21 @@ def test_diverged_cells_are_marked(rendered, name, expected):
     assert any(expected in text for text in texts), texts
 
 
+def test_hessian_counts_each_diverged_cell_once_over_probe_labels(tmp_path):
+    """Two Hessian probes (train and eval mode) give each panel two rows of the figure;
+    the zoo's one diverged cell is still one diverged cell."""
+    tables = synthetic_tables()
+    hessian = tables.probes[tables.probes["probe"] == "hessian"].copy()
+    hessian["probe"] = "hessian_eval"
+    hessian["key"] = hessian["key"].replace("mode_train", "mode_eval")
+    tables.probes = pd.concat([tables.probes, hessian], ignore_index=True)
+    write_tables(tables, tmp_path / "tables")
+    result = render_from_dir("hessian", tmp_path / "tables", tmp_path / "figures")
+    texts = " ".join(" ".join(text.split()) for text in result.texts)
+    assert "[hessian_eval, eval mode]" in texts and "[hessian, train mode]" in texts
+    assert "diverged cells: 1 (failed records left out)" in texts
+
+
 def test_noise_robustness_names_the_papers_conditions(rendered):
     texts = " ".join(rendered[1]["noise_robustness"].texts)
     assert "BatchNorm, shuffled (BN_reg)" in texts

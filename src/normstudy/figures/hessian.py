@@ -152,7 +152,7 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
     rows = study_rows(tables, study, records)
     labels = {label for _, label, _ in rows}
     fig, axes = new_figure(len(rows), COLUMNS, panel_size=(3.2, 2.5))
-    counts, diverged, handles = [], 0, {}
+    counts, diverged, handles = [], set(), {}
     for axes_row, (panel, label, found) in zip(axes, rows, strict=True):
         k = eigenvalue_count(found)
         counts += draw_over_time(axes_row[0], panel, found, "lambda_1")
@@ -165,13 +165,13 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         if len(labels) > 1:
             title += f" [{label}, {mode_of(found)} mode]"
         set_panel_title(axes_row[0], title + diverged_text(panel.rows))
-        diverged += int((panel.rows["status"] == "diverged").sum())
+        diverged.update(panel.rows.loc[panel.rows["status"] == "diverged", "cell_id"])
         for handle in axes_row[0].get_lines():
             handles.setdefault(handle.get_label(), handle)
     note = (
         f"λ1 and λ1/λk: geometric mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}, "
         "on the log scale; density: SLQ pooled over seeds, Gaussian σ = 1% of each "
-        f"spectrum's range; diverged cells: {diverged} (failed records left out)"
+        f"spectrum's range; diverged cells: {len(diverged)} (failed records left out)"
     )
     figure_legend(fig, list(handles.values()), note)
     return fig
