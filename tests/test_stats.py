@@ -303,6 +303,48 @@ def test_numeric_levels_and_conditions_are_text():
     assert json.loads(row["condition"]) == {"dataset": "d", "freeze": "all"}
 
 
+def test_option_axes_stored_as_text_match_the_config_values():
+    """cells.parquet holds an option axis with non-numeric values as text (str(value));
+    the config's reference 2 and True still name their levels."""
+    cells = make_cells(
+        {
+            ("d", "1", "True"): REF,
+            ("d", "2", "True"): CAND,
+            ("d", "inf", "True"): REF,
+            ("d", "2", "False"): REF,
+        }
+    )
+    cells = cells.rename(columns={"norm": "norm_options.p", "freeze": "norm_options.centered"})
+    axes = ["dataset", "norm_options.p", "norm_options.centered", "seed"]
+    by_p = stats.compare(
+        cells, ComparisonSpec("norm_options.p", 2), axes, study="s", n_resamples=RESAMPLES
+    )
+    centred = by_p[[json.loads(c)["norm_options.centered"] == "True" for c in by_p["condition"]]]
+    assert sorted(centred["candidate"]) == ["1", "inf"]
+    assert set(by_p["reference"]) == {"2"}
+    row = one_row(centred, candidate="1")
+    assert row["diff"] == pytest.approx(np.mean(REF) - np.mean(CAND))
+    by_centring = stats.compare(
+        cells,
+        ComparisonSpec("norm_options.centered", True, candidates=(False,)),
+        axes,
+        study="s",
+        n_resamples=RESAMPLES,
+    )
+    (row,) = [
+        r for _, r in by_centring.iterrows() if json.loads(r["condition"])["norm_options.p"] == "2"
+    ]
+    assert (row["reference"], row["candidate"]) == ("True", "False")
+    assert row["diff"] == pytest.approx(np.mean(REF) - np.mean(CAND))
+    with pytest.raises(
+        ComparisonSpecError,
+        match="reference '3' is not a level of 'norm_options.p'; levels: 1, 2, inf",
+    ):
+        stats.compare(
+            cells, ComparisonSpec("norm_options.p", 3), axes, study="s", n_resamples=RESAMPLES
+        )
+
+
 def test_holm_within_each_family_across_specs_and_conditions():
     values = {}
     rng = np.random.default_rng(0)

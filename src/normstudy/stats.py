@@ -25,7 +25,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -146,6 +146,24 @@ def sorted_levels(values: pd.Series) -> list[object]:
         return sorted(levels)
     except TypeError:
         return sorted(levels, key=lambda level: (type(level).__name__, str(level)))
+
+
+def spec_in_table_levels(spec: ComparisonSpec, levels: Sequence[object]) -> ComparisonSpec:
+    """``spec`` with its reference and candidates as the cells table holds them.
+
+    An option axis whose values are not all numbers (``norm_options.p: [1, 2, inf]``,
+    ``norm_options.centered: [true, false]``) is a text column of ``cells.parquet``
+    holding ``str(value)`` (:func:`normstudy.tables.cells_table`); the spec, read from
+    config.yaml, holds the values themselves, which are matched in that text form.
+    """
+    if not levels or not all(isinstance(level, str) for level in levels):
+        return spec
+
+    def as_text(value: object) -> object:
+        return value if isinstance(value, str) else str(value)
+
+    candidates = None if spec.candidates is None else tuple(map(as_text, spec.candidates))
+    return replace(spec, reference=as_text(spec.reference), candidates=candidates)
 
 
 def grouped_by(frame: pd.DataFrame, axes: Sequence[str]):
@@ -486,6 +504,7 @@ def compare(
     check_statuses(frame)
     check_unique_cells(frame, axes)
     levels = sorted_levels(frame[spec.factor])
+    spec = spec_in_table_levels(spec, levels)
     validate_levels(spec, levels)
     candidates = list(spec.candidates or [level for level in levels if level != spec.reference])
     seeds = seed_axis if seed_axis in axes else None
