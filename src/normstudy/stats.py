@@ -50,6 +50,7 @@ from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
     validate_levels,
     validate_spec,
 )
+from normstudy.tables import option_axis_text
 
 
 def condition_value(value: object) -> object:
@@ -153,17 +154,13 @@ def spec_in_table_levels(spec: ComparisonSpec, levels: Sequence[object]) -> Comp
 
     An option axis whose values are not all numbers (``norm_options.p: [1, 2, inf]``,
     ``norm_options.centered: [true, false]``) is a text column of ``cells.parquet``
-    holding ``str(value)`` (:func:`normstudy.tables.cells_table`); the spec, read from
-    config.yaml, holds the values themselves, which are matched in that text form.
+    (:func:`normstudy.tables.option_axis_text`); the spec, read from config.yaml, holds
+    the values themselves, which are matched in that text form.
     """
     if not levels or not all(isinstance(level, str) for level in levels):
         return spec
-
-    def as_text(value: object) -> object:
-        return value if isinstance(value, str) else str(value)
-
-    candidates = None if spec.candidates is None else tuple(map(as_text, spec.candidates))
-    return replace(spec, reference=as_text(spec.reference), candidates=candidates)
+    candidates = None if spec.candidates is None else tuple(map(option_axis_text, spec.candidates))
+    return replace(spec, reference=option_axis_text(spec.reference), candidates=candidates)
 
 
 def grouped_by(frame: pd.DataFrame, axes: Sequence[str]):

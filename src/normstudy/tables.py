@@ -174,6 +174,12 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
     return row
 
 
+def option_axis_text(value: object) -> str:
+    """How a text option-axis column of ``cells.parquet`` holds a value (``2`` -> ``"2"``,
+    ``True`` -> ``"True"``): an axis whose values are not all numbers is stored as text."""
+    return value if isinstance(value, str) else str(value)
+
+
 def option_axis_fields(rows: list[dict]) -> list[pa.Field]:
     dotted = sorted({key for row in rows for key in row if "." in key})
     fields = []
@@ -190,7 +196,7 @@ def cells_table(rows: list[dict]) -> pa.Table:
     for field in schema:
         values = [row.get(field.name) for row in rows]
         if pa.types.is_string(field.type) and "." in field.name:
-            values = [None if v is None else str(v) for v in values]
+            values = [None if v is None else option_axis_text(v) for v in values]
         if pa.types.is_floating(field.type):
             values = [None if v is None else float(v) for v in values]
         columns[field.name] = values
