@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+from normstudy.cluster import measured_minutes
 from normstudy.config import resolve_cell_config
 from normstudy.data.torchvision_sets import stand_in_splits
 from normstudy.estimate import cell_cost, cost_groups, measure_group
@@ -116,6 +117,11 @@ def test_estimate_command_writes_per_study_and_per_group_tables(tmp_path):
     groups = pd.read_csv(out / "groups.csv")
     assert sorted(groups["cells"]) == [2, 2] and set(groups["norm"]) == {"batch", "none"}
     assert "total" in result.stdout and (out / "studies.txt").read_text() in result.stdout + "\n"
+    cells = pd.read_csv(out / "cells.csv")
+    assert len(cells) == 4 and set(cells["device"]) == {"cpu"}
+    assert cells["hours"].sum() == pytest.approx(studies["hours"].iloc[-1])
+    # A CPU measurement never sets the time of a GPU job (normstudy.cluster).
+    assert measured_minutes(out / "cells.csv") == {}
 
 
 def test_estimate_command_rejects_a_bad_study(tmp_path):

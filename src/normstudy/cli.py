@@ -193,6 +193,15 @@ def command_estimate(args: argparse.Namespace) -> int:
     write_text_atomic(out / "groups.csv", groups.to_csv(index=False))
     write_text_atomic(out / "studies.csv", studies.to_csv(index=False))
     device = groups["device"].iloc[0] if len(groups) else "?"
+    # Per cell, for the time requests of SLURM jobs (normstudy.cluster.measured_minutes).
+    cells = pd.DataFrame(
+        [
+            {"cell_id": cell, "hours": hours, "device": "none" if args.flops_only else device}
+            for cell, (hours, _) in estimate.cost_of_cell.items()
+        ],
+        columns=["cell_id", "hours", "device"],
+    )
+    write_text_atomic(out / "cells.csv", cells.to_csv(index=False))
     threads = groups["threads"].iloc[0] if len(groups) else "?"
     what = (
         "FLOPs counted, nothing timed"
@@ -219,6 +228,16 @@ def command_figure(args: argparse.Namespace) -> int:
     else:
         print(f"{args.name}: " + ", ".join(str(p) for p in result.written))
     return 0
+
+
+def command_slurm_profile(args: argparse.Namespace) -> int:
+    from normstudy.slurm_profile import ProfileError, main
+
+    try:
+        return main(args)
+    except ProfileError as error:
+        print(f"normstudy slurm-profile: error: {error}", file=sys.stderr)
+        return 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -288,7 +307,9 @@ def parser() -> argparse.ArgumentParser:
     )
     estimate.add_argument("config", nargs="?", help="workflow config (config.yaml)")
     estimate.add_argument("--json", help="the workflow config as a JSON string instead")
-    estimate.add_argument("out_dir", help="where groups.csv, studies.csv and studies.txt go")
+    estimate.add_argument(
+        "out_dir", help="where groups.csv, studies.csv, cells.csv and studies.txt go"
+    )
     estimate.add_argument("--scale", choices=["demo", "paper"], default=None)
     estimate.add_argument("--study", nargs="+", default=None, help="only these studies")
     estimate.add_argument("--steps", type=int, default=3, help="timed steps per group")
@@ -309,6 +330,17 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("tables_dir", help="directory of the Parquet tables")
     figure.add_argument("out_dir", help="directory to write the figure's files")
     figure.set_defaults(func=command_figure)
+
+    profile = commands.add_parser(
+        "slurm-profile",
+        help="write your Snakemake profile `slurm` (~/.config/snakemake/slurm) from sinfo/sacctmgr",
+    )
+    profile.add_argument("--account", help="SLURM account (default: yours, from sacctmgr)")
+    profile.add_argument("--partition", help="partition (default: one with GPUs, from sinfo)")
+    profile.add_argument("--jobs", type=int, default=100, help="SLURM jobs queued at once")
+    profile.add_argument("--dir", help="profile directory (default: Snakemake's user config)")
+    profile.add_argument("--force", action="store_true", help="replace an existing profile")
+    profile.set_defaults(func=command_slurm_profile)
     return top
 
 

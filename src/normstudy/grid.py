@@ -356,6 +356,14 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
     return 1e6
 
 
+def training_examples(config: Mapping[str, Any]) -> int:
+    """Examples a cell processes in training (steps x batch, or epochs x training set)."""
+    size = config["train_subset"] or TRAIN_SIZES.get(config["dataset"], 50000)
+    if config["steps"]:
+        return config["steps"] * (size if config["full_batch"] else config["batch_size"])
+    return config["epochs"] * size
+
+
 def job_resources(config: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, int]:
     """Threads, memory (MB), run time (minutes) and GPUs of one training job.
 
@@ -364,12 +372,7 @@ def job_resources(config: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
     ``minutes_per_gstep`` (minutes per 1e9 parameter-example steps; measure yours).
     """
     params_m = estimated_parameters(config) / 1e6
-    size = config["train_subset"] or TRAIN_SIZES.get(config["dataset"], 50000)
-    if config["steps"]:
-        examples = config["steps"] * (size if config["full_batch"] else config["batch_size"])
-    else:
-        examples = config["epochs"] * size
-    work = params_m * 1e6 * examples / 1e9
+    work = params_m * 1e6 * training_examples(config) / 1e9
     return {
         "threads": int(settings["threads"]),
         "gpu": int(settings["gpu"]),

@@ -10,8 +10,11 @@ drops the ``SLURM_*`` variables), so the client tools must find the config where
 by default. A ``/etc/slurm/slurm.conf`` that this harness did not write is never replaced.
 There is no systemd here: the daemons are started directly and stopped by their PIDs.
 
-The node has two partitions, ``cpu`` and ``gpu`` (no GPUs: only the names that
-``profiles/slurm`` asks for), both on the one node.
+The node has two GPUs that SLURM allocates as GRES (``gres.conf`` with
+``AutoDetect=off`` on character devices ``nvidia0`` and ``nvidia1`` that the harness
+creates; a job that asks for one sees ``CUDA_VISIBLE_DEVICES``; no real GPU is behind
+them), and three partitions on it: ``cpu`` (the default), ``gpu`` and ``short`` (the GPU
+partition with a time limit of ``SHORT_MINUTES``, for chains of jobs).
 
 Developer use (as root)::
 
@@ -29,6 +32,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,7 +41,9 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "sinfo", "scancel", "scontrol")
-PARTITIONS = ("cpu", "gpu")
+PARTITIONS = ("cpu", "gpu", "short")
+SHORT_MINUTES = 2
+GPUS = 2
 MEM_PER_CPU_MB = 1000
 START_TIMEOUT = 60.0
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
@@ -85,9 +91,10 @@ def node_memory_mb() -> int:
 def slurm_conf(
     root: Path, munge_dir: Path, node: str, cpus: int, memory_mb: int, ports: tuple[int, int]
 ) -> str:
+    limits = {"short": str(SHORT_MINUTES)}
     partitions = "\n".join(
         f"PartitionName={name} Nodes={node} Default={'YES' if i == 0 else 'NO'} "
-        "MaxTime=INFINITE State=UP"
+        f"MaxTime={limits.get(name, 'INFINITE')} State=UP"
         for i, name in enumerate(PARTITIONS)
     )
     return f"""\
@@ -116,14 +123,15 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={root}/log/jobcomp.txt
-MinJobAge=300
+MinJobAge=3600
 MailProg=/bin/true
 ReturnToService=2
 SchedulerType=sched/builtin
 InactiveLimit=0
 KillWait=30
 SlurmdTimeout=300
-NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
+GresTypes=gpu
+NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPUS} State=UNKNOWN
 {partitions}
 """
 
@@ -164,9 +172,27 @@ class Cluster:
         self.conf.write_text(text)
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SYSTEM_CONF.write_text(text)
+        gres = self.gres_conf()
+        for directory in (self.root, SYSTEM_CONF.parent):
+            (directory / "gres.conf").write_text(gres)
         self.daemon("slurmctld", "slurmctld", "-i", "-f", str(self.conf))
         self.daemon("slurmd", "slurmd", "-f", str(self.conf))
         self.wait_until_idle()
+
+    def gres_conf(self) -> str:
+        """GPUs as GRES on device files: SLURM sets ``CUDA_VISIBLE_DEVICES`` only for
+        character devices (checked with SLURM 22.05: plain files are allocated
+        but not exported)."""
+        devices = self.root / "dev"
+        devices.mkdir(exist_ok=True)
+        for index in range(GPUS):
+            path = devices / f"nvidia{index}"
+            if not path.exists():
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(195, index))
+        return (
+            f"{MARKER}\nAutoDetect=off\n"
+            f"NodeName={self.node} Name=gpu File={devices}/nvidia[0-{GPUS - 1}]\n"
+        )
 
     def start_munge(self) -> None:
         munge_dir = self.munge_dir
@@ -260,6 +286,9 @@ class Cluster:
             path.unlink(missing_ok=True)
         if SYSTEM_CONF.exists() and f"{self.root}/" in SYSTEM_CONF.read_text():
             SYSTEM_CONF.unlink()
+            gres = SYSTEM_CONF.parent / "gres.conf"
+            if gres.exists() and MARKER in gres.read_text():
+                gres.unlink()
         shutil.rmtree(self.munge_dir, ignore_errors=True)
 
     def completed_jobs(self) -> list[dict[str, str]]:

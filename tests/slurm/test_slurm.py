@@ -1,9 +1,14 @@
-"""``snakemake --profile profiles/slurm`` against a real SLURM scheduler (``cluster.py``).
+"""``snakemake --profile slurm`` against a real SLURM scheduler (``cluster.py``), as a user
+types it: ``slurm`` is the user's own profile in Snakemake's user config directory
+(``$XDG_CONFIG_HOME/snakemake/slurm``), written by ``normstudy slurm-profile`` on the test
+cluster; the test-only additions are a shorter delay before the first status check and a
+shorter latency wait. Everything else (GPUs, CPUs, time limits, partitions) comes from the
+workflow.
 
-Every run uses the profile as users do, plus ``tests/slurm/profile`` (partition, no
-account, ``squeue`` for status, short polling). The scenarios: a grid of several studies
-bundled into few SLURM jobs, with one crashing cell, then fixed and re-run; a training
-job preempted by SIGTERM; the workflow process killed with SIGKILL and started again.
+The scenarios: a grid of several studies with one crashing cell, then fixed and re-run; a
+training job preempted by SIGTERM; a cell that needs several times its partition's time
+limit and finishes through a chain of jobs; the workflow process killed with SIGKILL and
+started again; plans that the preflight refuses.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from cluster import SHORT_MINUTES
 from test_workflow import REPO, SNAKEMAKE, snakemake, write_config
 
 from normstudy.config import resolve_cell_config
@@ -27,9 +34,7 @@ from normstudy.grid import data_key
 from normstudy.train import train_cell
 
 HERE = Path(__file__).resolve().parent
-PROFILES = ("--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile"))
-CORES = ("--cores", "1")
-"""As the README says to run the profile: a bundle asks SLURM for the threads of one cell."""
+NORMSTUDY = str(Path(SNAKEMAKE).with_name("normstudy"))
 TIMEOUT = 900
 TIMING_COLUMNS = ["train_seconds", "eval_seconds", "samples_per_second", "seconds"]
 FAST = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
@@ -41,36 +46,82 @@ GRID = {
 """Three studies, four distinct cells (``alpha`` lr 0.1 is ``beta`` width 16)."""
 CRASHING = {"after_finished": 2}
 """The first cell to start after two have finished crashes (``inject/sitecustomize.py``)."""
+SLURM_SETTINGS = {"threads": 1, "cpu_partition": "cpu", "retries": 1, "startup_minutes": 1}
+"""The study's ``slurm:`` block on the test cluster: one CPU per job (the node has two),
+CPU-only jobs on ``cpu`` (every partition of the one-node cluster has its GPUs), one retry
+for faults."""
 
 
-def workflow_env(cluster, workdir: Path) -> dict[str, str]:
-    """The cluster's environment, the worktree's sources and the test-only crash hook."""
+def write_study(workdir: Path, studies: dict, defaults: dict, **slurm) -> None:
+    """``config.yaml`` of a small study with its ``slurm:`` block."""
+    write_config(workdir, studies, defaults=defaults)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["slurm"] = {**SLURM_SETTINGS, **slurm}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def user_config(slurm_cluster, tmp_path_factory) -> Path:
+    """A Snakemake user config directory holding the profile ``slurm`` that
+    ``normstudy slurm-profile`` writes on this cluster."""
+    home = tmp_path_factory.mktemp("xdg")
+    env = {**slurm_cluster.env, "XDG_CONFIG_HOME": str(home)}
+    result = subprocess.run(
+        [NORMSTUDY, "slurm-profile", "--partition", "gpu"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    profile = home / "snakemake" / "slurm" / "config.yaml"
+    text = profile.read_text()
+    assert "executor: slurm" in text and 'slurm_partition: "gpu"' in text, text
+    # No slurmdbd on the test cluster: the writer must have chosen squeue for job status.
+    assert "slurm-status-command: squeue" in text, text
+    profile.write_text(
+        text.replace("latency-wait: 60", "latency-wait: 5")
+        + "slurm-init-seconds-before-status-checks: 2   # test-only: poll sooner\n"
+    )
+    return home
+
+
+def workflow_env(cluster, workdir: Path, user_config: Path) -> dict[str, str]:
+    """The cluster's environment, the user's profile, the worktree's sources and the
+    test-only crash hook."""
     paths = [str(HERE / "inject"), str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
     return {
         **cluster.env,
+        "XDG_CONFIG_HOME": str(user_config),
         "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "NORMSTUDY_TEST_CRASH_FILE": str(workdir / "crash.json"),
     }
 
 
 def command(workdir: Path, *args: str) -> list[str]:
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *PROFILES, *CORES, *args]
+    """``snakemake --profile slurm`` as typed, on the workdir's config."""
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--profile",
+        "slurm",
+        *args,
+    ]
 
 
-def run_slurm(cluster, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_slurm(cluster, user_config, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(workdir, *args),
-        env=workflow_env(cluster, workdir),
+        env=workflow_env(cluster, workdir, user_config),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
 
 
-def start_slurm(cluster, workdir: Path, *args: str) -> subprocess.Popen:
+def start_slurm(cluster, user_config, workdir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         command(workdir, *args),
-        env=workflow_env(cluster, workdir),
+        env=workflow_env(cluster, workdir, user_config),
         stdout=(workdir / "snakemake.out").open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -131,12 +182,13 @@ def summary_times(workdir: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def grid_runs(slurm_cluster, tmp_path_factory):
-    """The grid through SLURM with one cell crashing (one retry), then with the crash fixed."""
+def grid_runs(slurm_cluster, user_config, tmp_path_factory):
+    """The grid through SLURM with one cell crashing (on its retry too), then with the
+    crash fixed; and the same grid run locally."""
     workdir = tmp_path_factory.mktemp("grid")
-    write_config(workdir, GRID, defaults=FAST)
+    write_study(workdir, GRID, FAST)
     (workdir / "crash.json").write_text(json.dumps(CRASHING))
-    first = run_slurm(slurm_cluster, workdir, "tables", "--retries", "1")
+    first = run_slurm(slurm_cluster, user_config, workdir, "tables")
     crashed = json.loads((workdir / "crash.json").read_text())["cell"]
     after_first = {
         "summaries": summary_times(workdir),
@@ -144,7 +196,7 @@ def grid_runs(slurm_cluster, tmp_path_factory):
         "crash_log": (workdir / "results" / "logs" / "train" / f"{crashed}.log").read_text(),
     }
     (workdir / "crash.json").unlink()
-    second = run_slurm(slurm_cluster, workdir, "tables")
+    second = run_slurm(slurm_cluster, user_config, workdir, "tables")
     local = tmp_path_factory.mktemp("local")
     write_config(local, GRID, defaults=FAST)
     snakemake(local, "tables")
@@ -159,9 +211,8 @@ def grid_runs(slurm_cluster, tmp_path_factory):
 
 
 def test_a_crashing_cell_fails_alone_and_is_reported_with_its_log(grid_runs):
-    """The crash fails the cell's bundle; its finished cells keep their outputs
-    (keep-incomplete) and, when the retry runs the whole bundle again, are restored from
-    their finished copies instead of training again."""
+    """Each cell is its own SLURM job: the crash costs its cell only (retried once, as
+    ``slurm.retries: 1`` says); every other cell finishes in the same run."""
     first, crashed = grid_runs["first"], grid_runs["crashed"]
     after_first = grid_runs["after_first"]
     output = first.stdout + first.stderr
@@ -171,14 +222,9 @@ def test_a_crashing_cell_fails_alone_and_is_reported_with_its_log(grid_runs):
     assert "injected crash" in after_first["crash_log"]
     logs = after_first["train_logs"]
     assert logs[crashed].count(" start ") == 2  # the first attempt and the retry
-    # Snakemake runs a bundle's cells one by one and stops the bundle at its first
-    # failure (there is no --keep-going inside a group job): a cell scheduled after the
-    # crash has not started.
-    started = {cell for cell, text in logs.items() if " start " in text} - {crashed}
-    assert len(started) == CRASHING["after_finished"], logs
-    assert set(after_first["summaries"]) == started, logs
-    for cell in started:
-        assert logs[cell].count(" start ") == 1 and "not trained again" in logs[cell], logs[cell]
+    others = set(logs) - {crashed}
+    assert len(others) == 3 and set(after_first["summaries"]) == others, logs
+    assert all(logs[cell].count(" start ") == 1 for cell in others), logs
 
 
 def test_rerun_after_the_fix_trains_only_the_crashed_cell(grid_runs):
@@ -188,8 +234,6 @@ def test_rerun_after_the_fix_trains_only_the_crashed_cell(grid_runs):
     after = summary_times(workdir)
     assert {cell: after[cell] for cell in before} == before, "a finished cell was re-run"
     assert train_log(workdir, crashed).count(" start ") == 3
-    for cell in set(cells_of(workdir)) - set(before) - {crashed}:
-        assert train_log(workdir, cell).count(" start ") == 1
 
 
 def test_slurm_tables_equal_a_local_run(grid_runs):
@@ -202,32 +246,35 @@ def test_slurm_tables_equal_a_local_run(grid_runs):
     assert sorted(set(cells["study"])) == ["alpha", "beta", "gamma"] and len(cells) == 5
 
 
-def test_the_profile_bundles_cells_into_few_slurm_jobs(grid_runs, slurm_cluster):
-    second = grid_runs["second"]
-    jobs = submitted_jobs(second.stdout + second.stderr)
-    train_jobs = [job for job, kind in jobs if kind == "group_train_train"]
-    cells = len(cells_of(grid_runs["workdir"]))
-    assert cells == 4 and len(train_jobs) == 1, jobs
-    records = {record["JobId"]: record for record in slurm_cluster.completed_jobs()}
-    assert all(records.get(job, {}).get("JobState") == "COMPLETED" for job, _ in jobs), (
-        jobs,
-        records,
-    )
-    # --cores 1: the bundle of several independent cells asks for one CPU, not one per cell
-    # (or the submitting machine's cores, which profiles/default's `cores: all` would give).
-    assert [records[job]["ProcCnt"] for job in train_jobs] == ["1"], records
+def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_cluster):
+    """From SLURM's own records (``scontrol show job``, kept for MinJobAge): every train
+    job asked for and was allocated one GPU on the GPU partition with one CPU; the
+    dataset cache and the tables ran on the CPU partition without a GPU."""
+    jobs = submitted_jobs(grid_runs["first"].stdout + grid_runs["first"].stderr)
+    jobs += submitted_jobs(grid_runs["second"].stdout + grid_runs["second"].stderr)
+    kinds = {kind for _, kind in jobs}
+    assert {"rule_train", "rule_tables"} <= kinds, jobs
+    for job, kind in jobs:
+        record = slurm_cluster.run("scontrol", "show", "job", job).stdout
+        fields = dict(re.findall(r"(\w+)=(\S+)", record))
+        if kind == "rule_train":
+            assert fields.get("TresPerJob") == "gres:gpu:1", record
+            assert fields["Partition"] == "gpu" and fields["NumCPUs"] == "1", record
+        else:
+            assert "TresPerJob" not in fields, record
+            assert fields["Partition"] == "cpu", record
 
 
 SLOW = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
 
 
-def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
-    """SIGTERM to the running job (as before a time limit or a preemption): the cell
-    checkpoints and exits 75, the profile's ``retries`` resubmit it, and it resumes to
-    the result of an uninterrupted run."""
-    write_config(tmp_path, {"slow": {"grid": {"seed": [0]}}}, defaults=SLOW)
+def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, user_config, tmp_path):
+    """SIGTERM to the running job (as before a preemption): the cell checkpoints and exits
+    75, the rule's retries resubmit it, and it resumes to the result of an uninterrupted
+    run."""
+    write_study(tmp_path, {"slow": {"grid": {"seed": [0]}}}, SLOW)
     with_data_cache(tmp_path, SLOW)
-    process = start_slurm(slurm_cluster, tmp_path, "study_slow")
+    process = start_slurm(slurm_cluster, user_config, tmp_path, "study_slow")
     checkpoints = tmp_path / "results" / "checkpoints"
     wait_until(
         lambda: checkpoints.is_dir() and list(checkpoints.glob("*.pt")),
@@ -254,14 +301,17 @@ def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, tmp
 MEDIUM = {"model": "mlp", "depth": 1, "width": 16, "epochs": 12, "batch_size": 8}
 
 
-def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, tmp_path):
-    """SIGKILL to the Snakemake process mid-run. Its SLURM job runs on; the documented
-    recovery cancels it (the cell running then checkpoints), unlocks and runs again:
-    finished cells are not re-run (the job step recorded them as complete), the
-    interrupted one resumes, the tables are whole."""
-    write_config(tmp_path, {"three": {"grid": {"seed": [0, 1, 2]}}}, defaults=MEDIUM)
+def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, user_config, tmp_path):
+    """SIGKILL to the Snakemake process mid-run. Its SLURM jobs run on; the documented
+    recovery cancels them (the cells running then checkpoint), unlocks and runs again:
+    finished cells are not re-run, the interrupted ones resume, the tables are whole."""
+    write_study(tmp_path, {"three": {"grid": {"seed": [0, 1, 2]}}}, MEDIUM)
     with_data_cache(tmp_path, MEDIUM)
-    process = start_slurm(slurm_cluster, tmp_path, "tables")
+    # One SLURM job at a time, so that a finished cell's job has left the queue when the
+    # next cell runs (cancelling a job in the second between its cell's last write and
+    # its end makes Snakemake there remove the outputs; the next run restores them from
+    # the finished copy, not retraining, but with new file times).
+    process = start_slurm(slurm_cluster, user_config, tmp_path, "tables", "--jobs", "1")
     cells_dir = tmp_path / "results" / "cells"
     wait_until(
         lambda: (
@@ -278,9 +328,9 @@ def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, tmp_path):
         slurm_cluster.run("scancel", job)
     wait_until(lambda: not jobs_in(slurm_cluster, tmp_path), "the cancelled job did not end")
     finished_before = summary_times(tmp_path)
-    unlock = run_slurm(slurm_cluster, tmp_path, "--unlock")
+    unlock = run_slurm(slurm_cluster, user_config, tmp_path, "--unlock")
     assert unlock.returncode == 0, unlock.stdout + unlock.stderr
-    again = run_slurm(slurm_cluster, tmp_path, "tables")
+    again = run_slurm(slurm_cluster, user_config, tmp_path, "tables", "--jobs", "1")
     assert again.returncode == 0, again.stdout + again.stderr
     cells = pq.read_table(tmp_path / "results" / "tables" / "cells.parquet").to_pandas()
     assert len(cells) == 3 and set(cells["epochs_run"]) == {MEDIUM["epochs"]}
@@ -302,18 +352,129 @@ def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, tmp_path):
         assert summary["final"] == reference["final"], cell
 
 
-def test_dry_run_keeps_gpu_requests_under_the_slurm_profile(tmp_path):
-    """``profiles/default`` is also applied (as the workflow profile) under
-    ``--profile profiles/slurm`` and wins; it must not cap the training jobs' GPUs."""
-    write_config(tmp_path, GRID, defaults=FAST)
-    config = (tmp_path / "config.yaml").read_text().replace("gpu: 0", "gpu: 1")
-    (tmp_path / "config.yaml").write_text(config)
-    result = subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", *PROFILES[:2]],
-        capture_output=True,
-        text=True,
-    )
+def dry_run(cluster, user_config, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_slurm(cluster, user_config, workdir, "-n", *args)
+
+
+def planned_resources(output: str, rule: str) -> list[dict[str, str]]:
+    """The resources of every job of ``rule`` in a dry run's output."""
+    blocks = re.findall(rf"rule {rule}:.*?resources: ([^\n]*)", output, re.DOTALL)
+    return [dict(item.split("=", 1) for item in block.split(", ")) for block in blocks]
+
+
+def test_the_dry_run_shows_what_the_cluster_gets(slurm_cluster, user_config, tmp_path):
+    """``snakemake -n --profile slurm`` shows the real submission: a GPU, the GPU
+    partition and the warning signal for every training job and for the estimate, the CPU
+    partition and no GPU for the CPU-only jobs. (profiles/default, the workflow profile
+    applied under any --profile, must not cap the GPUs.)"""
+    write_study(tmp_path, GRID, FAST)
+    result = dry_run(slurm_cluster, user_config, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    train_resources = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
-    assert len(train_resources) == 4
-    assert all("gpu=1" in line for line in train_resources), train_resources
+    train = planned_resources(result.stdout, "train")
+    assert len(train) == 4, result.stdout
+    for job in train:
+        assert job["gpu"] == "1" and job["slurm_partition"] == "gpu", job
+        assert job["slurm_extra"] == f"--signal=TERM@{300}", job
+    for rule in ("prepare_data", "tables", "comparisons", "figure", "ols"):
+        for job in planned_resources(result.stdout, rule):
+            assert job["slurm_partition"] == "cpu" and "gpu" not in job, (rule, job)
+    estimate = dry_run(slurm_cluster, user_config, tmp_path, "estimate")
+    (job,) = planned_resources(estimate.stdout, "estimate")
+    assert job["gpu"] == "1" and job["slurm_partition"] == "gpu", job
+
+
+def test_the_preflight_refuses_what_the_cluster_would_reject(slurm_cluster, user_config, tmp_path):
+    """Refused before anything is submitted, naming the study, the cell and the fix."""
+    cases = {
+        "no_gpu": ({"gpus": 0}, ["without a GPU", "study alpha", "slurm.gpus: 1"]),
+        "too_long": (
+            {"gpu_partition": "short", "max_runtime": 60},
+            ["exceeds partition 'short'", f"at most {SHORT_MINUTES}"],
+        ),
+        "no_partition": ({"gpu_partition": "a100"}, ["'a100'", "cpu, gpu, short"]),
+    }
+    for name, (settings, phrases) in cases.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        write_study(workdir, GRID, FAST, **settings)
+        for args in (("-n",), ()):
+            result = run_slurm(slurm_cluster, user_config, workdir, *args)
+            output = result.stdout + result.stderr
+            assert result.returncode != 0 and "not submitted to SLURM" in output, output
+            assert "Traceback" not in output, output
+            for phrase in phrases:
+                assert phrase in output, (name, phrase, output)
+        assert not jobs_in(slurm_cluster, workdir), name
+        assert not (workdir / "results").exists(), name
+
+
+CHAINED = {"model": "mlp", "depth": 3, "width": 256, "epochs": 500, "batch_size": 8}
+"""A cell that trains for several times the ``short`` partition's limit on one CPU."""
+
+
+def test_a_cell_longer_than_its_partition_allows_finishes_through_a_chain_of_jobs(
+    slurm_cluster, user_config, tmp_path
+):
+    """On ``short`` (MaxTime 2 minutes) no job asks for more than 2 minutes; SLURM warns
+    each one 30 s before its limit (``--signal``), the cell checkpoints and exits, the
+    rule's retries (as many as the cell's estimate needs) resubmit it, and it finishes
+    with curves bitwise equal to an uninterrupted local run."""
+    write_study(
+        tmp_path,
+        {"long": {"grid": {"seed": [0]}}},
+        CHAINED,
+        gpu_partition="short",
+        warn_seconds=30,
+        startup_minutes=0.25,
+        minutes_per_gstep=40.0,
+        retries=0,
+    )
+    with_data_cache(tmp_path, CHAINED)
+    plan = dry_run(slurm_cluster, user_config, tmp_path, "study_long")
+    (job,) = planned_resources(plan.stdout, "train")
+    assert job["runtime"] == str(SHORT_MINUTES), plan.stdout
+    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_long")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (cell,) = cells_of(tmp_path)
+    log = train_log(tmp_path, cell)
+    summary = json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
+    assert summary["resumed"] >= 2 and log.count("resumed from") == summary["resumed"], log
+    assert summary["epochs_run"] == CHAINED["epochs"]
+    jobs = [
+        job for job, kind in submitted_jobs(result.stdout + result.stderr) if kind == "rule_train"
+    ]
+    assert len(jobs) == summary["resumed"] + 1, result.stdout
+    records = {record["JobId"]: record for record in slurm_cluster.completed_jobs()}
+    for job in jobs:
+        assert records[job]["TimeLimit"] == str(SHORT_MINUTES), records[job]
+        assert records[job]["Partition"] == "short", records[job]
+    data = next((tmp_path / "results" / "data").glob("*.pt"))
+    reference = train_cell(CHAINED, tmp_path / "reference", threads=1, data_cache=data)
+    assert summary["final"] == reference["final"]
+    pd.testing.assert_frame_equal(
+        comparable(tmp_path / "results" / "cells" / cell / "curves.parquet"),
+        comparable(tmp_path / "reference" / "curves.parquet"),
+    )
+
+
+def test_the_profile_command_fills_in_what_the_cluster_reports(slurm_cluster, tmp_path):
+    env = {**slurm_cluster.env, "XDG_CONFIG_HOME": str(tmp_path)}
+
+    def profile(*args):
+        return subprocess.run(
+            [NORMSTUDY, "slurm-profile", *args], env=env, capture_output=True, text=True
+        )
+
+    written = profile()
+    assert written.returncode == 0, written.stderr
+    path = tmp_path / "snakemake" / "slurm" / "config.yaml"
+    text = yaml.safe_load(path.read_text())
+    # The default partition has GPUs on the test cluster, so it is chosen; no accounting
+    # here: no account and squeue for status, each said.
+    assert text["executor"] == "slurm" and text["default-resources"]["slurm_partition"] == "cpu"
+    assert text["slurm-no-account"] is True and text["slurm-status-command"] == "squeue"
+    assert "sacct does not work here" in written.stdout
+    again = profile()
+    assert again.returncode == 2 and "--force" in again.stderr
+    wrong = profile("--partition", "a100", "--force")
+    assert wrong.returncode == 2 and "cpu, gpu, short" in wrong.stderr

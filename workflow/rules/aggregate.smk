@@ -22,6 +22,8 @@ rule tables:
         f"{RESULTS}/logs/tables.log",
     conda:
         ENVIRONMENT
+    resources:
+        **CPU_JOB_RESOURCES,
     params:
         cells_dir=lambda wildcards, input: str(Path(input.summaries[0]).parent.parent),
         out_dir=lambda wildcards, output: str(Path(output.cells).parent),
@@ -40,6 +42,8 @@ rule comparisons:
         f"{RESULTS}/logs/comparisons.log",
     conda:
         ENVIRONMENT
+    resources:
+        **CPU_JOB_RESOURCES,
     shell:
         f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output:q}} > {{log:q}} 2>&1"
 
@@ -51,6 +55,8 @@ rule ols:
         f"{RESULTS}/logs/ols.log",
     conda:
         ENVIRONMENT
+    resources:
+        **CPU_JOB_RESOURCES,
     params:
         d=" ".join(str(v) for v in config["ols"]["d"]),
         kappa=" ".join(str(v) for v in config["ols"]["kappa"]),

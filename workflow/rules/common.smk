@@ -7,6 +7,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from snakemake_interface_executor_plugins.settings import ExecMode
+
+from normstudy.cluster import (
+    ClusterConfigError,
+    cell_minutes,
+    chain_retries,
+    cpu_partition,
+    effective_cap,
+    measured_minutes,
+    preflight,
+    query_partitions,
+    resolve_partition,
+    slurm_settings,
+    train_request,
+)
 from normstudy.config import canonical_json
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
@@ -17,11 +32,16 @@ from normstudy.grid import (
     plan_document,
     plan_studies,
 )
+from normstudy.invocation import current_invocation
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
-TRAIN_THREADS = int(config["resources"]["threads"])
-TRAIN_GPUS = int(config["resources"]["gpu"])
+MAIN_PROCESS = workflow.exec_mode == ExecMode.DEFAULT
+INVOCATION = current_invocation(sys.argv, MAIN_PROCESS)
+ON_SLURM = INVOCATION.slurm
+SLURM = slurm_settings(config)
+TRAIN_THREADS = int(SLURM["threads"] if ON_SLURM else config["resources"]["threads"])
+TRAIN_GPUS = int(SLURM["gpus"] if ON_SLURM else config["resources"]["gpu"])
 PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
 USES_CONDA = any(
@@ -39,6 +59,62 @@ except StudyError as error:
     raise WorkflowError(f"invalid study config:\n{error}") from None
 
 CELLS = PLAN.cells
+
+
+def slurm_plan():
+    """Partitions, time cap and chained-job requests of every training cell under SLURM;
+    refuses (before anything is submitted) a plan the cluster would reject. Jobs running
+    on the cluster skip it: they only run what was planned here."""
+    if not MAIN_PROCESS:
+        return {"train_partition": None, "cpu_partition": None, "minutes": None}
+    partitions = query_partitions()
+    profile_partition = INVOCATION.default_resources.get("slurm_partition") or None
+    train_partition = resolve_partition(
+        SLURM["gpu_partition"] or profile_partition,
+        partitions,
+        "training jobs",
+        "slurm.gpu_partition",
+    )
+    cap = effective_cap(SLURM, train_partition)
+    measured = measured_minutes(Path(RESULTS) / "estimate" / PLAN.scale / "cells.csv")
+    minutes = {
+        cell: cell_minutes(cell, cfg, SLURM, measured) for cell, cfg in CELLS.items()
+    }
+    requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
+    study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
+    problems = preflight(requests, study_of, SLURM, train_partition, partitions)
+    if problems:
+        raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
+    return {
+        "train_partition": SLURM["gpu_partition"],
+        "cpu_partition": cpu_partition(SLURM, partitions, profile_partition),
+        "cap": cap,
+        "minutes": minutes,
+        "retries": chain_retries(requests, SLURM),
+    }
+
+
+if ON_SLURM:
+    try:
+        CLUSTER = slurm_plan()
+    except ClusterConfigError as error:
+        raise WorkflowError(f"not submitted to SLURM:\n{error}") from None
+else:
+    CLUSTER = None
+
+
+def slurm_resources(partition):
+    """Resources that only the SLURM executor reads (none for local runs)."""
+    return {"slurm_partition": partition} if CLUSTER is not None and partition else {}
+
+
+CPU_JOB_RESOURCES = slurm_resources(CLUSTER and CLUSTER["cpu_partition"])
+GPU_JOB_RESOURCES = slurm_resources(CLUSTER and CLUSTER["train_partition"])
+if CLUSTER is not None:
+    # SLURM warns the job before its time limit; the cell checkpoints and exits, and the
+    # rule's retries resubmit it to resume (a chain of jobs).
+    GPU_JOB_RESOURCES["slurm_extra"] = f"--signal=TERM@{int(SLURM['warn_seconds'])}"
+TRAIN_RETRIES = CLUSTER.get("retries", 0) if CLUSTER is not None else 0
 
 
 wildcard_constraints:
@@ -103,8 +179,19 @@ def cell_resource(name):
 
 def cell_runtime(wildcards, attempt):
     """Minutes for a training job: the cell's estimate times the attempt, so that a job
-    retried after hitting its time limit gets more time."""
+    retried after hitting its time limit gets more time; under SLURM from the GPU
+    calibration and never above the partition's limit (normstudy.cluster)."""
+    if CLUSTER is not None and CLUSTER["minutes"] is not None:
+        minutes = CLUSTER["minutes"][wildcards.cell]
+        return train_request(minutes, SLURM, CLUSTER["cap"], attempt).runtime
     return cell_resources(wildcards.cell)["runtime"] * attempt
+
+
+def capped_runtime(minutes):
+    """A fixed time request, within the partition's limit under SLURM."""
+    if CLUSTER is not None and CLUSTER.get("cap") is not None:
+        return int(min(minutes, CLUSTER["cap"]))
+    return minutes
 
 
 def summaries(cell_ids):

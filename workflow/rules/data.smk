@@ -6,8 +6,9 @@ rule prepare_data:
     conda:
         ENVIRONMENT
     resources:
+        **CPU_JOB_RESOURCES,
         mem_mb=4000,
-        runtime=30,
+        runtime=capped_runtime(30),
     params:
         config=data_config,
         data_dir=config["data_dir"],

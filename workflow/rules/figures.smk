@@ -21,6 +21,8 @@ rule figure:
         f"{RESULTS}/logs/figures/{{figure}}.log",
     conda:
         ENVIRONMENT
+    resources:
+        **CPU_JOB_RESOURCES,
     params:
         tables_dir=lambda wildcards, input: str(Path(input.tables[0]).parent),
     shell:

@@ -9,10 +9,12 @@ rule train:
         f"{RESULTS}/logs/train/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
+    retries: TRAIN_RETRIES
     conda:
         ENVIRONMENT
     threads: TRAIN_THREADS
     resources:
+        **GPU_JOB_RESOURCES,
         mem_mb=cell_resource("mem_mb"),
         runtime=cell_runtime,
         gpu=TRAIN_GPUS,

@@ -6,11 +6,12 @@ the cell it names raises ``RuntimeError("injected crash ...")`` before its first
 The file holds ``{"cell": "<cell id>"}``, or ``{"after_finished": n}``: then the first
 cell to start once ``n`` cells of the file's directory have finished (have a
 ``results/cells/<cell>/summary.json``) becomes the crashing cell, and the file is rewritten
-to name it. That makes the crash land in the middle of a bundle whatever order Snakemake
-runs the bundle's cells in. Deleting the file is the "fix" that lets a re-run succeed.
+to name it. That makes the crash land after some cells have finished, whatever order
+Snakemake runs the cells in. Deleting the file is the "fix" that lets a re-run succeed.
 ``normstudy`` itself holds no test hook.
 """
 
+import fcntl
 import importlib.abc
 import importlib.util
 import json
@@ -22,15 +23,20 @@ CRASH_FILE = os.environ.get("NORMSTUDY_TEST_CRASH_FILE")
 
 
 def crashing_cell(path: Path, cell_id: str) -> str | None:
-    """The cell that must crash, choosing ``cell_id`` if the file's condition holds now."""
-    wanted = json.loads(path.read_text())
-    if "cell" in wanted:
-        return wanted["cell"]
-    finished = list((path.parent / "results" / "cells").glob("*/summary.json"))
-    if len(finished) >= wanted["after_finished"]:
-        path.write_text(json.dumps({"cell": cell_id}))
-        return cell_id
-    return None
+    """The cell that must crash, choosing ``cell_id`` if the file's condition holds now.
+
+    Under a lock: cells that start at the same moment in parallel jobs must not both
+    become the crashing cell."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wanted = json.loads(path.read_text())
+        if "cell" in wanted:
+            return wanted["cell"]
+        finished = list((path.parent / "results" / "cells").glob("*/summary.json"))
+        if len(finished) >= wanted["after_finished"]:
+            path.write_text(json.dumps({"cell": cell_id}))
+            return cell_id
+        return None
 
 
 def crashing_run_epochs(original):

@@ -1,0 +1,296 @@
+"""What the workflow asks a SLURM cluster for, decided before anything is submitted.
+
+Imported by the Snakefile (never torch). Under ``snakemake --profile slurm`` the user's
+profile holds only the executor, an account, a partition and a job limit; everything this
+workflow needs is decided here from the ``slurm:`` block of ``config.yaml`` and what
+``sinfo`` reports:
+
+- every ``train`` and ``estimate`` job asks for ``slurm.gpus`` GPUs, ``slurm.threads`` CPUs
+  and its memory;
+- a training job's time comes from a calibration for the GPU it will run on
+  (:func:`cell_minutes`): the ``estimate`` job's measurement on the cluster's GPU where one
+  was made (``results/estimate/<scale>/cells.csv``), else ``slurm.minutes_per_gstep``;
+- no job asks for more than its partition allows (``slurm.max_runtime``, else the
+  partition's MaxTime): a cell that needs longer runs as a chain of jobs. SLURM warns the
+  job ``slurm.warn_seconds`` before its limit (``--signal=TERM@...``), the cell checkpoints
+  and exits with status 75, and Snakemake resubmits it (the rule's ``retries`` cover the
+  longest chain of the plan, plus ``slurm.retries`` for faults), and it resumes;
+- :func:`preflight` refuses a plan that a scheduler would reject or run wrongly.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from normstudy.grid import estimated_parameters, training_examples
+
+SLURM_DEFAULTS: dict[str, Any] = {
+    "gpus": 1,
+    "threads": 2,
+    "gpu_partition": None,
+    "cpu_partition": None,
+    "max_runtime": None,
+    "minutes_per_gstep": 0.01,
+    "startup_minutes": 5,
+    "safety": 1.5,
+    "warn_seconds": 300,
+    "retries": 2,
+}
+"""The ``slurm:`` block's defaults (``workflow/schemas/config.schema.yaml`` documents each).
+
+``minutes_per_gstep`` = 0.01 assumes a GPU that trains 1.7e9 parameter-examples a second
+(a 0.85 M-parameter ResNet-56 at 2,000 CIFAR images a second); a cell's time is then
+multiplied by ``safety``. It is an assumption, not a measurement: ``snakemake estimate``
+on the cluster measures each group of cells on its GPU, and its result replaces it."""
+
+
+class ClusterConfigError(ValueError):
+    """A plan that a SLURM cluster would reject or run wrongly; the message says the fix."""
+
+
+def slurm_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``slurm:`` block of the workflow config with its defaults filled in."""
+    return {**SLURM_DEFAULTS, **(config.get("slurm") or {})}
+
+
+# --- time limits ---------------------------------------------------------------------
+
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def parse_time_limit(text: str) -> float | None:
+    """Minutes of a SLURM time limit (``sinfo %l``: ``D-HH:MM:SS``, ``HH:MM:SS``,
+    ``MM:SS``, ``MM``, ``D-HH``); None for ``infinite``/``UNLIMITED``."""
+    text = text.strip()
+    if text.lower() in ("infinite", "unlimited", "n/a", ""):
+        return None
+    match = _TIME.match(text)
+    if not match:
+        raise ValueError(f"not a SLURM time limit: {text!r}")
+    days, first, second, third = match.groups()
+    fields = [int(v) for v in (first, second, third) if v is not None]
+    if days is not None:
+        hours, minutes, seconds = (fields + [0, 0, 0])[:3]
+        return int(days) * 1440 + hours * 60 + minutes + seconds / 60
+    if len(fields) == 3:
+        return fields[0] * 60 + fields[1] + fields[2] / 60
+    if len(fields) == 2:
+        return fields[0] + fields[1] / 60
+    return float(fields[0])
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One SLURM partition as ``sinfo`` reports it."""
+
+    name: str
+    max_minutes: float | None
+    gpus: bool
+    default: bool
+    up: bool
+
+
+def parse_sinfo(text: str) -> dict[str, Partition]:
+    """Partitions from ``sinfo -h -o '%P|%l|%G|%a'`` (one line per partition and node
+    configuration; a partition has GPUs if any of its nodes has a ``gpu`` GRES)."""
+    partitions: dict[str, Partition] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4:
+            continue
+        raw, limit, gres, availability = fields
+        name = raw.rstrip("*")
+        known = partitions.get(name)
+        partitions[name] = Partition(
+            name=name,
+            max_minutes=parse_time_limit(limit),
+            gpus=(known.gpus if known else False) or "gpu" in gres,
+            default=raw.endswith("*"),
+            up=availability.strip().lower() == "up",
+        )
+    return partitions
+
+
+def query_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Partition] | None:
+    """The cluster's partitions, or None where ``sinfo`` is missing or fails."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        result = run(
+            ["sinfo", "-h", "-o", "%P|%l|%G|%a"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return parse_sinfo(result.stdout)
+
+
+# --- per-cell requests ---------------------------------------------------------------
+
+
+def measured_minutes(estimate_csv: Path) -> dict[str, float]:
+    """Cell id -> training minutes measured by ``snakemake estimate`` on a CUDA device.
+
+    Empty when the file is missing or was measured on another device: a CPU measurement
+    says nothing about a GPU job's time."""
+    if not estimate_csv.is_file():
+        return {}
+    with estimate_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        row["cell_id"]: float(row["hours"]) * 60
+        for row in rows
+        if row.get("device", "").startswith("cuda")
+    }
+
+
+def cell_minutes(
+    cell_id: str,
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    measured: Mapping[str, float],
+) -> float:
+    """Estimated minutes of training and evaluation of one cell on a GPU, before safety."""
+    if cell_id in measured:
+        return measured[cell_id]
+    work = estimated_parameters(config) * training_examples(config) / 1e9
+    return settings["minutes_per_gstep"] * work
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What one training job asks SLURM for, and how many jobs its cell needs."""
+
+    runtime: int
+    segments: int
+    needed_minutes: float
+
+
+def train_request(
+    minutes: float, settings: Mapping[str, Any], cap: float | None, attempt: int = 1
+) -> TrainRequest:
+    """The time request of a training job (``attempt`` counts from 1: a job resubmitted
+    after its cell outgrew the estimate asks for more, up to ``cap``), and the number of
+    chained jobs the cell needs."""
+    startup = settings["startup_minutes"]
+    warning = settings["warn_seconds"] / 60
+    needed = minutes * settings["safety"]
+    # The warning comes warn_seconds before the limit: a job that is to finish in one go
+    # must not be warned before its work is done.
+    wanted = math.ceil(startup + warning + needed * attempt)
+    if cap is None:
+        return TrainRequest(wanted, 1, needed)
+    usable = cap - startup - warning
+    if usable <= 0:
+        raise ClusterConfigError(
+            f"slurm.max_runtime {cap:g} min leaves no time to train after "
+            f"slurm.startup_minutes ({startup}) and slurm.warn_seconds "
+            f"({settings['warn_seconds']}); raise max_runtime or lower those"
+        )
+    segments = max(1, math.ceil(needed / usable))
+    return TrainRequest(min(wanted, math.floor(cap)), segments, needed)
+
+
+def effective_cap(settings: Mapping[str, Any], partition: Partition | None) -> float | None:
+    """The longest job to ask for: ``slurm.max_runtime``, else the partition's MaxTime."""
+    if settings["max_runtime"] is not None:
+        return float(settings["max_runtime"])
+    return partition.max_minutes if partition is not None else None
+
+
+def chain_retries(requests: Mapping[str, TrainRequest], settings: Mapping[str, Any]) -> int:
+    """Retries of the train rule: the longest chain of the plan, plus ``slurm.retries``
+    for faults (preemption, a node failure, a crash)."""
+    longest = max((r.segments for r in requests.values()), default=1)
+    return longest - 1 + int(settings["retries"])
+
+
+# --- preflight -----------------------------------------------------------------------
+
+
+def resolve_partition(
+    name: str | None, partitions: Mapping[str, Partition] | None, role: str, key: str
+) -> Partition | None:
+    """The partition ``name`` (the cluster's default partition if None); None when the
+    cluster cannot be asked."""
+    if partitions is None:
+        return None
+    if name is None:
+        defaults = [p for p in partitions.values() if p.default]
+        return defaults[0] if defaults else None
+    if name not in partitions:
+        raise ClusterConfigError(
+            f"{key}: partition {name!r} for {role} does not exist on this cluster; "
+            f"partitions: {', '.join(sorted(partitions))} (sinfo -s)"
+        )
+    return partitions[name]
+
+
+def cpu_partition(
+    settings: Mapping[str, Any], partitions: Mapping[str, Partition] | None, fallback: str | None
+) -> str | None:
+    """The partition of the CPU-only jobs (data caches, tables, figures): ``slurm.
+    cpu_partition``, else the default partition if it has no GPUs, else the first
+    partition without GPUs, else ``fallback`` (the profile's partition)."""
+    if settings["cpu_partition"] is not None:
+        resolve_partition(settings["cpu_partition"], partitions, "CPU jobs", "slurm.cpu_partition")
+        return settings["cpu_partition"]
+    if partitions is None:
+        return fallback
+    ordered = sorted(partitions.values(), key=lambda p: (not p.default, p.name))
+    for partition in ordered:
+        if partition.up and not partition.gpus:
+            return partition.name
+    return fallback
+
+
+def preflight(
+    requests: Mapping[str, TrainRequest],
+    study_of: Mapping[str, str],
+    settings: Mapping[str, Any],
+    partition: Partition | None,
+    partitions: Mapping[str, Partition] | None,
+) -> list[str]:
+    """Why this plan must not be submitted (empty if it may). Each reason names the
+    study, the cell and the fix."""
+    problems: list[str] = []
+    if partitions is None or partition is None:
+        return problems
+    gpu_partitions = sorted(p.name for p in partitions.values() if p.gpus)
+    example = next(iter(requests), None)
+    where = f" (study {study_of.get(example, '?')}, cell {example}, and every other)"
+    if settings["gpus"] < 1 and partition.gpus:
+        problems.append(
+            f"training jobs would run on GPU partition {partition.name!r} without a GPU"
+            f"{where}; set slurm.gpus: 1 in config.yaml, or slurm.gpu_partition to a CPU "
+            "partition if training on CPUs is intended"
+        )
+    if settings["gpus"] >= 1 and not partition.gpus:
+        fix = (
+            f"set slurm.gpu_partition to one of: {', '.join(gpu_partitions)}"
+            if gpu_partitions
+            else "this cluster reports no GPUs (sinfo %G); set slurm.gpus: 0 to train on CPUs"
+        )
+        problems.append(
+            f"training jobs ask for {settings['gpus']} GPU(s) but partition "
+            f"{partition.name!r} has none{where}; {fix}"
+        )
+    if not partition.up:
+        problems.append(f"partition {partition.name!r} is not up (sinfo: {partition.name})")
+    cap = settings["max_runtime"]
+    if cap is not None and partition.max_minutes is not None and cap > partition.max_minutes:
+        problems.append(
+            f"slurm.max_runtime {cap} min exceeds partition {partition.name!r}'s MaxTime "
+            f"{partition.max_minutes:g} min; jobs asking for it would never start. Set "
+            f"slurm.max_runtime to at most {partition.max_minutes:g} (or null: the MaxTime)"
+        )
+    return problems

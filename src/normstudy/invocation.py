@@ -1,0 +1,72 @@
+"""Which executor Snakemake was asked to run this workflow with.
+
+Snakemake decides the executor after it has parsed the Snakefile, and a dry run replaces
+it with its own ``dryrun`` executor; but the workflow must plan differently for SLURM
+(GPUs, time limits, partitions) at parse time, and a dry run must show what the real run
+will submit. So the command line is read again with Snakemake's own parser, profiles
+included, exactly as Snakemake read it. The decision is passed to the jobs Snakemake
+starts (on SLURM nodes, or as subprocesses) in ``NORMSTUDY_EXECUTOR``, so that they plan
+their resources the same way as the process that submitted them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV = "NORMSTUDY_EXECUTOR"
+SLURM_EXECUTORS = ("slurm", "slurm-jobstep")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the ``snakemake`` command line (and its profiles) asked for."""
+
+    executor: str
+    default_resources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def slurm(self) -> bool:
+        return self.executor in SLURM_EXECUTORS
+
+
+def resource_values(resources) -> dict[str, str]:
+    """Name -> value as written, of the ``default-resources`` Snakemake parsed (its
+    ``Resources``: each entry keeps the text it was given as ``raw``)."""
+    if resources is None:
+        return {}
+    raws = {name: getattr(resources[name], "raw", None) for name in resources.keys()}
+    return {name: str(raw).strip("'\"") for name, raw in raws.items() if raw is not None}
+
+
+def command_line_invocation(argv: Sequence[str]) -> Invocation:
+    """The executor and default resources of a ``snakemake`` command line, read with
+    Snakemake's parser (so ``--profile`` and the workflow profile count as they do)."""
+    from snakemake.cli import parse_args
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        _, args = parse_args(list(argv))
+    return Invocation(
+        executor=args.executor or "local",
+        default_resources=resource_values(args.default_resources),
+    )
+
+
+def current_invocation(
+    argv: Sequence[str], main_process: bool, environ: MutableMapping[str, str] = os.environ
+) -> Invocation:
+    """The invocation of the running Snakemake: read from ``argv`` in the process the user
+    started (``main_process``, and recorded in ``environ`` for the jobs it starts), from
+    ``environ`` in those jobs. Snakemake driven through its Python API (no ``snakemake``
+    command line) counts as local execution."""
+    if not main_process:
+        return Invocation(executor=environ.get(ENV, "local"))
+    program = Path(argv[0]).name if argv else ""
+    invoked = program == "snakemake" or argv[0].endswith(os.path.join("snakemake", "__main__.py"))
+    invocation = command_line_invocation(argv[1:]) if invoked else Invocation("local")
+    environ[ENV] = "slurm" if invocation.slurm else invocation.executor
+    return invocation

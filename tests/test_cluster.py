@@ -1,0 +1,212 @@
+"""SLURM planning without a cluster: time limits, chains, preflight, the invocation that
+decides it, and the profile writer (``normstudy.cluster``, ``invocation``,
+``slurm_profile``). The same paths run against a real scheduler in ``tests/slurm``."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from normstudy.cluster import (
+    SLURM_DEFAULTS,
+    ClusterConfigError,
+    Partition,
+    cell_minutes,
+    chain_retries,
+    cpu_partition,
+    effective_cap,
+    measured_minutes,
+    parse_sinfo,
+    parse_time_limit,
+    preflight,
+    resolve_partition,
+    train_request,
+)
+from normstudy.config import resolve_cell_config
+from normstudy.invocation import ENV, command_line_invocation, current_invocation
+from normstudy.slurm_profile import ProfileError, choose, profile_text, write_profile
+
+SETTINGS = {**SLURM_DEFAULTS, "startup_minutes": 5, "warn_seconds": 300, "safety": 1.5}
+SINFO = "cpu*|1-00:00:00||up\ngpu|2-00:00:00|gpu:a100:4|up\ngpu|2-00:00:00|(null)|up\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("1-00:00:00", 1440),
+        ("2-12", 3600),
+        ("02:30:00", 150),
+        ("2:00", 2),
+        ("45", 45),
+        ("infinite", None),
+        ("UNLIMITED", None),
+    ],
+)
+def test_slurm_time_limits_in_minutes(text, minutes):
+    assert parse_time_limit(text) == minutes
+
+
+def test_a_malformed_time_limit_is_refused():
+    with pytest.raises(ValueError, match="not a SLURM time limit"):
+        parse_time_limit("soon")
+
+
+def test_sinfo_partitions_with_gpus_on_any_node_and_the_default():
+    partitions = parse_sinfo(SINFO)
+    assert partitions["cpu"] == Partition("cpu", 1440, False, True, True)
+    assert partitions["gpu"].gpus and partitions["gpu"].max_minutes == 2880
+    assert not partitions["gpu"].default
+
+
+def test_no_job_asks_for_more_than_the_cap_and_a_long_cell_becomes_a_chain():
+    # 100 minutes of training x 1.5 safety = 150; 60-minute cap leaves 60 - 5 - 5 = 50.
+    request = train_request(100, SETTINGS, cap=60)
+    assert request.runtime == 60 and request.segments == 3
+    # Short cells ask for what they need; a retry asks for more, never above the cap.
+    short = train_request(10, SETTINGS, cap=60)
+    # (5 start-up + 5 warning + 15 training: the warning never comes before the work is done)
+    assert short.runtime == 25 and short.segments == 1
+    assert train_request(10, SETTINGS, cap=60, attempt=2).runtime == 40
+    assert train_request(10, SETTINGS, cap=60, attempt=9).runtime == 60
+    assert train_request(1000, SETTINGS, cap=None).runtime == 1510
+
+
+def test_the_chain_retries_cover_the_longest_cell_plus_the_fault_retries():
+    requests = {"a": train_request(100, SETTINGS, 60), "b": train_request(1, SETTINGS, 60)}
+    assert chain_retries(requests, SETTINGS) == 2 + SETTINGS["retries"]
+
+
+def test_a_cap_that_leaves_no_training_time_is_refused():
+    with pytest.raises(ClusterConfigError, match="leaves no time to train"):
+        train_request(10, SETTINGS, cap=8)
+
+
+def test_the_cap_is_the_setting_else_the_partition_limit():
+    gpu = parse_sinfo(SINFO)["gpu"]
+    assert effective_cap(SETTINGS, gpu) == 2880
+    assert effective_cap({**SETTINGS, "max_runtime": 90}, gpu) == 90
+    assert effective_cap(SETTINGS, None) is None
+
+
+def test_gpu_time_comes_from_a_cuda_measurement_never_a_cpu_one(tmp_path):
+    csv = tmp_path / "cells.csv"
+    csv.write_text("cell_id,hours,device\na,0.5,cuda:0\nb,2.0,cpu\n")
+    assert measured_minutes(csv) == {"a": 30.0}
+    assert measured_minutes(tmp_path / "missing.csv") == {}
+    config = resolve_cell_config({"model": "mlp", "depth": 1, "width": 8, "epochs": 2})
+    assert cell_minutes("a", config, SETTINGS, {"a": 30.0}) == 30.0
+    # Otherwise the documented GPU default, from parameters x examples.
+    default = cell_minutes("b", config, SETTINGS, {"a": 30.0})
+    doubled = cell_minutes("b", {**config, "epochs": 4}, SETTINGS, {})
+    assert 0 < default and doubled == pytest.approx(2 * default)
+
+
+def test_the_preflight_names_the_study_the_cell_and_the_fix():
+    partitions = parse_sinfo(SINFO)
+    requests = {"cell-1": train_request(10, SETTINGS, 60)}
+    study_of = {"cell-1": "zoo"}
+    no_gpu = preflight(requests, study_of, {**SETTINGS, "gpus": 0}, partitions["gpu"], partitions)
+    assert len(no_gpu) == 1 and "without a GPU" in no_gpu[0]
+    assert "study zoo" in no_gpu[0] and "cell-1" in no_gpu[0] and "slurm.gpus: 1" in no_gpu[0]
+    on_cpu = preflight(requests, study_of, SETTINGS, partitions["cpu"], partitions)
+    assert "has none" in on_cpu[0] and "slurm.gpu_partition to one of: gpu" in on_cpu[0]
+    too_long = {**SETTINGS, "max_runtime": 5000}
+    (message,) = preflight(requests, study_of, too_long, partitions["gpu"], partitions)
+    assert "exceeds partition 'gpu'" in message and "at most 2880" in message
+    assert preflight(requests, study_of, SETTINGS, partitions["gpu"], partitions) == []
+    # Without sinfo nothing can be checked, and nothing is refused.
+    assert preflight(requests, study_of, {**SETTINGS, "gpus": 0}, None, None) == []
+
+
+def test_a_cluster_without_gpus_is_said_so():
+    partitions = parse_sinfo("cpu*|1:00:00||up\n")
+    (message,) = preflight(
+        {"c": train_request(1, SETTINGS, 60)}, {"c": "s"}, SETTINGS, partitions["cpu"], partitions
+    )
+    assert "reports no GPUs" in message and "slurm.gpus: 0" in message
+
+
+def test_partitions_by_name_and_for_the_cpu_jobs():
+    partitions = parse_sinfo(SINFO)
+    assert resolve_partition(None, partitions, "training jobs", "k").name == "cpu"
+    with pytest.raises(ClusterConfigError, match="'a100'.*partitions: cpu, gpu"):
+        resolve_partition("a100", partitions, "training jobs", "slurm.gpu_partition")
+    assert resolve_partition("x", None, "training jobs", "k") is None
+    assert cpu_partition(SETTINGS, partitions, "gpu") == "cpu"
+    only_gpus = parse_sinfo("gpu*|1:00:00|gpu:1|up\n")
+    assert cpu_partition(SETTINGS, only_gpus, "gpu") == "gpu"
+    assert cpu_partition({**SETTINGS, "cpu_partition": "cpu"}, partitions, None) == "cpu"
+    with pytest.raises(ClusterConfigError, match="slurm.cpu_partition"):
+        cpu_partition({**SETTINGS, "cpu_partition": "nope"}, partitions, None)
+
+
+def user_profile(home: Path, text: str) -> None:
+    directory = home / "snakemake" / "slurm"
+    directory.mkdir(parents=True)
+    (directory / "config.yaml").write_text(text)
+
+
+def test_the_executor_is_read_from_the_users_profile_also_in_a_dry_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    user_profile(
+        tmp_path, 'executor: slurm\njobs: 10\ndefault-resources:\n  slurm_partition: "gpu"\n'
+    )
+    invocation = command_line_invocation(["-n", "--profile", "slurm"])
+    assert invocation.slurm and invocation.default_resources["slurm_partition"] == "gpu"
+    assert not command_line_invocation(["-n"]).slurm
+
+
+def test_jobs_plan_as_the_process_that_submitted_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    user_profile(tmp_path, "executor: slurm\n")
+    environ: dict[str, str] = {}
+    main = current_invocation(["/venv/bin/snakemake", "--profile", "slurm"], True, environ)
+    assert main.slurm and environ[ENV] == "slurm"
+    assert current_invocation(["python", "-m", "snakemake"], False, environ).slurm
+    assert not current_invocation(["x"], False, {}).slurm
+    # Snakemake driven through its API, not its command line: local.
+    assert not current_invocation(["pytest"], True, {}).slurm
+
+
+class FakeRun:
+    """``subprocess.run`` for sacctmgr and sacct."""
+
+    def __init__(self, account: str | None, sacct_ok: bool) -> None:
+        self.account, self.sacct_ok = account, sacct_ok
+
+    def __call__(self, command, **kwargs):
+        if command[0] == "sacctmgr":
+            out = f"{self.account}\n" if self.account else ""
+            return subprocess.CompletedProcess(command, 0 if self.account else 1, out, "")
+        return subprocess.CompletedProcess(command, 0 if self.sacct_ok else 1, "", "")
+
+
+def test_the_profile_gets_a_gpu_partition_the_account_and_the_status_command(monkeypatch):
+    monkeypatch.setattr("normstudy.slurm_profile.shutil.which", lambda name: f"/usr/bin/{name}")
+    partitions = parse_sinfo(SINFO)
+    choice = choose(None, None, 50, partitions, run=FakeRun("lab42", sacct_ok=True))
+    assert (choice.partition, choice.account, choice.squeue_status) == ("gpu", "lab42", False)
+    text = profile_text(choice)
+    assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab42"' in text
+    assert "jobs: 50" in text and "squeue" not in text
+    bare = choose(None, "cpu", 10, partitions, run=FakeRun(None, sacct_ok=False))
+    text = profile_text(bare)
+    assert "slurm-no-account: true" in text and "slurm-status-command: squeue" in text
+    with pytest.raises(ProfileError, match="'a100' does not exist; partitions: cpu, gpu"):
+        choose(None, "a100", 10, partitions, run=FakeRun(None, True))
+    with pytest.raises(ProfileError, match="no partition of this cluster has GPUs"):
+        choose(None, None, 10, parse_sinfo("cpu*|1:00||up\n"), run=FakeRun(None, True))
+    with pytest.raises(ProfileError, match="login node"):
+        choose(None, None, 10, None, run=FakeRun(None, True))
+
+
+def test_an_existing_profile_is_kept_unless_forced(tmp_path):
+    path = write_profile(tmp_path / "slurm", "executor: slurm\n", force=False)
+    with pytest.raises(ProfileError, match="--force"):
+        write_profile(tmp_path / "slurm", "other\n", force=False)
+    write_profile(tmp_path / "slurm", "other\n", force=True)
+    assert path.read_text() == "other\n"
