@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SQUEUE_FORMAT = "%i|%T|%j|%k|%Z"
@@ -63,13 +63,15 @@ class SlurmQueue:
 
     jobs: list[SlurmJob]
     error: str | None = None
+    by_cell: dict[str, SlurmJob] = field(init=False)
+    """The jobs that train one cell, by cell."""
+
+    def __post_init__(self) -> None:
+        self.by_cell = {job.cell: job for job in self.jobs if job.cell is not None}
 
     @property
     def checked(self) -> bool:
         return self.error is None
-
-    def cell_jobs(self) -> dict[str, SlurmJob]:
-        return {job.cell: job for job in self.jobs if job.cell is not None}
 
     def bundles(self) -> list[SlurmJob]:
         return [job for job in self.jobs if job.cell is None]

@@ -30,7 +30,6 @@ from normstudy.jobs import SlurmQueue, local_training_cells, slurm_queue
 
 STATES = ("ok", "diverged", "failed", "running", "pending")
 ERROR_LINE = re.compile(r"^(normstudy: error: .*|[\w.]*(Error|Exception|Interrupt)\b.*)$")
-KILLED = re.compile(r"\b(Killed|oom-kill|OOM|CANCELLED|DUE TO TIME LIMIT)\b")
 LOG_EPOCH = re.compile(r" epoch (\d+)/(\d+) step \d+ ")
 LOG_START = re.compile(r" start .*, (\d+) epochs x \d+ steps$")
 LOG_RESUMED = re.compile(r" resumed from .* at epoch (\d+) step \d+$")
@@ -78,6 +77,8 @@ class Progress:
     signal: int | None = None
 
     def text(self) -> str:
+        if not self.started:
+            return "starting"  # no train.log yet: loading data, building the model
         if self.epoch is None:
             return "epoch ?"
         return f"epoch {self.epoch}/{self.epochs}" if self.epochs else f"epoch {self.epoch}"
@@ -112,10 +113,7 @@ def failure(path: Path) -> str | None:
     errors = [line for line in text.splitlines() if ERROR_LINE.match(line)]
     if errors:
         return errors[-1][:200]
-    if "Traceback (most recent call last)" in text:
-        return "a Python traceback"
-    killed = [line for line in text.splitlines() if KILLED.search(line)]
-    return killed[-1][:200] if killed else None
+    return "a Python traceback" if "Traceback (most recent call last)" in text else None
 
 
 @dataclass
@@ -154,7 +152,7 @@ def classify(results: Path, cell: CellState, activity: Activity) -> CellState:
         return finished_state(cell, summary)
     progress = read_progress(results / "cells" / cell.cell_id / "train.log")
     cell.epoch, cell.epochs = progress.epoch, progress.epochs
-    job = activity.slurm.cell_jobs().get(cell.cell_id)
+    job = activity.slurm.by_cell.get(cell.cell_id)
     if job is not None:
         cell.slurm_job = job.job_id
     checkpoint = results / "checkpoints" / f"{cell.cell_id}.pt"
