@@ -187,6 +187,7 @@ def test_slurm_jobs_from_a_fake_squeue(results, tmp_path, monkeypatch):
         f"103|RUNNING|run-uuid|rule_train_train|{workdir}\n"
         f"104|RUNNING|other-run|rule_train_train|{tmp_path / 'elsewhere'}\n"
         f"105|RUNNING|run-uuid|rule_tables|{workdir}\n"
+        f"106|RUNNING|other-run|rule_train_wildcards_{cell[0.4]}|{tmp_path / 'elsewhere'}\n"
     )
     monkeypatch.setenv("PATH", f"{squeue_script(tmp_path / 'bin', queue)}{os.pathsep}/usr/bin")
     report = status.collect(results, local=lambda cells: set())
@@ -220,8 +221,12 @@ def test_squeue_lines_of_other_workflows_and_garbage_are_ignored(tmp_path):
         f"7|RUNNING|u|rule_train_train|{tmp_path / 'w'}\n"
         f"8|RUNNING|u|rule_train_train|{tmp_path / 'other'}\n"
         "9|PENDING|u|rule_train_wildcards_c1|/somewhere/else\n"
+        f"10|PENDING|u|rule_train_wildcards_c1|{tmp_path / 'w'}\n"
+        "11|RUNNING|u|rule_train_wildcards_c2|(null)\n"
     )
-    assert [job.job_id for job in parse_squeue(output, results)] == ["7", "9"]
+    jobs = parse_squeue(output, results)
+    assert [job.job_id for job in jobs] == ["7", "10", "11"]
+    assert [job.cell for job in jobs] == [None, "c1", "c2"]
 
 
 def test_a_local_training_process_is_found_by_its_outdir(results):
@@ -291,3 +296,18 @@ def test_watch_refreshes_until_nothing_runs_or_waits(results, monkeypatch, capsy
     out = capsys.readouterr().out
     # Three cells wait (0.4 stopped, 0.6, 0.7); the failed one keeps no watch going.
     assert pauses == [2.0] * 3 and out.count("plan.json at") == 4
+
+
+def test_the_epoch_is_read_from_a_real_train_log(tmp_path):
+    """The log lines the status parses are those training writes (normstudy.train)."""
+    from normstudy.train import train_cell
+
+    config = {"model": "mlp", "depth": 1, "width": 8, "epochs": 2, "batch_size": 64}
+    train_cell(config, tmp_path / "cell", threads=1)
+    progress = status.read_progress(tmp_path / "cell" / "train.log")
+    assert (progress.started, progress.epoch, progress.epochs, progress.signal) == (
+        True,
+        2,
+        2,
+        None,
+    )

@@ -79,7 +79,8 @@ class SlurmQueue:
 
 def parse_squeue(output: str, results: Path) -> list[SlurmJob]:
     """The training jobs in ``squeue`` output (:data:`SQUEUE_FORMAT`) of the workflow of
-    ``results``: a one-cell job is recognised by its cell, a bundle by its directory."""
+    ``results``, recognised by their working directory (Snakemake's, which holds
+    ``results``): a cell id alone may be that of the same cell in another workflow."""
     results = results.resolve()
     jobs = []
     for line in output.splitlines():
@@ -87,7 +88,7 @@ def parse_squeue(output: str, results: Path) -> list[SlurmJob]:
         if len(fields) != 5:
             continue
         job = SlurmJob(*fields)
-        if job.trains and (job.cell is not None or job.runs_in(results)):
+        if job.trains and job.runs_in(results):
             jobs.append(job)
     return jobs
 

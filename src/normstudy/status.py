@@ -33,8 +33,9 @@ ERROR_LINE = re.compile(r"^(normstudy: error: .*|[\w.]*(Error|Exception|Interrup
 LOG_EPOCH = re.compile(r" epoch (\d+)/(\d+) step \d+ ")
 LOG_START = re.compile(r" start .*, (\d+) epochs x \d+ steps$")
 LOG_RESUMED = re.compile(r" resumed from .* at epoch (\d+) step \d+$")
-MAX_LISTED = 20
 LOG_SIGNAL = re.compile(r" signal (\d+) at step \d+: checkpoint written")
+MAX_LISTED = 20
+"""Cells listed per state without ``--all``."""
 
 
 class StatusError(Exception):
