@@ -294,6 +294,8 @@ def collect(
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
+    if 0 < seconds < 1:
+        return "< 1 s"
     for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= 2 * size:
             return f"{seconds / size:.1f} {unit}"
