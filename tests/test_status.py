@@ -121,10 +121,11 @@ def test_states_per_study_failed_log_and_running_epoch(results):
     assert (running.epoch, running.epochs, running.detail) == (2, 4, "epoch 2/4")
     assert "signal 15 at epoch 1/4" in report.cells[cell[0.7]].detail
     assert report.cells[cell[0.6]].detail == ""
-    # alpha: mean of 12 s and 4 s x half a cell left; beta: 20 s x 2 cells; one at a time.
-    assert report.study_estimate("alpha") == pytest.approx(4.0)
+    # alpha: 12 s (the diverged cell's 4 s are not a whole cell's) x half a cell left;
+    # beta: 20 s x 2 cells; one cell running at a time.
+    assert report.study_estimate("alpha") == pytest.approx(6.0)
     assert report.study_estimate("beta") == pytest.approx(40.0)
-    assert report.total_estimate() == (pytest.approx(44.0), 0)
+    assert report.total_estimate() == (pytest.approx(46.0), 0)
     text = status.render_text(report)
     listed = {
         line.split()[1]: line.split(maxsplit=3) for line in text.splitlines() if "-s0-" in line
@@ -152,12 +153,17 @@ def test_a_started_cell_that_runs_nowhere_is_pending_unless_that_cannot_be_known
     assert unverifiable.state == "running" and "not verified" in unverifiable.detail
 
 
-def test_estimate_is_unknown_before_a_study_has_a_finished_cell(results):
-    for summary in (results / "cells").glob("*/summary.json"):
-        summary.unlink()
-    report = collect(results, running=set())
+def test_estimate_is_unknown_before_a_study_has_a_cell_finished_ok(results):
+    cell = cell_ids(json.loads((results / "plan.json").read_text()))
+    (results / "cells" / cell[0.1] / "summary.json").unlink()  # alpha's only ok cell
+    report = collect(results, running={cell[0.4]})
     assert report.study_estimate("alpha") is None
-    assert "unknown" in status.render_text(report).splitlines()[3]
+    assert report.study_estimate("beta") == pytest.approx(40.0)
+    # 0.1 now pending (alpha only), 0.4 running (alpha only): no estimate for either.
+    assert report.total_estimate() == (pytest.approx(40.0), 2)
+    rows = {line.split()[0]: line for line in status.render_text(report).splitlines() if line}
+    assert rows["alpha"].endswith("  unknown") and rows["beta"].endswith("  40 s")
+    assert rows["all"].endswith("  40 s + 2 cells unknown")
 
 
 def squeue_script(directory: Path, output: str, exit_status: int = 0) -> Path:

@@ -215,9 +215,12 @@ class Report:
         return max(1, self.running)
 
     def mean_seconds(self, study: str) -> float | None:
-        done = [self.cells[c].seconds for c in self.studies[study]]
-        done = [s for s in done if s is not None and math.isfinite(s)]
-        return sum(done) / len(done) if done else None
+        """Mean seconds of the study's cells that finished ok: a diverged cell stops early,
+        so its time says little about a cell that trains to the end."""
+        done = [self.cells[c] for c in self.studies[study]]
+        seconds = [c.seconds for c in done if c.state == "ok" and c.seconds is not None]
+        seconds = [s for s in seconds if math.isfinite(s)]
+        return sum(seconds) / len(seconds) if seconds else None
 
     def study_estimate(self, study: str) -> float | None:
         """Seconds until the study's cells finish, if all workers ran them; None if unknown."""
@@ -329,9 +332,9 @@ def render_text(report: Report, every_cell: bool = False) -> str:
     listing = cell_lines(report, every_cell)
     lines.extend([*listing, ""] if listing else [])
     lines.append(
-        "Time left is an estimate: mean training+evaluation seconds of the study's finished "
-        f"cells x cells left\n(running ones by their epochs left) / {report.parallel} running "
-        "at once; start-up, queueing and failed cells not included."
+        "Time left is an estimate: mean training+evaluation seconds of the study's cells "
+        f"finished ok x cells left\n(running ones by their epochs left) / {report.parallel} "
+        "running at once; start-up, queueing and failed cells not included."
     )
     lines.extend(activity_lines(report.activity))
     return "\n".join(lines) + "\n"
@@ -341,7 +344,7 @@ def total_text(report: Report) -> str:
     seconds, unknown = report.total_estimate()
     if not unknown:
         return duration(seconds)
-    return "unknown" if seconds == 0 else f">= {duration(seconds)} ({unknown} cells unknown)"
+    return "unknown" if seconds == 0 else f"{duration(seconds)} + {unknown} cells unknown"
 
 
 def cell_lines(report: Report, every_cell: bool) -> list[str]:
