@@ -344,7 +344,8 @@ def total_text(report: Report) -> str:
     seconds, unknown = report.total_estimate()
     if not unknown:
         return duration(seconds)
-    return "unknown" if seconds == 0 else f"{duration(seconds)} + {unknown} cells unknown"
+    cells = f"{unknown} cell{'' if unknown == 1 else 's'}"
+    return "unknown" if seconds == 0 else f"{duration(seconds)} + {cells} unknown"
 
 
 def cell_lines(report: Report, every_cell: bool) -> list[str]:
