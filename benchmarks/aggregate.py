@@ -117,6 +117,20 @@ def summary(rng: random.Random, epochs: int) -> dict:
         "threads": 1,
         "versions": {"normstudy": "0.1.0", "torch": "2.14.1", "python": "3.11.7"},
         "seed": 0,
+        "provenance": {
+            "git_commit": "de8d600" + "0" * 33,
+            "git_dirty": False,
+            "host": "node001",
+            "device": "cpu",
+            "gpu_name": None,
+            "cuda_version": None,
+            "cudnn_version": None,
+            "slurm_job_id": "4242",
+            "slurm_array_job_id": None,
+            "slurm_array_task_id": None,
+            "cuda_visible_devices": None,
+            "earlier_runs": [],
+        },
     }
 
 

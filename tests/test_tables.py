@@ -12,7 +12,7 @@ import pytest
 
 from normstudy.grid import plan_document, plan_studies
 from normstudy.schemas import curves_table, probe_records_table
-from normstudy.tables import CellTables, UnreadableCellError, aggregate
+from normstudy.tables import PROVENANCE_COLUMNS, CellTables, UnreadableCellError, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -74,3 +74,24 @@ def test_an_unreadable_cell_file_names_the_cell(tmp_path):
     with pytest.raises(UnreadableCellError, match=broken):
         aggregate(plan, cells_dir, tmp_path / "tables")
     assert not (tmp_path / "tables" / "curves.parquet").exists()
+
+
+def test_cells_from_before_provenance_aggregate_with_nulls(tmp_path):
+    plan, cells_dir = finished_study(tmp_path / "cells", probes_of={})
+    old = list(plan["cells"])[0]
+    path = cells_dir / old / "summary.json"
+    summary = json.loads(path.read_text())
+    del summary["provenance"]
+    path.write_text(json.dumps(summary))
+    aggregate(plan, cells_dir, tmp_path / "tables")
+    table = pq.read_table(tmp_path / "tables/cells.parquet")
+    assert [table.schema.field(name).type for name in PROVENANCE_COLUMNS] == [
+        kind for kind, _ in PROVENANCE_COLUMNS.values()
+    ]
+    for row in table.to_pylist():
+        recorded = {name: row[name] for name in PROVENANCE_COLUMNS}
+        if row["cell_id"] == old:
+            assert set(recorded.values()) == {None}, recorded
+        else:
+            assert recorded["host"] == "node001" and recorded["git_dirty"] is False
+            assert recorded["slurm_job_id"] == "4242", recorded

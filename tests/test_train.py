@@ -16,8 +16,11 @@ import pytest
 import torch
 import yaml
 
+from normstudy import provenance
 from normstudy.config import ConfigError
+from normstudy.grid import plan_document, plan_studies
 from normstudy.schemas import CURVES_SCHEMA
+from normstudy.tables import PROVENANCE_COLUMNS, aggregate
 from normstudy.train import EXIT_CHECKPOINTED, learning_rate_factor, train_cell
 
 TINY = {
@@ -211,6 +214,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["resumed"] == 1
     assert "resumed from" in (outdir / "train.log").read_text()
+    # The run that finished the cell, and the one it resumed (kept in the checkpoint).
+    (first_run,) = summary["provenance"]["earlier_runs"]
+    assert set(first_run) == set(provenance.FIELDS)
+    assert first_run["host"] == summary["provenance"]["host"]
     expected_summary, expected_curves, expected_probes = uninterrupted
     assert same(curves(outdir), expected_curves)
     assert same(summary["final"], expected_summary["final"])
@@ -239,6 +246,48 @@ def test_sigterm_checkpoints_mid_epoch_and_exits_distinctly(tmp_path, uninterrup
     assert same(curves(outdir), expected_curves)
     assert same(summary["final"], expected_summary["final"])
     assert same(probe_records(outdir), expected_probes)
+
+
+def head_commit() -> tuple[str | None, bool | None]:
+    """HEAD and dirtiness of the checkout of the code under test, as git itself says."""
+    git = ["git", "-C", str(Path(provenance.__file__).parent)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    except OSError:
+        return None, None
+    if head.returncode != 0:
+        return None, None
+    return head.stdout.strip(), bool(status.stdout.strip())
+
+
+def test_summary_and_cells_table_record_the_provenance(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "812")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "800")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "12")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    plan = plan_document(
+        plan_studies({"defaults": {**TINY, "epochs": 1}, "studies": {"s": {"grid": {"seed": [0]}}}})
+    )
+    ((cell, config),) = plan["cells"].items()
+    summary = train_cell(config, tmp_path / "cells" / cell, threads=1)
+    written = json.loads((tmp_path / "cells" / cell / "summary.json").read_text())
+    assert written["provenance"] == summary["provenance"]
+    record = summary["provenance"]
+    commit, dirty = head_commit()
+    assert (record["git_commit"], record["git_dirty"]) == (commit, dirty)
+    assert record["slurm_job_id"] == "812" and record["slurm_array_job_id"] == "800"
+    assert record["slurm_array_task_id"] == 12 and record["cuda_visible_devices"] == ""
+    assert record["device"] == summary["device"] == "cpu" and record["gpu_name"] is None
+    assert record["earlier_runs"] == []
+    aggregate(plan, tmp_path / "cells", tmp_path / "tables")
+    table = pq.read_table(tmp_path / "tables" / "cells.parquet")
+    (row,) = table.to_pylist()
+    assert {key: row[key] for key in PROVENANCE_COLUMNS} == {
+        key: record[key] for key in PROVENANCE_COLUMNS
+    }
+    assert table.schema.field("slurm_array_task_id").type == "int64"
+    assert b"description" in table.schema.field("git_commit").metadata
 
 
 def test_corrupt_or_foreign_checkpoint_is_reported_and_ignored(tmp_path, capsys):

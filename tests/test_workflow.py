@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,7 +104,26 @@ def test_run_produces_one_row_per_cell_and_rerun_does_nothing(finished_run):
     curves = pq.read_table(finished_run / "results/tables/curves.parquet")
     assert curves.num_rows == 4 * 3
     assert (finished_run / "results/benchmarks/train").is_dir()
+    assert (cells["host"] == socket.gethostname()).all()  # provenance, through the workflow
     assert planned_jobs(finished_run) == {}
+
+
+def test_status_after_the_run_shows_every_cell_ok(finished_run):
+    def status(*args: str) -> str:
+        command = [sys.executable, "-m", "normstudy.cli", "status", "--results", *args]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    document = json.loads(status(str(finished_run / "results"), "--json"))
+    zero = {"diverged": 0, "failed": 0, "running": 0, "pending": 0}
+    assert document["studies"]["toy"]["counts"] == {"ok": 4, **zero}
+    assert {cell["state"] for cell in document["cells"]} == {"ok"}
+    assert all(cell["seconds"] > 0 for cell in document["cells"])
+    assert document["total"]["estimate_seconds"] == 0
+    text = status(str(finished_run / "results"))
+    assert re.search(r"^toy\s+4\s+4\s+0\s+0\s+0\s+0\s+0 s$", text, flags=re.MULTILINE), text
 
 
 def test_changing_one_value_reruns_exactly_the_affected_cells(finished_run, tmp_path):

@@ -237,7 +237,26 @@ def command_slurm_profile(args: argparse.Namespace) -> int:
         return main(args)
     except ProfileError as error:
         print(f"normstudy slurm-profile: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from normstudy.status import StatusError, watch
+
+    try:
+        watch(
+            Path(args.results),
+            args.study,
+            interval=args.watch,
+            as_json=args.json,
+            every_cell=args.all,
+        )
+    except StatusError as error:
+        print(f"normstudy: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # the way out of --watch
+        pass
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -324,6 +343,27 @@ def parser() -> argparse.ArgumentParser:
         "--flops-only", action="store_true", help="count FLOPs only; time nothing (fast)"
     )
     estimate.set_defaults(func=command_estimate)
+
+    status = commands.add_parser(
+        "status",
+        help="cells ok, diverged, failed, running and pending per study, and the time left",
+        description="Cells ok, diverged, failed, running and pending per study of "
+        "RESULTS/plan.json, and an estimate of the time left (normstudy.status).",
+    )
+    status.add_argument("--results", default="results", help="the results directory (results)")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=10.0,
+        default=None,
+        metavar="SECONDS",
+        help="refresh every SECONDS (10) until Ctrl-C or nothing is running or pending",
+    )
+    status.add_argument("--study", nargs="+", default=None, help="only these studies")
+    status.add_argument("--json", action="store_true", help="one JSON document per refresh")
+    status.add_argument("--all", action="store_true", help="list every cell, not only the notable")
+    status.set_defaults(func=command_status)
 
     figure = commands.add_parser("figure", help="draw one figure from the tables")
     figure.add_argument("name", help="figure name (normstudy.figures.catalog)")

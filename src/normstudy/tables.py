@@ -77,6 +77,21 @@ METRICS = (
     "generalization_gap",
     "best_val_acc",
 )
+PROVENANCE_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "git_commit": (pa.string(), "hash of HEAD of the git checkout the code ran from"),
+    "git_dirty": (pa.bool_(), "whether that checkout had uncommitted or untracked files"),
+    "host": (pa.string(), "host name of the machine that finished the cell"),
+    "gpu_name": (pa.string(), "GPU model (torch.cuda.get_device_name); null on CPU"),
+    "cuda_version": (pa.string(), "CUDA version of torch (torch.version.cuda); null on CPU"),
+    "cudnn_version": (pa.int64(), "cuDNN version (torch.backends.cudnn.version()); null on CPU"),
+    "slurm_job_id": (pa.string(), "SLURM_JOB_ID of the job that finished the cell"),
+    "slurm_array_job_id": (pa.string(), "SLURM_ARRAY_JOB_ID, in an array job"),
+    "slurm_array_task_id": (pa.int64(), "SLURM_ARRAY_TASK_ID, in an array job"),
+    "cuda_visible_devices": (pa.string(), "CUDA_VISIBLE_DEVICES as the training process saw it"),
+}
+"""Where the cell ran (``summary.json`` ``provenance``, :mod:`normstudy.provenance`): of the
+run that finished it, if it was resumed; null where unknown or for cells from before it was
+recorded. Not results: comparisons of two runs of the same cells leave them out."""
 
 CELLS_SCHEMA = pa.schema(
     [
@@ -103,12 +118,17 @@ CELLS_SCHEMA = pa.schema(
         *(pa.field(f"params_{role}", pa.int64()) for role in PARAMETER_ROLES),
         *(pa.field(f"trainable_{role}", pa.int64()) for role in PARAMETER_ROLES),
         pa.field("device", pa.string()),
+        *(
+            pa.field(name, kind, metadata={"description": text})
+            for name, (kind, text) in PROVENANCE_COLUMNS.items()
+        ),
     ],
     metadata={
         "description": "one row per (study, cell); hyperparameter columns hold the resolved "
         "config, options and lists as JSON; a grid axis inside an options mapping also gets "
         "its own column named by its dotted key (float64 if numeric, else string); metrics "
-        "are measured in eval mode on the full splits at the end; accuracies are fractions"
+        "are measured in eval mode on the full splits at the end; accuracies are fractions; "
+        "git_commit ... cuda_visible_devices record where the cell ran (null if unknown)"
     },
 )
 
@@ -166,6 +186,10 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
         row[key] = summary[key]
     for key in ("eval_seconds", "samples_per_second", "device"):
         row[key] = summary[key]
+    # Cells finished before provenance was recorded have none: their columns stay null.
+    provenance = summary.get("provenance") or {}
+    for key in PROVENANCE_COLUMNS:
+        row[key] = provenance.get(key)
     row["params_total"] = sum(summary["parameters"].values())
     row["params_trainable"] = sum(summary["trainable_parameters"].values())
     for role in PARAMETER_ROLES:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import normstudy
+from normstudy import provenance
 from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
@@ -172,6 +173,9 @@ class RunState:
     eval_seconds: float = 0.0
     samples_seen: int = 0
     resumed: int = 0
+    runs: list[dict] = field(default_factory=list)
+    """The provenance of every run that worked on the cell (:mod:`normstudy.provenance`),
+    oldest first; kept in the checkpoint, so a resumed cell also knows where it started."""
 
 
 class SignalFlag:
@@ -696,6 +700,7 @@ def summary_for(cell: Cell) -> dict:
             "python": platform.python_version(),
         },
         "seed": config["seed"],
+        "provenance": {**state.runs[-1], "earlier_runs": state.runs[:-1]},
     }
 
 
@@ -757,6 +762,7 @@ def train_cell(
             f"freeze={resolved['freeze']} seed={resolved['seed']} on {cell.device}, "
             f"{cell.plan.epochs} epochs x {cell.plan.steps_per_epoch} steps"
         )
+    cell.state.runs.append(provenance.gather(cell.device.type))
     if resolved["amp"] and not autocast_enabled(cell):
         cell_log.write(f"amp: true has no effect on {cell.device}: bf16 autocast runs only on CUDA")
     with SignalFlag() as flag:

@@ -31,12 +31,15 @@ from test_workflow import REPO, SNAKEMAKE, snakemake, write_config
 from normstudy.config import resolve_cell_config
 from normstudy.datacache import build_cache
 from normstudy.grid import data_key
+from normstudy.tables import PROVENANCE_COLUMNS
 from normstudy.train import train_cell
 
 HERE = Path(__file__).resolve().parent
 NORMSTUDY = str(Path(SNAKEMAKE).with_name("normstudy"))
 TIMEOUT = 900
 TIMING_COLUMNS = ["train_seconds", "eval_seconds", "samples_per_second", "seconds"]
+NOT_RESULTS = [*TIMING_COLUMNS, *PROVENANCE_COLUMNS]
+"""Columns that differ between two runs of the same cells: timings and where they ran."""
 FAST = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
 GRID = {
     "alpha": {"grid": {"lr": [0.05, 0.1], "seed": [0]}},
@@ -162,7 +165,7 @@ def cells_of(workdir: Path) -> list[str]:
 
 def comparable(path: Path) -> pd.DataFrame:
     table = pq.read_table(path).to_pandas()
-    table = table.drop(columns=[c for c in TIMING_COLUMNS if c in table.columns])
+    table = table.drop(columns=[c for c in NOT_RESULTS if c in table.columns])
     keys = [c for c in ("study", "cell_id", "epoch") if c in table.columns]
     return table.sort_values(keys).reset_index(drop=True)
 
@@ -244,6 +247,7 @@ def test_slurm_tables_equal_a_local_run(grid_runs):
         pd.testing.assert_frame_equal(slurm, reference)
     cells = pq.read_table(workdir / "results" / "tables" / "cells.parquet").to_pandas()
     assert sorted(set(cells["study"])) == ["alpha", "beta", "gamma"] and len(cells) == 5
+    assert cells["slurm_job_id"].notna().all(), cells["slurm_job_id"]
 
 
 def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_cluster):
