@@ -252,10 +252,16 @@ def test_slurm_tables_equal_a_local_run(grid_runs):
 
 def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_cluster):
     """From SLURM's own records (``scontrol show job``, kept for MinJobAge): every train
-    job asked for and was allocated one GPU on the GPU partition with one CPU; the
-    dataset cache and the tables ran on the CPU partition without a GPU."""
+    job asked for one GPU on the GPU partition with one CPU, and its cell saw the one GPU
+    SLURM gave it (``CUDA_VISIBLE_DEVICES`` in the cell's provenance, of the job that
+    trained it); the dataset cache and the tables ran on the CPU partition without one."""
     jobs = submitted_jobs(grid_runs["first"].stdout + grid_runs["first"].stderr)
     jobs += submitted_jobs(grid_runs["second"].stdout + grid_runs["second"].stderr)
+    train_jobs = {job for job, kind in jobs if kind == "rule_train"}
+    for summary in (grid_runs["workdir"] / "results" / "cells").glob("*/summary.json"):
+        provenance = json.loads(summary.read_text())["provenance"]
+        assert provenance["slurm_job_id"] in train_jobs, provenance
+        assert provenance["cuda_visible_devices"] in ("0", "1"), provenance
     kinds = {kind for _, kind in jobs}
     assert {"rule_train", "rule_tables"} <= kinds, jobs
     for job, kind in jobs:
@@ -437,17 +443,31 @@ def test_a_cell_longer_than_its_partition_allows_finishes_through_a_chain_of_job
     plan = dry_run(slurm_cluster, user_config, tmp_path, "study_long")
     (job,) = planned_resources(plan.stdout, "train")
     assert job["runtime"] == str(SHORT_MINUTES), plan.stdout
-    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_long")
-    assert result.returncode == 0, result.stdout + result.stderr
+    process = start_slurm(slurm_cluster, user_config, tmp_path, "tables")
+    # Meanwhile `normstudy status` sees the cell running in a SLURM job of this workflow
+    # (once the plan is written).
+    wait_until(
+        lambda: (
+            (status(slurm_cluster, tmp_path) or {"cells": [{}]})["cells"][0].get("state")
+            == "running"
+        ),
+        "normstudy status never showed the cell running",
+        process,
+        timeout=TIMEOUT,
+    )
+    seen = status(slurm_cluster, tmp_path)
+    assert seen["slurm"]["checked"] and seen["slurm"]["jobs"], seen
+    assert process.wait(timeout=TIMEOUT) == 0, (tmp_path / "snakemake.out").read_text()
+    output = (tmp_path / "snakemake.out").read_text()
+    after = status(slurm_cluster, tmp_path)
+    assert after["total"]["counts"]["ok"] == 1 and not after["slurm"]["jobs"], after
     (cell,) = cells_of(tmp_path)
     log = train_log(tmp_path, cell)
     summary = json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
     assert summary["resumed"] >= 2 and log.count("resumed from") == summary["resumed"], log
     assert summary["epochs_run"] == CHAINED["epochs"]
-    jobs = [
-        job for job, kind in submitted_jobs(result.stdout + result.stderr) if kind == "rule_train"
-    ]
-    assert len(jobs) == summary["resumed"] + 1, result.stdout
+    jobs = [job for job, kind in submitted_jobs(output) if kind == "rule_train"]
+    assert len(jobs) == summary["resumed"] + 1, output
     records = {record["JobId"]: record for record in slurm_cluster.completed_jobs()}
     for job in jobs:
         assert records[job]["TimeLimit"] == str(SHORT_MINUTES), records[job]
@@ -459,6 +479,22 @@ def test_a_cell_longer_than_its_partition_allows_finishes_through_a_chain_of_job
         comparable(tmp_path / "results" / "cells" / cell / "curves.parquet"),
         comparable(tmp_path / "reference" / "curves.parquet"),
     )
+
+
+def status(cluster, workdir: Path) -> dict | None:
+    """``normstudy status --json`` of the workdir's results, as a user runs it there; None
+    before the plan is written (exit status 2)."""
+    result = subprocess.run(
+        [NORMSTUDY, "status", "--json"],
+        cwd=workdir,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode == 2 and "plan.json" in result.stderr:
+        return None
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_the_profile_command_fills_in_what_the_cluster_reports(slurm_cluster, tmp_path):
