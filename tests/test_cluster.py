@@ -210,3 +210,20 @@ def test_an_existing_profile_is_kept_unless_forced(tmp_path):
         write_profile(tmp_path / "slurm", "other\n", force=False)
     write_profile(tmp_path / "slurm", "other\n", force=True)
     assert path.read_text() == "other\n"
+
+
+def test_the_profiles_extra_sbatch_options_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    user_profile(tmp_path, 'executor: slurm\ndefault-resources:\n  slurm_extra: "--qos=high"\n')
+    resources = command_line_invocation(["--profile", "slurm"]).default_resources
+    assert resources["slurm_extra"] == "--qos=high"
+
+
+def test_a_profile_that_would_wait_forever_for_sacct_is_refused():
+    from normstudy.cluster import status_problem
+
+    assert "slurm-status-command: squeue" in status_problem(None, sacct_ok=False)
+    assert status_problem("sacct", sacct_ok=False) is not None
+    assert status_problem("squeue", sacct_ok=False) is None
+    assert status_problem(None, sacct_ok=True) is None

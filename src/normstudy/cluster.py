@@ -253,6 +253,34 @@ def cpu_partition(
     return fallback
 
 
+def sacct_works(run: Callable[..., Any] = subprocess.run) -> bool:
+    """Whether ``sacct`` answers (it fails where the accounting daemon is not set up)."""
+    if shutil.which("sacct") is None:
+        return False
+    try:
+        result = run(
+            ["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1minutes"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def status_problem(status_command: str | None, sacct_ok: bool) -> str | None:
+    """Why the SLURM plugin would never learn that jobs finished: it polls ``sacct``
+    unless told ``squeue``, and a ``sacct`` without the accounting daemon fails."""
+    if status_command == "squeue" or sacct_ok:
+        return None
+    return (
+        "sacct does not work on this cluster (no accounting daemon?), and the SLURM plugin "
+        "would poll it for job status forever; add `slurm-status-command: squeue` to your "
+        "profile (`normstudy slurm-profile` does so where needed)"
+    )
+
+
 def preflight(
     requests: Mapping[str, TrainRequest],
     study_of: Mapping[str, str],

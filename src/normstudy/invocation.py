@@ -28,6 +28,8 @@ class Invocation:
 
     executor: str
     default_resources: Mapping[str, str] = field(default_factory=dict)
+    status_command: str | None = None
+    """``slurm-status-command`` as given (None: the SLURM plugin's own choice)."""
 
     @property
     def slurm(self) -> bool:
@@ -48,11 +50,20 @@ def command_line_invocation(argv: Sequence[str]) -> Invocation:
     Snakemake's parser (so ``--profile`` and the workflow profile count as they do)."""
     from snakemake.cli import parse_args
 
-    with contextlib.redirect_stderr(io.StringIO()):
-        _, args = parse_args(list(argv))
+    messages = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):
+            _, args = parse_args(list(argv))
+    except SystemExit as exit:
+        raise RuntimeError(
+            "cannot read the snakemake command line to tell the executor: "
+            f"{messages.getvalue().strip() or exit}"
+        ) from None
+    status = getattr(args, "slurm_status_command", None)
     return Invocation(
         executor=args.executor or "local",
         default_resources=resource_values(args.default_resources),
+        status_command=status if isinstance(status, str) else None,
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normstudy.cluster import Partition, query_partitions
+from normstudy.cluster import Partition, query_partitions, sacct_works
 
 Runner = Callable[..., Any]
 
@@ -48,12 +48,6 @@ def default_account(run: Runner = subprocess.run) -> str | None:
         if accounts:
             return accounts[0]
     return None
-
-
-def sacct_works(run: Runner = subprocess.run) -> bool:
-    """Whether ``sacct`` answers (it fails where the accounting daemon is not set up)."""
-    result = _run(run, "sacct", "-n", "-X", "-o", "JobID", "-S", "now-1minutes")
-    return result is not None and result.returncode == 0
 
 
 def default_config_dir() -> Path:

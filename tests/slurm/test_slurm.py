@@ -176,6 +176,18 @@ def with_data_cache(workdir: Path, config: dict) -> None:
     build_cache(resolved, workdir / "results" / "data" / f"{data_key(resolved)}.pt")
 
 
+def assert_equals_an_uninterrupted_run(workdir: Path, cell: str, config: dict, summary: dict):
+    """The cell's final metrics and curves equal those of the same config trained here in
+    one go, from the same data cache."""
+    data = next((workdir / "results" / "data").glob("*.pt"))
+    reference = train_cell(config, workdir / "reference", threads=1, data_cache=data)
+    assert summary["final"] == reference["final"]
+    pd.testing.assert_frame_equal(
+        comparable(workdir / "results" / "cells" / cell / "curves.parquet"),
+        comparable(workdir / "reference" / "curves.parquet"),
+    )
+
+
 def summary_times(workdir: Path) -> dict[str, int]:
     """Cell -> mtime (ns) of its summary.json, for the cells that have one."""
     return {
@@ -299,13 +311,7 @@ def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, use
     assert "signal 15" in log and "exiting with status 75" in log and "resumed from" in log
     summary = json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
     assert summary["resumed"] == 1 and summary["epochs_run"] == SLOW["epochs"]
-    data = next((tmp_path / "results" / "data").glob("*.pt"))
-    reference = train_cell(SLOW, tmp_path / "reference", threads=1, data_cache=data)
-    assert summary["final"] == reference["final"]
-    pd.testing.assert_frame_equal(
-        comparable(tmp_path / "results" / "cells" / cell / "curves.parquet"),
-        comparable(tmp_path / "reference" / "curves.parquet"),
-    )
+    assert_equals_an_uninterrupted_run(tmp_path, cell, SLOW, summary)
 
 
 MEDIUM = {"model": "mlp", "depth": 1, "width": 16, "epochs": 12, "batch_size": 8}
@@ -418,6 +424,23 @@ def test_the_preflight_refuses_what_the_cluster_would_reject(slurm_cluster, user
         assert not (workdir / "results").exists(), name
 
 
+def test_without_sacct_a_profile_that_polls_it_is_refused(slurm_cluster, user_config, tmp_path):
+    """The test cluster has no accounting daemon: a profile without
+    ``slurm-status-command: squeue`` would wait forever for finished jobs."""
+    home = tmp_path / "xdg"
+    profile = home / "snakemake" / "slurm" / "config.yaml"
+    profile.parent.mkdir(parents=True)
+    text = (user_config / "snakemake" / "slurm" / "config.yaml").read_text()
+    profile.write_text(text.replace("slurm-status-command: squeue", ""))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    write_study(workdir, GRID, FAST)
+    result = run_slurm(slurm_cluster, home, workdir, "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "slurm-status-command: squeue" in output, output
+    assert "Traceback" not in output
+
+
 CHAINED = {"model": "mlp", "depth": 3, "width": 256, "epochs": 500, "batch_size": 8}
 """A cell that trains for several times the ``short`` partition's limit on one CPU."""
 
@@ -472,13 +495,7 @@ def test_a_cell_longer_than_its_partition_allows_finishes_through_a_chain_of_job
     for job in jobs:
         assert records[job]["TimeLimit"] == str(SHORT_MINUTES), records[job]
         assert records[job]["Partition"] == "short", records[job]
-    data = next((tmp_path / "results" / "data").glob("*.pt"))
-    reference = train_cell(CHAINED, tmp_path / "reference", threads=1, data_cache=data)
-    assert summary["final"] == reference["final"]
-    pd.testing.assert_frame_equal(
-        comparable(tmp_path / "results" / "cells" / cell / "curves.parquet"),
-        comparable(tmp_path / "reference" / "curves.parquet"),
-    )
+    assert_equals_an_uninterrupted_run(tmp_path, cell, CHAINED, summary)
 
 
 def status(cluster, workdir: Path) -> dict | None:

@@ -19,7 +19,9 @@ from normstudy.cluster import (
     preflight,
     query_partitions,
     resolve_partition,
+    sacct_works,
     slurm_settings,
+    status_problem,
     train_request,
 )
 from normstudy.config import canonical_json
@@ -83,6 +85,8 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems = preflight(requests, study_of, SLURM, train_partition, partitions)
+    if partitions is not None:
+        problems += filter(None, [status_problem(INVOCATION.status_command, sacct_works())])
     if problems:
         raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
     return {
@@ -113,7 +117,16 @@ GPU_JOB_RESOURCES = slurm_resources(CLUSTER and CLUSTER["train_partition"])
 if CLUSTER is not None:
     # SLURM warns the job before its time limit; the cell checkpoints and exits, and the
     # rule's retries resubmit it to resume (a chain of jobs).
-    GPU_JOB_RESOURCES["slurm_extra"] = f"--signal=TERM@{int(SLURM['warn_seconds'])}"
+    # (after what the user's profile gives every job, e.g. a QOS, which a rule's own
+    # slurm_extra would otherwise replace)
+    GPU_JOB_RESOURCES["slurm_extra"] = " ".join(
+        part
+        for part in (
+            INVOCATION.default_resources.get("slurm_extra"),
+            f"--signal=TERM@{int(SLURM['warn_seconds'])}",
+        )
+        if part
+    )
 TRAIN_RETRIES = CLUSTER.get("retries", 0) if CLUSTER is not None else 0
 
 
