@@ -248,3 +248,25 @@ def test_a_full_disk_fails_the_cell_cleanly(small_tmpfs):
     assert not (outdir / "summary.json").exists()
     assert not (outdir / "checkpoint.pt").exists()
     assert [p.name for p in small_tmpfs.rglob("*.tmp")] == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_follow_the_umask(tmp_path, umask):
+    """Temporary files are 0600 and keep their mode when renamed; the outputs must not."""
+    previous = os.umask(umask)
+    try:
+        train_cell(CELL, tmp_path / "cell", finished_copy=tmp_path / "copy", threads=1)
+        write_parquet_atomic(
+            tmp_path / "table.parquet", pq.read_table(tmp_path / "cell" / "curves.parquet")
+        )
+    finally:
+        os.umask(previous)
+    files = [
+        *(tmp_path / "cell").iterdir(),
+        *(tmp_path / "copy").iterdir(),
+        tmp_path / "table.parquet",
+    ]
+    assert len(files) > 8
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert (tmp_path / "copy").stat().st_mode & 0o777 == 0o777 & ~umask
