@@ -1,14 +1,35 @@
 # normstudy: studies in config.yaml -> training cells -> Parquet tables.
 # Parsing imports normstudy.grid only (no torch), so even 10,000-cell grids parse fast.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from normstudy.inputcheck import (
+    InputError,
+    check_workflow_config,
+    describe_schema_error,
+    refuse,
+)
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    # Before the schema: duplicate keys, alias bombs, non-finite numbers (no torch).
+    check_workflow_config(workflow.configfiles, config)
+except InputError as error:
+    refuse(str(error))
+
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as error:
+    refuse(describe_schema_error(error))
 
 
 report: "workflow/report/workflow.rst"

@@ -8,22 +8,30 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 EXIT_BAD_INPUT = 2
 EXIT_IO_ERROR = 74
 """Exit status when a file cannot be written or read (sysexits EX_IOERR), e.g. a full disk."""
 
 
+def refuse(message: str) -> SystemExit:
+    """Print ``message`` as one error and return the exit for bad input (status 2)."""
+    print(f"normstudy: error: {message}", file=sys.stderr)
+    return SystemExit(EXIT_BAD_INPUT)
+
+
 def read_config_file(path: str) -> dict:
     """A cell config from a YAML or JSON file (JSON is YAML)."""
+    from normstudy.inputcheck import InputError, load_yaml
+
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except OSError as error:
-        raise SystemExit(f"normstudy: cannot read config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise SystemExit(f"normstudy: config {path} is not valid YAML/JSON: {error}") from None
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise refuse(f"cannot read config {path}: {error}") from None
+    try:
+        data = load_yaml(text, f"config {path}")
+    except InputError as error:
+        raise refuse(str(error)) from None
     return {} if data is None else data
 
 
@@ -33,7 +41,7 @@ def config_from_args(args: argparse.Namespace) -> dict:
         try:
             data = json.loads(args.json)
         except ValueError as error:
-            raise SystemExit(f"normstudy: --json is not valid JSON: {error}") from None
+            raise refuse(f"--json is not valid JSON: {error}") from None
         return data
     return read_config_file(args.config)
 

@@ -15,7 +15,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
 _UMASK_LOCK = threading.Lock()
 
 

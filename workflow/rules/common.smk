@@ -5,8 +5,6 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
 from normstudy.config import canonical_json
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
@@ -36,7 +34,7 @@ NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
 try:
     PLAN = plan_studies(config)
 except StudyError as error:
-    raise WorkflowError(f"invalid study config:\n{error}") from None
+    refuse(str(error))
 
 CELLS = PLAN.cells
 

@@ -1,0 +1,158 @@
+"""Bad input is refused while planning, in one short message naming where, with exit status 2."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from test_workflow import REPO, RESOURCES, SNAKEMAKE
+
+from normstudy.config import ConfigError, resolve_cell_config
+from normstudy.inputcheck import InputError, load_yaml, number_errors
+
+BOMB = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+"""Nine lines that expand to 10**9 numbers."""
+
+
+def test_duplicate_keys_are_refused_with_their_lines():
+    text = "studies:\n  a:\n    grid: {seed: [0]}\n  b: {}\n  a:\n    grid: {seed: [1]}\n"
+    with pytest.raises(InputError) as error:
+        load_yaml(text, "config.yaml")
+    assert str(error.value).startswith("config.yaml, line 5: key 'a' is given twice in studies")
+    assert "first on line 2" in str(error.value)
+    with pytest.raises(InputError, match="key 'lr' is given twice in defaults"):
+        load_yaml("defaults:\n  lr: 0.1\n  epochs: 3\n  lr: 0.2\n", "c.yaml")
+    assert load_yaml("a: {x: 1}\nb: {x: 1}\n", "c.yaml") == {"a": {"x": 1}, "b": {"x": 1}}
+
+
+def test_an_alias_bomb_is_refused_at_once():
+    assert BOMB.count("\n") == 9
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="expands to more than 200,000 YAML nodes"):
+        load_yaml(BOMB, "c.yaml")
+    assert time.perf_counter() - start < 1
+    small = "a: &a [1, 2]\nb: [*a, *a]\n"
+    assert load_yaml(small, "c.yaml") == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (math.nan, "is not a number"),
+        (math.inf, "is infinite"),
+        (-math.inf, "is infinite"),
+        (1e308, "absurdly large"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused(value, problem):
+    with pytest.raises(ConfigError, match=f"config key 'lr' = .* {problem}"):
+        resolve_cell_config({"lr": value})
+    with pytest.raises(ConfigError, match=f"'dataset_options.d' = .* {problem}"):
+        resolve_cell_config({"dataset": "gaussian_noise", "dataset_options": {"d": value}})
+    assert "written p: inf" in number_errors({"grid": {"norm_options.p": [1, math.inf]}})[0]
+    assert number_errors({"norm_options": {"p": "inf"}, "lr": 1e15, "seed": 2**40}) == []
+    assert number_errors({"grid": {"lr": [1, value]}})[0].startswith("key 'grid.lr[1]'")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "normstudy.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lr: .nan\n", "'lr' = nan is not a number"),
+        ("lr: .inf\n", "'lr' = inf is infinite"),
+        ("lr: 1.0e+308\n", "absurdly large"),
+        ("lr: 0.1\nepochs: 1\nlr: 0.2\n", "line 3: key 'lr' is given twice"),
+        (BOMB, "expands to more than"),
+    ],
+)
+def test_normstudy_train_refuses_bad_yaml_with_status_2(tmp_path, text, message):
+    (tmp_path / "cell.yaml").write_text(text)
+    result = cli("train", str(tmp_path / "cell.yaml"), str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = cli("train", "--json", '{"lr": NaN}', str(tmp_path / "out"))
+    assert result.returncode == 2 and "'lr' = nan" in result.stderr
+
+
+def workflow_text(studies_text: str, defaults: str = "{model: mlp, depth: 1, width: 16}") -> str:
+    head = {
+        "scale": "demo",
+        "data_dir": "data",
+        "download": False,
+        "resources": RESOURCES,
+        "ols": {"d": [2], "kappa": [10], "lr": [0.1], "steps": 5},
+    }
+    return yaml.safe_dump(head) + f"defaults: {defaults}\nstudies:\n{studies_text}"
+
+
+def plan(workdir, text: str) -> subprocess.CompletedProcess:
+    (workdir / "config.yaml").write_text(text)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+INDENTED_BOMB = "\n".join("    " + line for line in BOMB.splitlines())
+DEEP_BOMB = "\n".join("          " + line for line in BOMB.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("studies", "message"),
+    [
+        (
+            "  a:\n    grid: {seed: [0]}\n  b:\n    grid: {seed: [1]}\n  a:\n    grid: {lr: [1]}\n",
+            "line 25: key 'a' is given twice in studies (first on line 21)",
+        ),
+        ("  a:\n    grid: {seed: [0], seed: [1]}\n", "key 'seed' is given twice in studies.a.grid"),
+        ("  a:\n    grid: {lr: [0.1, .nan]}\n", "'studies.a.grid.lr[1]' = nan is not a number"),
+        ("  a:\n    set: {lr: 1.0e+308}\n", "'studies.a.set.lr' = 1e+308 is absurdly large"),
+        ("  a:\n    set: {lr: .inf}\n", "'studies.a.set.lr' = inf is infinite"),
+        (f"  a:\n    unknown:\n{INDENTED_BOMB}\n", "expands to more than"),
+        (f"  a:\n    set:\n      dataset_options:\n        x:\n{DEEP_BOMB}\n", "expands to more"),
+        ("  a:\n    grid: {scale: [dem]}\n", "unknown grid key 'scale'"),
+    ],
+)
+def test_the_workflow_refuses_bad_input_before_any_job(tmp_path, studies, message):
+    start = time.perf_counter()
+    result = plan(tmp_path, workflow_text(studies))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert message in output
+    assert "Traceback" not in output and 'File "' not in output
+    assert len(output) < 3000 and time.perf_counter() - start < 30
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_schema_error_is_one_line(tmp_path):
+    result = plan(
+        tmp_path,
+        workflow_text("  a:\n    grid: {seed: [0]}\n").replace("scale: demo", "scale: dem"),
+    )
+    assert result.returncode == 2
+    assert "config key 'scale': 'dem' is not one of ['demo', 'paper']" in result.stderr
+    assert len(result.stderr.splitlines()) <= 3, result.stderr
+
+
+def test_valid_input_still_plans(tmp_path):
+    result = plan(
+        tmp_path,
+        workflow_text(
+            "  a:\n    grid: {seed: [0, 1], norm_options.p: [2, inf]}\n    set: {norm: lp}\n"
+        ),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
