@@ -43,9 +43,15 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/estimate.smk"
 
 
+check_data_caches()
+
+
 rule all:
     default_target: True
     input:
+        # Every data cache: one that is missing (deleted, or set aside as damaged) is
+        # rebuilt even when no cell needs it now.
+        data_caches(),
         rules.tables.output,
         rules.comparisons.output,
         rules.ols.output,

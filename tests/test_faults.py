@@ -19,8 +19,8 @@ import torch
 from test_workflow import REPO, SNAKEMAKE, write_config
 
 from normstudy import finished
-from normstudy.config import ConfigError, resolve_cell_config
-from normstudy.datacache import build_cache
+from normstudy.config import resolve_cell_config
+from normstudy.datacache import build_cache, load_cache
 from normstudy.grid import plan_document, plan_studies
 from normstudy.io import write_json_atomic, write_parquet_atomic
 from normstudy.tables import UnreadableCellError, aggregate
@@ -107,29 +107,60 @@ def data_cache(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [("truncate", "is unreadable"), ("garbage", "is unreadable"), ("no_test", "missing test_x")],
-)
-def test_a_damaged_data_cache_is_refused_by_name(data_cache, tmp_path, damage, message):
-    path = tmp_path / "digits.pt"
+def damage_cache(path: Path, damage: str) -> None:
     if damage == "truncate":
-        path.write_bytes(data_cache.read_bytes()[:5000])
+        path.write_bytes(path.read_bytes()[:5000])
     elif damage == "garbage":
         path.write_bytes(b"not a tensor file")
-    else:
-        payload = torch.load(data_cache, weights_only=True)
+    elif damage == "same_size":
+        path.write_bytes(b"\0" * path.stat().st_size)
+    elif damage == "no_test":
+        payload = torch.load(path, weights_only=True)
         del payload["test_x"]
         torch.save(payload, path)
-    with pytest.raises(ConfigError, match=message) as error:
-        train_cell(CELL, tmp_path / "cell", data_cache=path, threads=1)
-    assert str(path) in str(error.value) and "delete it" in str(error.value)
-    assert not (tmp_path / "cell").exists()
+    elif damage == "altered":
+        payload = torch.load(path, weights_only=True)
+        payload["train_y"][0] = (payload["train_y"][0] + 1) % 10
+        torch.save(payload, path)
+    elif damage == "deleted":
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", "is unreadable"),
+        ("garbage", "is unreadable"),
+        ("no_test", "missing test_x"),
+        ("altered", "do not match the digest"),
+        ("deleted", "is missing"),
+    ],
+)
+def test_a_damaged_data_cache_is_rebuilt_by_the_training_job(data_cache, tmp_path, damage, message):
+    """Damaged after planning (or outside the workflow): the job says so, rebuilds the
+    cache and trains on the same data as with the intact cache."""
+    reference = train_cell(CELL, tmp_path / "reference", data_cache=data_cache, threads=1)
+    path = tmp_path / "data" / "digits.pt"
+    path.parent.mkdir()
+    path.write_bytes(data_cache.read_bytes())
+    damage_cache(path, damage)
     result = cli(
-        "train", "--json", json.dumps(CELL), str(tmp_path / "cell"), "--data-cache", str(path)
+        "train",
+        "--json",
+        json.dumps(CELL),
+        str(tmp_path / "cell"),
+        "--data-cache",
+        str(path),
+        "--threads",
+        "1",
     )
-    assert result.returncode == 2
-    assert str(path) in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr and str(path) in result.stderr and "rebuilding" in result.stderr
+    summary = json.loads((tmp_path / "cell" / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+    assert summary["data"] == reference["data"]
+    assert torch.load(path, weights_only=True)["meta"]["digest"] == reference["data"]["digest"]
+    assert load_cache(path, resolve_cell_config(CELL)) is not None
 
 
 def test_a_truncated_checkpoint_is_reported_and_training_starts_over(tmp_path, capsys):
@@ -270,3 +301,60 @@ def test_outputs_follow_the_umask(tmp_path, umask):
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert (tmp_path / "copy").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.fixture(scope="module")
+def finished_workflow(tmp_path_factory):
+    """A finished run of the workflow (two cells, tables, figures) to copy and damage."""
+    workdir = tmp_path_factory.mktemp("finished")
+    write_config(workdir, STUDY["studies"], defaults=CELL)
+    run_workflow(workdir)
+    return workdir
+
+
+def run_workflow(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    result = subprocess.run([*command, *args], capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def copy_workflow(finished_workflow: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    return workdir
+
+
+def finished_state(workdir: Path) -> dict[str, int]:
+    """Every cell output and table with its modification time (ns)."""
+    results = workdir / "results"
+    files = [*results.glob("cells/*/*"), *results.glob("tables/*.parquet")]
+    return {str(path.relative_to(results)): path.stat().st_mtime_ns for path in files}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same_size", "altered", "deleted"])
+def test_a_damaged_data_cache_is_rebuilt_and_no_finished_cell_is_lost(
+    finished_workflow, tmp_path, damage
+):
+    """The issue's scenario: overwrite results/data/*.pt after a finished run, run again."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    before = finished_state(workdir)
+    assert len([name for name in before if name.endswith("summary.json")]) == 2
+    cache = next((workdir / "results" / "data").glob("*.pt"))
+    digest = json.loads(cache.with_suffix(".json").read_text())["digest"]
+    damage_cache(cache, damage)
+    result = run_workflow(workdir)
+    output = result.stdout + result.stderr
+    if damage != "deleted":
+        assert f"data cache results/data/{cache.name} is damaged" in output
+        assert (cache.parent / f"{cache.name}.damaged").exists()
+    assert "rule train" not in output and "rule tables" not in output
+    assert finished_state(workdir) == before
+    rebuilt = torch.load(cache, weights_only=True)
+    assert rebuilt["meta"]["digest"] == digest
+    summaries = [json.loads(p.read_text()) for p in workdir.glob("results/cells/*/summary.json")]
+    assert {summary["data"]["digest"] for summary in summaries} == {digest}
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout

@@ -67,6 +67,11 @@ def write_parquet_atomic(path: str | os.PathLike[str], table: pa.Table) -> None:
         pq.write_table(table, tmp)
 
 
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_torch_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """``torch.save`` to ``path`` atomically.
 

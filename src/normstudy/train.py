@@ -38,9 +38,10 @@ import normstudy
 from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
-from normstudy.datacache import load_cache
+from normstudy.datacache import DataCacheError, build_cache, data_digest, load_cache
 from normstudy.finished import restore_finished_copy, save_finished_copy, usable_copy
 from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
+from normstudy.grid import data_key
 from normstudy.io import read_json, write_json_atomic, write_parquet_atomic, write_torch_atomic
 from normstudy.norms import collect_regularizers
 from normstudy.probes import ProbeContext, parse_probe_entries, run_probe, samples_needed
@@ -259,7 +260,16 @@ def splits_for(
     """The cell's dataset, from the workflow's tensor cache when one is given."""
     try:
         if data_cache is not None:
-            return load_cache(data_cache, config)
+            try:
+                return load_cache(data_cache, config)
+            except (DataCacheError, FileNotFoundError) as error:
+                problem = (
+                    f"data cache {data_cache} is missing"
+                    if isinstance(error, FileNotFoundError)
+                    else str(error).split("; delete it")[0]
+                )
+                print(f"normstudy: warning: {problem}; rebuilding it", file=sys.stderr)
+                return build_cache(config, data_cache, data_dir=data_dir, download=download)
         return load_dataset(
             config["dataset"],
             data_dir=data_dir,
@@ -696,6 +706,7 @@ def summary_for(cell: Cell) -> dict:
             "python": platform.python_version(),
         },
         "seed": config["seed"],
+        "data": {"key": data_key(config), "digest": data_digest(cell.splits)},
     }
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from normstudy.config import canonical_json
+from normstudy.datamanifest import damaged_caches, set_aside
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
     DATA_KEYS,
@@ -90,6 +91,29 @@ def plan_param(wildcards):
 
 def cell_data_cache(wildcards):
     return f"{RESULTS}/data/{cell_data_key(wildcards.cell)}.pt"
+
+
+def cell_data_manifest(wildcards):
+    return f"{RESULTS}/data/{cell_data_key(wildcards.cell)}.json"
+
+
+def data_caches():
+    return [f"{RESULTS}/data/{key}.pt" for key in data_settings()]
+
+
+def check_data_caches():
+    """Planning (a dry run too): set aside every data cache that differs from its manifest
+    (overwritten, truncated, replaced), so that prepare_data rebuilds it; finished cells
+    stay, since they depend on the manifest only."""
+    if not workflow.is_main_process:
+        return
+    for path, problem in damaged_caches(data_caches()).items():
+        moved = set_aside(path)
+        print(
+            f"normstudy: data cache {path} is damaged ({problem}): moved to {moved}; "
+            "prepare_data rebuilds it, and no finished cell is re-run",
+            file=sys.stderr,
+        )
 
 
 def cell_resource(name):
