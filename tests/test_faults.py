@@ -358,3 +358,37 @@ def test_a_damaged_data_cache_is_rebuilt_and_no_finished_cell_is_lost(
     summaries = [json.loads(p.read_text()) for p in workdir.glob("results/cells/*/summary.json")]
     assert {summary["data"]["digest"] for summary in summaries} == {digest}
     assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def test_damaged_cell_outputs_are_all_reported_and_the_tables_are_kept(finished_workflow, tmp_path):
+    """A truncated summary.json, a truncated curves.parquet and a corrupt probes.parquet in
+    two cells: one run reports all three with the repair command, the tables stay; the
+    repair command restores the cells from their finished copies and rebuilds the tables."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    before = finished_state(workdir)
+    tables = {name: t for name, t in before.items() if name.startswith("tables/")}
+    first, second = sorted(p.name for p in (workdir / "results" / "cells").iterdir())
+    cells = workdir / "results" / "cells"
+    for cell, name in ((first, "summary.json"), (second, "curves.parquet")):
+        data = (cells / cell / name).read_bytes()
+        (cells / cell / name).write_bytes(data[: len(data) // 2])
+    (cells / first / "probes.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    result = run_workflow(workdir, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "3 damaged output file(s) in 2 cell(s)" in output, output
+    for cell, name in ((first, "summary.json"), (second, "curves.parquet"), (first, "probes")):
+        assert f"cell {cell}: cannot read results/cells/{cell}/{name}" in output
+    targets = [f"results/cells/{cell}/summary.json" for cell in (first, second)]
+    repair = f"snakemake --forcerun {' '.join(targets)}"
+    assert repair in output
+    assert {n: t for n, t in finished_state(workdir).items() if n.startswith("tables/")} == tables
+    assert "Traceback" not in output
+
+    run_workflow(workdir, *repair.split()[1:])
+    for cell in (first, second):
+        assert "not trained again" in (cells / cell / "train.log").read_text()
+    assert finished_state(workdir).keys() == before.keys()
+    curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
+    assert curves.num_rows == 2 * CELL["epochs"]
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout

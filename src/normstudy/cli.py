@@ -114,6 +114,20 @@ def command_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_check_cells(args: argparse.Namespace) -> int:
+    from normstudy.io import read_json, write_text_atomic
+    from normstudy.tables import check_cells, damaged_cells_report
+
+    plan = read_json(args.plan)
+    damaged = check_cells(plan, args.cells_dir)
+    if damaged:
+        print(f"normstudy: error: {damaged_cells_report(damaged, args.cells_dir)}", file=sys.stderr)
+        return 1
+    write_text_atomic(args.output, f"{len(plan['cells'])} cells checked: intact\n")
+    print(f"{len(plan['cells'])} cells checked: intact -> {args.output}")
+    return 0
+
+
 def add_config_arguments(command: argparse.ArgumentParser) -> None:
     group = command.add_mutually_exclusive_group(required=True)
     group.add_argument(
@@ -273,6 +287,14 @@ def parser() -> argparse.ArgumentParser:
     agg.add_argument("cells_dir", help="directory of cell directories")
     agg.add_argument("out_dir", help="directory of the tables")
     agg.set_defaults(func=command_aggregate)
+
+    check = commands.add_parser(
+        "check-cells", help="report every damaged cell output at once (before the tables)"
+    )
+    check.add_argument("plan", help="plan JSON written by the workflow")
+    check.add_argument("cells_dir", help="directory of cell directories")
+    check.add_argument("output", help="marker file written when every cell is intact")
+    check.set_defaults(func=command_check_cells)
 
     compare = commands.add_parser("compare", help="cells.parquet -> comparisons.parquet")
     compare.add_argument("plan", help="plan JSON written by the workflow")

@@ -10,9 +10,31 @@ rule plan:
         write_plan(params.plan, output[0], log[0])
 
 
+# Every cell's three outputs are read whole before the tables job starts: damaged ones are
+# all reported at once, and since this job fails instead of the tables job, Snakemake
+# keeps the tables already built.
+rule check_cells:
+    input:
+        plan=f"{RESULTS}/plan.json",
+        outputs=cell_outputs(CELLS),
+    output:
+        f"{RESULTS}/tables/cells_checked.txt",
+    log:
+        f"{RESULTS}/logs/check_cells.log",
+    localrule: True
+    conda:
+        ENVIRONMENT
+    params:
+        cells_dir=f"{RESULTS}/cells",
+    shell:
+        NORMSTUDY
+        + " check-cells {input.plan:q} {params.cells_dir:q} {output:q} > {log:q} 2>&1"
+
+
 rule tables:
     input:
         plan=f"{RESULTS}/plan.json",
+        checked=rules.check_cells.output[0],
         summaries=summaries(CELLS),
     output:
         cells=f"{RESULTS}/tables/cells.parquet",

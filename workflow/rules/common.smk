@@ -129,6 +129,14 @@ def cell_runtime(wildcards, attempt):
     return cell_resources(wildcards.cell)["runtime"] * attempt
 
 
+def cell_outputs(cell_ids):
+    return [
+        f"{RESULTS}/cells/{cell}/{name}"
+        for cell in cell_ids
+        for name in ("summary.json", "curves.parquet", "probes.parquet")
+    ]
+
+
 def summaries(cell_ids):
     return [f"{RESULTS}/cells/{cell}/summary.json" for cell in cell_ids]
 
