@@ -275,7 +275,8 @@ def test_a_full_disk_fails_the_cell_cleanly(small_tmpfs):
     outdir = small_tmpfs / "cell"
     result = cli("train", "--json", json.dumps(config), str(outdir), "--threads", "1")
     assert result.returncode == 74, result.stderr
-    assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    assert "No space left on device writing checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr and "nothing of it is left" in result.stderr
     assert not (outdir / "summary.json").exists()
     assert not (outdir / "checkpoint.pt").exists()
     assert [p.name for p in small_tmpfs.rglob("*.tmp")] == []
@@ -392,3 +393,80 @@ def test_damaged_cell_outputs_are_all_reported_and_the_tables_are_kept(finished_
     curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
     assert curves.num_rows == 2 * CELL["epochs"]
     assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def foreign_checkpoint(payload: dict, damage: str) -> dict:
+    if damage == "extra_state_key":
+        payload["state"]["added_by_a_newer_version"] = 1
+    elif damage == "missing_rng":
+        del payload["rng"]
+    elif damage == "state_not_a_mapping":
+        payload["state"] = [1, 2, 3]
+    elif damage == "other_shapes":
+        name = next(iter(payload["model"]))
+        payload["model"] = {**payload["model"], name: torch.zeros(3, 3)}
+        payload["model"][name + "_extra"] = torch.zeros(1)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("extra_state_key", "has a layout this code does not know"),
+        ("missing_rng", "has a layout this code does not know"),
+        ("state_not_a_mapping", "has a layout this code does not know"),
+        ("other_shapes", "does not match the model"),
+    ],
+)
+def test_a_foreign_checkpoint_is_reported_set_aside_and_never_fatal(tmp_path, damage, message):
+    """A readable checkpoint of the same config but another layout: reported, moved to
+    ``.rejected``, and the cell starts over to exactly the result of a clean run."""
+    config = {**CELL, "epochs": 3}
+    checkpoint = tmp_path / "checkpoint.pt"
+    reference = train_cell(
+        config, tmp_path / "first", checkpoint=checkpoint, keep_checkpoint=True, threads=1
+    )
+    payload = torch.load(checkpoint, weights_only=True)
+    torch.save(foreign_checkpoint(payload, damage), checkpoint)
+    result = cli(
+        "train", "--json", json.dumps(config), str(tmp_path / "second"),
+        "--checkpoint", str(checkpoint), "--threads", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert f"moved to {checkpoint}.rejected" in result.stderr
+    log = (tmp_path / "second" / "train.log").read_text()
+    assert message in log and "starts over" in log
+    summary = json.loads((tmp_path / "second" / "summary.json").read_text())
+    assert summary["resumed"] == 0 and summary["final"] == reference["final"]
+    assert (tmp_path / "checkpoint.pt.rejected").exists() and not checkpoint.exists()
+
+
+@pytest.fixture
+def tmpfs_4m(tmp_path):
+    """A 4 MiB tmpfs: room for one checkpoint of a 0.3 M parameter MLP (2.5 MB), not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_disk_with_room_for_one_checkpoint_does_not_block_the_cell(tmpfs_4m, tmp_path):
+    """Before: the first checkpoint fitted, the second (written beside it) did not; every
+    later run resumed from the first and failed again. Now the older one makes room."""
+    config = {"model": "mlp", "depth": 2, "width": 512, "epochs": 3, "batch_size": 64}
+    reference = train_cell(config, tmp_path / "reference", threads=1)
+    outdir = tmpfs_4m / "cell"
+    result = cli("train", "--json", json.dumps(config), str(outdir), "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert "removed the older one to make room" in result.stderr
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+    assert [p.name for p in tmpfs_4m.rglob("*.tmp")] == []

@@ -18,6 +18,7 @@ on the same machine.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import math
 import os
@@ -532,11 +533,46 @@ def checkpoint_payload(cell: Cell) -> dict:
 
 
 def save_checkpoint(cell: Cell, path: Path) -> None:
-    write_torch_atomic(path, checkpoint_payload(cell))
+    """Write the checkpoint atomically (a temporary file beside it, then a rename).
+
+    On a full disk the older checkpoint, which takes the room a second copy needs, is
+    removed and the write tried once more; if that fails too, nothing of either is left,
+    so the next run starts the cell over instead of resuming into the same full disk.
+    """
+    payload = checkpoint_payload(cell)
+    try:
+        write_torch_atomic(path, payload)
+        return
+    except OSError as error:
+        if error.errno != errno.ENOSPC or not path.exists():
+            raise OSError(
+                error.errno, f"{error.strerror} writing checkpoint {path}; nothing of it is left"
+            ) from error
+    size = path.stat().st_size
+    path.unlink()
+    print(
+        f"normstudy: warning: no space for a new checkpoint beside {path} ({size / 1e6:.1f} MB): "
+        "removed the older one to make room",
+        file=sys.stderr,
+    )
+    try:
+        write_torch_atomic(path, payload)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"{error.strerror} writing checkpoint {path} ({size / 1e6:.1f} MB), even after "
+            "removing the older one; no checkpoint is left, so the next run starts this cell "
+            "over: free space on that disk",
+        ) from error
 
 
 def restore_checkpoint(cell: Cell, path: Path) -> str | None:
-    """Load ``path`` into ``cell``; returns why it was ignored, or None if it was used."""
+    """Load ``path`` into ``cell``; returns why it was ignored, or None if it was used.
+
+    Whatever the file holds (unreadable, another format, config or model, a layout with
+    keys this code does not know), it is either used whole or reported and ignored: every
+    part is checked before anything is loaded, and a failed load puts the cell back as it was.
+    """
     if not path.exists():
         return None
     try:
@@ -548,21 +584,51 @@ def restore_checkpoint(cell: Cell, path: Path) -> str | None:
     if payload.get("config") != canonical_json(cell.config):
         return f"checkpoint {path} belongs to a different config"
     try:
+        state = RunState(**payload["state"])
+        state.permutation = payload["permutation"]
+        rng_torch = payload["rng_torch"].cpu()
+        rng = {name: payload["rng"][name].cpu() for name in cell.generators}
+        rng_cuda = [s.cpu() for s in payload["rng_cuda"]] if "rng_cuda" in payload else None
+    except (TypeError, KeyError, AttributeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        return f"checkpoint {path} has a layout this code does not know ({problem})"
+    backup = copy.deepcopy(
+        (cell.model.state_dict(), cell.optimizer.state_dict(), cell.scheduler.state_dict())
+    )
+    generator_states = {name: g.get_state() for name, g in cell.generators.items()}
+    torch_state = torch.get_rng_state()
+    try:
         cell.model.load_state_dict(payload["model"])
         cell.optimizer.load_state_dict(payload["optimizer"])
         cell.scheduler.load_state_dict(payload["scheduler"])
-    except (RuntimeError, KeyError, ValueError) as error:
-        return f"checkpoint {path} does not match the model ({error})"
-    torch.set_rng_state(payload["rng_torch"].cpu())
-    for name, generator in cell.generators.items():
-        generator.set_state(payload["rng"][name].cpu())
-    if "rng_cuda" in payload and cell.device.type == "cuda":
-        torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
-    state = RunState(**payload["state"])
-    state.permutation = payload["permutation"]
+        for name, generator in cell.generators.items():
+            generator.set_state(rng[name])
+        torch.set_rng_state(rng_torch)
+    except Exception as error:  # noqa: BLE001 - a mismatching checkpoint is reported, not fatal
+        cell.model.load_state_dict(backup[0])
+        cell.optimizer.load_state_dict(backup[1])
+        cell.scheduler.load_state_dict(backup[2])
+        for name, generator in cell.generators.items():
+            generator.set_state(generator_states[name])
+        torch.set_rng_state(torch_state)
+        return f"checkpoint {path} does not match the model ({type(error).__name__}: {error})"
+    if rng_cuda is not None and cell.device.type == "cuda":
+        torch.cuda.set_rng_state_all(rng_cuda)
     state.resumed += 1
     cell.state = state
     return None
+
+
+def set_aside_checkpoint(path: Path) -> Path | None:
+    """Rename an unusable checkpoint to ``<name>.rejected`` (replacing an older one), so it
+    neither blocks nor confuses a later run and can still be inspected."""
+    target = path.with_name(path.name + ".rejected")
+    try:
+        os.replace(path, target)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return target
 
 
 class CellLog:
@@ -756,8 +822,10 @@ def train_cell(
     cell_log = CellLog(outdir / "train.log")
     ignored = restore_checkpoint(cell, checkpoint)
     if ignored:
-        cell_log.write(f"WARNING {ignored}; it is ignored and training starts over")
-        print(f"normstudy: warning: {ignored}; starting over", file=sys.stderr)
+        moved = set_aside_checkpoint(checkpoint)
+        where = f"moved to {moved}" if moved else "deleted"
+        cell_log.write(f"WARNING {ignored}; it is ignored ({where}) and training starts over")
+        print(f"normstudy: warning: {ignored}; {where}; starting over", file=sys.stderr)
     elif cell.state.resumed:
         cell_log.write(
             f"resumed from {checkpoint} at epoch {cell.state.epoch} step {cell.state.step}"
