@@ -156,3 +156,62 @@ def test_valid_input_still_plans(tmp_path):
         ),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ({"norm": "group"}, "group norm cannot split 100 channels into groups=8"),
+        ({"norm": "group", "width": 64, "norm_options": {"groups": 7}}, "64 is not divisible by 7"),
+        ({"batch_size": 5000}, "'batch_size' = 5000 is larger than the training set (1294"),
+        ({"dataset_options": {"bogus": 1}}, "dataset 'digits' has no option(s) bogus"),
+        ({"model_options": {"bogus": 1}}, "model 'mlp' has no option(s) bogus"),
+        (
+            {"probes": [{"name": "norms", "options": {"bogus": 1}}]},
+            "probe 'norms' has no option(s) bogus",
+        ),
+        (
+            {"dataset": "gaussian_noise", "dataset_options": {"d": "x"}},
+            "option 'd' = 'x' must be an integer (default 1000)",
+        ),
+        (
+            {"dataset": "digits", "dataset_options": {"train_size": 2.5}},
+            "option 'train_size' = 2.5 must be an integer or null",
+        ),
+        ({"model": "vgg", "depth": 11, "norm": "instance"}, "instance norm needs feature maps"),
+    ],
+)
+def test_a_cell_that_cannot_be_built_is_named_without_training(cell, message):
+    from normstudy.buildcheck import build_problem
+
+    problem = build_problem(resolve_cell_config(cell))
+    assert problem is not None and message in problem
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [{}, {"norm": "group", "width": 96}, {"model": "resnet", "depth": 8}, {"model": "lstm"}],
+)
+def test_cells_that_can_be_built_pass(cell):
+    from normstudy.buildcheck import build_problem
+
+    assert build_problem(resolve_cell_config(cell)) is None
+
+
+def test_the_workflow_builds_every_cell_shape_before_training_any(tmp_path):
+    """Unbuildable cells fail the first job (check_build): all named, no training job runs."""
+    studies = (
+        "  ok:\n    grid: {seed: [0]}\n"
+        "  bad:\n    grid: {norm: [group, batch], batch_size: [32, 5000]}\n"
+        "    set: {width: null}\n"
+    )
+    (tmp_path / "config.yaml").write_text(workflow_text(studies))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "3 of 5 cell shapes cannot be built; no cell was trained" in output
+    assert 'cell {"batch_size":32,"norm":"group"}: cannot build model' in output
+    assert output.count("'batch_size' = 5000 is larger than the training set") == 2
+    assert not (tmp_path / "results" / "cells").exists()
+    assert not (tmp_path / "results" / "logs" / "train").exists()

@@ -78,6 +78,7 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs == {
         "plan": 1,
+        "check_build": 1,
         "prepare_data": 1,
         "train": 5,
         "check_cells": 1,

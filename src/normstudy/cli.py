@@ -128,6 +128,26 @@ def command_check_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_check_build(args: argparse.Namespace) -> int:
+    from normstudy.buildcheck import MAX_REPORTED, plan_build_problems
+    from normstudy.io import read_json, write_text_atomic
+
+    plan = read_json(args.plan)
+    problems, shapes = plan_build_problems(plan)
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        listed = "\n".join(problems[:MAX_REPORTED]) + (f"\n... and {more} more" if more > 0 else "")
+        print(
+            f"normstudy: error: {len(problems)} of {shapes} cell shapes cannot be built; "
+            f"no cell was trained:\n{listed}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    write_text_atomic(args.output, f"{shapes} cell shapes of {len(plan['cells'])} cells build\n")
+    print(f"{shapes} cell shapes of {len(plan['cells'])} cells build -> {args.output}")
+    return 0
+
+
 def add_config_arguments(command: argparse.ArgumentParser) -> None:
     group = command.add_mutually_exclusive_group(required=True)
     group.add_argument(
@@ -287,6 +307,14 @@ def parser() -> argparse.ArgumentParser:
     agg.add_argument("cells_dir", help="directory of cell directories")
     agg.add_argument("out_dir", help="directory of the tables")
     agg.set_defaults(func=command_aggregate)
+
+    build = commands.add_parser(
+        "check-build",
+        help="build every distinct cell shape of a plan once (meta device), train nothing",
+    )
+    build.add_argument("plan", help="plan JSON written by the workflow")
+    build.add_argument("output", help="marker file written when every cell can be built")
+    build.set_defaults(func=command_check_build)
 
     check = commands.add_parser(
         "check-cells", help="report every damaged cell output at once (before the tables)"

@@ -10,6 +10,22 @@ rule plan:
         write_plan(params.plan, output[0], log[0])
 
 
+# The first job: builds every distinct cell shape once (meta device, no training), so a
+# cell that cannot be built fails the run before any training job starts.
+rule check_build:
+    input:
+        plan=f"{RESULTS}/plan.json",
+    output:
+        f"{RESULTS}/plan_builds.txt",
+    log:
+        f"{RESULTS}/logs/check_build.log",
+    localrule: True
+    conda:
+        ENVIRONMENT
+    shell:
+        NORMSTUDY + " check-build {input.plan:q} {output:q} > {log:q} 2>&1"
+
+
 # Every cell's three outputs are read whole before the tables job starts: damaged ones are
 # all reported at once, and since this job fails instead of the tables job, Snakemake
 # keeps the tables already built.

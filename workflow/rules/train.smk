@@ -3,6 +3,7 @@ rule train:
         # The manifest, not the cache: a cell depends on what data it trains on, never on
         # the cache file's timestamp; a damaged cache is rebuilt without re-running cells.
         data=ancient(cell_data_manifest),
+        builds=ancient(f"{RESULTS}/plan_builds.txt"),
     output:
         summary=f"{RESULTS}/cells/{{cell}}/summary.json",
         curves=f"{RESULTS}/cells/{{cell}}/curves.parquet",
