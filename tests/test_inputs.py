@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -215,3 +217,29 @@ def test_the_workflow_builds_every_cell_shape_before_training_any(tmp_path):
     assert output.count("'batch_size' = 5000 is larger than the training set") == 2
     assert not (tmp_path / "results" / "cells").exists()
     assert not (tmp_path / "results" / "logs" / "train").exists()
+
+
+def test_a_grid_too_big_for_one_dag_is_refused_within_seconds(tmp_path):
+    """1,000,000 cells: refused with the count and how to plan in parts; raising
+    max_cells lets a grid through, and only_studies plans one study of it."""
+    huge = {"seed": list(range(1000)), "lr": [round(0.001 * (i + 1), 4) for i in range(1000)]}
+    studies = f"  huge:\n    grid: {json.dumps(huge)}\n  small:\n    grid: {{seed: [0, 1]}}\n"
+    start = time.perf_counter()
+    result = plan(tmp_path, workflow_text(studies))
+    assert time.perf_counter() - start < 20
+    assert result.returncode == 2
+    assert "the studies have 1,000,002 cells (huge 1,000,000, small 2)" in result.stderr
+    assert "more than max_cells = 20,000" in result.stderr
+    for advice in ("snakemake study_<name> --config only_studies=<name>", "--batch", "max_cells:"):
+        assert advice in result.stderr
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+    part = subprocess.run(
+        [*command, "study_small", "--config", "only_studies=small"], capture_output=True, text=True
+    )
+    assert part.returncode == 0, part.stderr
+    assert re.search(r"^train\s+2$", part.stdout, flags=re.MULTILINE)
+    small = workflow_text("  a:\n    grid: {seed: [0, 1, 2]}\n")
+    (tmp_path / "config.yaml").write_text(small + "max_cells: 2\n")
+    assert subprocess.run(command, capture_output=True, text=True).returncode == 2
+    raised = subprocess.run([*command, "--config", "max_cells=3"], capture_output=True, text=True)
+    assert raised.returncode == 0, raised.stderr

@@ -10,6 +10,10 @@ from normstudy.datamanifest import damaged_caches, set_aside
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
     DATA_KEYS,
+    MAX_CELLS,
+    cell_counts,
+    only_studies,
+    scale_problem,
     StudyError,
     data_key,
     job_resources,
@@ -33,7 +37,14 @@ PYTHONPATH = os.pathsep.join(
 NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
 
 try:
-    PLAN = plan_studies(config)
+    ONLY = only_studies(config.get("only_studies"))
+    # Counted from the axis lengths before anything is expanded: refused within seconds.
+    problem = scale_problem(
+        cell_counts(config, ONLY), int(config.get("max_cells", MAX_CELLS))
+    )
+    if problem:
+        refuse(problem)
+    PLAN = plan_studies(config, only=ONLY)
 except StudyError as error:
     refuse(str(error))
 
