@@ -46,6 +46,14 @@ include: "workflow/rules/estimate.smk"
 check_data_caches()
 
 
+onstart:
+    # Snakemake's lock is per working directory; this one is per results directory.
+    holder = lock_results(RESULTS)
+    if holder:
+        print(refusal(RESULTS, holder), file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
 rule all:
     default_target: True
     input:

@@ -470,3 +470,42 @@ def test_a_disk_with_room_for_one_checkpoint_does_not_block_the_cell(tmpfs_4m, t
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["final"] == reference["final"]
     assert [p.name for p in tmpfs_4m.rglob("*.tmp")] == []
+
+
+def test_a_second_workflow_from_another_directory_on_the_same_results_is_refused(tmp_path):
+    """Snakemake's lock is per working directory; one absolute `results:` shared by two
+    working directories is locked by the workflow itself (flock on results/.normstudy.lock)."""
+    import yaml
+
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 15, "batch_size": 8}
+    results = tmp_path / "shared-results"
+    commands = []
+    for name in ("first", "second"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        write_config(workdir, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+        config = yaml.safe_load((workdir / "config.yaml").read_text())
+        (workdir / "config.yaml").write_text(yaml.safe_dump({**config, "results": str(results)}))
+        commands.append([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-c1"])
+    first = subprocess.Popen(
+        [*commands[0], "tables"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    logs = results / "logs" / "train"
+    deadline = time.monotonic() + 180
+    while not (logs.is_dir() and list(logs.iterdir())):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "the first workflow started no training job"
+        time.sleep(0.05)
+    second = subprocess.run([*commands[1], "tables"], capture_output=True, text=True)
+    still_running = first.poll() is None
+    output, _ = first.communicate()
+    assert still_running, "the first workflow ended before the second started"
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"{results} is in use by another workflow run" in second.stderr
+    assert f"run from {tmp_path / 'first'}" in second.stderr
+    assert "rule train" not in second.stdout + second.stderr
+    assert first.returncode == 0, output
+    cells = pq.read_table(results / "tables" / "cells.parquet")
+    assert cells.num_rows == 1 and cells.column("epochs_run").to_pylist() == [15]
+    again = subprocess.run([*commands[1], "tables"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr

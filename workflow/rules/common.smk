@@ -7,6 +7,7 @@ from pathlib import Path
 
 from normstudy.config import canonical_json
 from normstudy.datamanifest import damaged_caches, set_aside
+from normstudy.runlock import lock_results, refusal
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
     DATA_KEYS,
