@@ -243,3 +243,34 @@ def test_a_grid_too_big_for_one_dag_is_refused_within_seconds(tmp_path):
     assert subprocess.run(command, capture_output=True, text=True).returncode == 2
     raised = subprocess.run([*command, "--config", "max_cells=3"], capture_output=True, text=True)
     assert raised.returncode == 0, raised.stderr
+
+
+@pytest.mark.parametrize(
+    ("grid", "entry", "message"),
+    [
+        ({"lr": [1, 2]}, {"factor": "lr", "reference": True}, "reference True is not a level"),
+        ({"lr": [2, 1]}, {"factor": "lr", "reference": 2, "candidates": [True]}, "candidate True"),
+        ({"shuffle": [True, False]}, {"factor": "shuffle", "reference": 1}, "reference 1 is not"),
+    ],
+)
+def test_a_boolean_reference_does_not_match_a_number(grid, entry, message):
+    from normstudy.grid import StudyError, plan_studies
+
+    config = {"defaults": {"width": 16}, "studies": {"s": {"grid": grid, "comparisons": [entry]}}}
+    with pytest.raises(StudyError, match=message):
+        plan_studies(config)
+    assert (
+        plan_studies(
+            {
+                **config,
+                "studies": {
+                    "s": {
+                        "grid": {"shuffle": [True, False]},
+                        "comparisons": [{"factor": "shuffle", "reference": True}],
+                    }
+                },
+            }
+        )
+        .studies["s"]
+        .comparisons
+    )
