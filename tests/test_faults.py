@@ -509,3 +509,51 @@ def test_a_second_workflow_from_another_directory_on_the_same_results_is_refused
     assert cells.num_rows == 1 and cells.column("epochs_run").to_pylist() == [15]
     again = subprocess.run([*commands[1], "tables"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
+
+
+def training_processes(workdir: Path) -> list[int]:
+    """Pids of `normstudy train` processes running in ``workdir``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if "normstudy.cli train" in command and cwd == str(workdir):
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_killing_snakemake_stops_its_local_training_jobs(tmp_path):
+    """SIGKILL to snakemake alone (not its process group): its training job notices, writes
+    its checkpoint and exits 75 instead of training on unseen; the next run resumes it."""
+    import signal
+
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
+    write_config(tmp_path, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while not training_processes(tmp_path):
+        assert process.poll() is None, "the workflow ended before training"
+        assert time.monotonic() < deadline, "no training job started"
+        time.sleep(0.05)
+    time.sleep(2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 30
+    while training_processes(tmp_path):
+        assert time.monotonic() < deadline, "the training job outlived its snakemake by 30 s"
+        time.sleep(0.2)
+    cells = tmp_path / "results" / "cells"
+    log = next(cells.glob("*/train.log")).read_text()
+    assert f"its snakemake (pid {process.pid}) ended" in log and "checkpoint written" in log
+    assert list(cells.glob("*/summary.json")) == []
+    run_workflow(tmp_path, "--unlock")
+    run_workflow(tmp_path)
+    summary = json.loads(next(cells.glob("*/summary.json")).read_text())
+    assert summary["resumed"] == 1 and summary["epochs_run"] == 40

@@ -47,6 +47,10 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    if args.stop_with_snakemake:
+        from normstudy.parentwatch import remember_ancestors
+
+        remember_ancestors()
     from normstudy.gpus import claim_gpu_slot
 
     claim_gpu_slot(args.gpu_slots)
@@ -69,6 +73,7 @@ def command_train(args: argparse.Namespace) -> int:
             keep_checkpoint=args.keep_checkpoint,
             data_cache=args.data_cache,
             finished_copy=args.finished_copy,
+            stop_with_snakemake=args.stop_with_snakemake,
         )
     except (ConfigError, FileNotFoundError) as error:
         print(f"normstudy: error: {error}", file=sys.stderr)
@@ -286,6 +291,11 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="keep a copy of the finished outputs in this directory; restore from it instead "
         "of training when the same config was finished by the same code",
+    )
+    train.add_argument(
+        "--stop-with-snakemake",
+        action="store_true",
+        help="checkpoint and exit (status 75) when the snakemake that started this job ends",
     )
     train.add_argument(
         "--gpu-slots",

@@ -177,23 +177,39 @@ class RunState:
 
 
 class SignalFlag:
-    """Remembers that SIGTERM or SIGUSR1 arrived; the loop checkpoints at the next step."""
+    """Remembers that SIGTERM or SIGUSR1 arrived (or, with ``stop_with_snakemake``, that the
+    snakemake that started this job ended: :mod:`normstudy.parentwatch`); the loop
+    checkpoints at the next step."""
 
     SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s)
 
-    def __init__(self) -> None:
+    def __init__(self, stop_with_snakemake: bool = False) -> None:
         self.received: int | None = None
+        self.reason: str | None = None
+        self.stop_with_snakemake = stop_with_snakemake
         self._previous: dict[int, Any] = {}
+        self._watch = None
 
     def __enter__(self) -> SignalFlag:
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        if self.stop_with_snakemake:
+            from normstudy.parentwatch import watch_ancestors
+
+            self._watch = watch_ancestors(self._parent_gone)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received = signum
+        self.reason = f"signal {signum}"
+
+    def _parent_gone(self, reason: str) -> None:
+        self.reason = reason
+        self.received = signal.SIGTERM
 
     def __exit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.set()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -682,7 +698,7 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
                 state.train_seconds += time.perf_counter() - t0
                 save_checkpoint(cell, checkpoint)
                 cell_log.write(
-                    f"signal {flag.received} at step {state.step}: checkpoint written, exiting "
+                    f"{flag.reason} at step {state.step}: checkpoint written, exiting "
                     f"with status {EXIT_CHECKPOINTED}"
                 )
                 raise Checkpointed()
@@ -795,6 +811,7 @@ def train_cell(
     keep_checkpoint: bool = False,
     data_cache: str | Path | None = None,
     finished_copy: str | Path | None = None,
+    stop_with_snakemake: bool = False,
 ) -> dict:
     """Train the cell ``config`` into ``outdir`` (resuming from ``checkpoint`` if usable).
 
@@ -838,7 +855,7 @@ def train_cell(
         )
     if resolved["amp"] and not autocast_enabled(cell):
         cell_log.write(f"amp: true has no effect on {cell.device}: bf16 autocast runs only on CUDA")
-    with SignalFlag() as flag:
+    with SignalFlag(stop_with_snakemake) as flag:
         if cell.probes is not None and cell.state.step == 0 and not cell.state.resumed:
             cell.probes.run("init")
         run_epochs(cell, checkpoint, cell_log, flag)

@@ -30,7 +30,7 @@ rule train:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {params.cache:q} --data-dir {params.data_dir:q} {params.download} "
         "--checkpoint {params.checkpoint:q} "
-        "--finished-copy {params.checkpoint:q}.finished "
+        "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} > {{log:q}} 2>&1"
 
 
