@@ -230,7 +230,8 @@ def test_a_grid_too_big_for_one_dag_is_refused_within_seconds(tmp_path):
     assert result.returncode == 2
     assert "the studies have 1,000,002 cells (huge 1,000,000, small 2)" in result.stderr
     assert "more than max_cells = 20,000" in result.stderr
-    for advice in ("snakemake study_<name> --config only_studies=<name>", "--batch", "max_cells:"):
+    advices = ("snakemake study_<name> --config only_studies=<name>", "--batch check_cells=1/10")
+    for advice in (*advices, "max_cells:"):
         assert advice in result.stderr
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
     part = subprocess.run(

@@ -63,6 +63,7 @@ def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
 
 AFTER_TRAINING = {
     "plan": 1,
+    "check_build": 1,
     "check_cells": 1,
     "tables": 1,
     "comparisons": 1,

@@ -325,7 +325,7 @@ def scale_problem(counts: Mapping[str, int], max_cells: int) -> str | None:
         f"min in about {total * 40e3 / 1e9:.1f} GB before starting any job.\n"
         "Plan it in parts: `snakemake study_<name> --config only_studies=<name>` plans and "
         "trains one study (several: only_studies=[a,b]); split a study's grid into several "
-        "studies to go smaller (e.g. one per seed); `--batch tables=1/10` then trains a tenth "
+        "studies to go smaller (e.g. one per seed); `--batch check_cells=1/10` then trains a tenth "
         "of the planned cells per run. Or raise `max_cells:` in config.yaml (or --config "
         "max_cells=N) to plan it whole anyway."
     )

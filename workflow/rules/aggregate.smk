@@ -23,7 +23,7 @@ rule check_build:
     conda:
         ENVIRONMENT
     shell:
-        NORMSTUDY + " check-build {input.plan:q} {output:q} > {log:q} 2>&1"
+        f"{NORMSTUDY} check-build {{input.plan:q}} {{output:q}} > {{log:q}} 2>&1"
 
 
 # Every cell's three outputs are read whole before the tables job starts: damaged ones are
@@ -41,7 +41,7 @@ rule check_cells:
     conda:
         ENVIRONMENT
     params:
-        cells_dir=f"{RESULTS}/cells",
+        cells_dir=lambda wildcards, input: str(Path(input.outputs[0]).parent.parent),
     shell:
         NORMSTUDY
         + " check-cells {input.plan:q} {params.cells_dir:q} {output:q} > {log:q} 2>&1"
@@ -50,8 +50,9 @@ rule check_cells:
 rule tables:
     input:
         plan=f"{RESULTS}/plan.json",
+        # The cells come through check_cells, which lists all their files: one edge per
+        # cell in the DAG, not two.
         checked=rules.check_cells.output[0],
-        summaries=summaries(CELLS),
     output:
         cells=f"{RESULTS}/tables/cells.parquet",
         curves=f"{RESULTS}/tables/curves.parquet",
@@ -61,7 +62,7 @@ rule tables:
     conda:
         ENVIRONMENT
     params:
-        cells_dir=lambda wildcards, input: str(Path(input.summaries[0]).parent.parent),
+        cells_dir=f"{RESULTS}/cells",
         out_dir=lambda wildcards, output: str(Path(output.cells).parent),
     shell:
         NORMSTUDY
