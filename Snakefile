@@ -44,6 +44,7 @@ include: "workflow/rules/estimate.smk"
 
 
 check_data_caches()
+check_cells_present()
 
 
 onstart:
@@ -60,6 +61,9 @@ rule all:
         # Every data cache: one that is missing (deleted, or set aside as damaged) is
         # rebuilt even when no cell needs it now.
         data_caches(),
+        # Directly, not only through the tables: when a cell output is missing, planning
+        # drops this marker, and a missing input of the target brings back its cells.
+        rules.check_cells.output,
         rules.tables.output,
         rules.comparisons.output,
         rules.ols.output,

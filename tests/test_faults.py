@@ -557,3 +557,45 @@ def test_killing_snakemake_stops_its_local_training_jobs(tmp_path):
     run_workflow(tmp_path)
     summary = json.loads(next(cells.glob("*/summary.json")).read_text())
     assert summary["resumed"] == 1 and summary["epochs_run"] == 40
+
+
+@pytest.mark.parametrize("deleted", ["one_cell", "all_cells", "one_file"])
+def test_deleted_cell_outputs_are_restored_and_the_tables_rebuilt(
+    finished_workflow, tmp_path, deleted
+):
+    """Before: tables with no cell files behind them were "up to date" (Nothing to be done)."""
+    import shutil
+
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    cells = workdir / "results" / "cells"
+    reference = {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")}
+    first = sorted(cells.iterdir())[0]
+    if deleted == "one_cell":
+        shutil.rmtree(first)
+    elif deleted == "all_cells":
+        shutil.rmtree(cells)
+    else:
+        (first / "probes.parquet").unlink()
+    result = run_workflow(workdir)
+    assert "cell output(s) behind the tables are missing" in result.stderr
+    assert {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")} == reference
+    assert "not trained again" in (first / "train.log").read_text()
+    curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
+    assert curves.num_rows == 2 * CELL["epochs"]
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def test_a_deleted_cache_and_manifest_reruns_its_cells_from_their_finished_copies(
+    finished_workflow, tmp_path
+):
+    """Only when the manifest goes too do the cells re-run: restored, not trained."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    cells = workdir / "results" / "cells"
+    reference = {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")}
+    for path in (workdir / "results" / "data").iterdir():
+        path.unlink()
+    run_workflow(workdir)
+    assert {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")} == reference
+    for log in cells.glob("*/train.log"):
+        assert "not trained again" in log.read_text()
+    assert len(list((workdir / "results" / "data").glob("*.pt"))) == 1

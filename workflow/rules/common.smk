@@ -113,6 +113,24 @@ def data_caches():
     return [f"{RESULTS}/data/{key}.pt" for key in data_settings()]
 
 
+def check_cells_present():
+    """Planning: if a cell output behind the checked tables is missing (a cell directory was
+    deleted, or a failed job's outputs were removed), drop the check_cells marker, so that
+    Snakemake restores or retrains those cells and rebuilds the tables instead of calling
+    stale tables up to date ("Nothing to be done")."""
+    marker = Path(f"{RESULTS}/tables/cells_checked.txt")
+    if not workflow.is_main_process or not marker.exists():
+        return
+    missing = [path for path in cell_outputs(CELLS) if not os.path.exists(path)]
+    if missing:
+        marker.unlink(missing_ok=True)
+        print(
+            f"normstudy: {len(missing)} cell output(s) behind the tables are missing (e.g. "
+            f"{missing[0]}): those cells are restored or trained again and the tables rebuilt",
+            file=sys.stderr,
+        )
+
+
 def check_data_caches():
     """Planning (a dry run too): set aside every data cache that differs from its manifest
     (overwritten, truncated, replaced), so that prepare_data rebuilds it; finished cells
