@@ -127,6 +127,23 @@ DEEP_BOMB = "\n".join("          " + line for line in BOMB.splitlines())
         (f"  a:\n    unknown:\n{INDENTED_BOMB}\n", "expands to more than"),
         (f"  a:\n    set:\n      dataset_options:\n        x:\n{DEEP_BOMB}\n", "expands to more"),
         ("  a:\n    grid: {scale: [dem]}\n", "unknown grid key 'scale'"),
+        (
+            "  a:\n    grid: {dataset_options.bogus: [1]}\n",
+            "dataset 'digits' has no option(s) bogus; valid options: train_size",
+        ),
+        (
+            "  a:\n    set: {dataset: gaussian_noise}\n    grid: {dataset_options.d: [x]}\n",
+            "dataset 'gaussian_noise' option 'd' = 'x' must be an integer",
+        ),
+        (
+            "  a:\n    grid: {model_options.shortcut: [A]}\n",
+            "model 'mlp' has no option(s) shortcut; valid options: none",
+        ),
+        (
+            "  a:\n    set: {probes: [{name: norms, options: {bogus: 1}}]}\n",
+            "probes[0]: probe 'norms' has no option(s) bogus; valid options: batch_size",
+        ),
+        ("  a:\n    set: {probes: [magic]}\n", "probes[0]: unknown probe 'magic'"),
     ],
 )
 def test_the_workflow_refuses_bad_input_before_any_job(tmp_path, studies, message):

@@ -161,6 +161,9 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
         if problem:
             errors.append(problem)
     errors.extend(norm_options_errors(config["norm"], config["norm_options"]))
+    errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
+    errors.extend(names.model_options_errors(config["model"], config["model_options"]))
+    errors.extend(names.probe_errors(config["probes"]))
     if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
             f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
@@ -215,7 +218,11 @@ def expand_study(
         config = dict(base)
         for key, value in point.items():
             assign(config, key, value)
-        names_key = (*(config[k] for k in SEMANTIC_KEYS), canonical_json(config["norm_options"]))
+        names_key = (
+            *(config[k] for k in SEMANTIC_KEYS),
+            *(canonical_json(config[k]) for k in OPTION_KEYS),
+            canonical_json(config["probes"]),
+        )
         if names_key not in problems_of:
             problems_of[names_key] = semantic_errors(config)
         if problems_of[names_key]:

@@ -50,31 +50,14 @@ def check_dataset_options(name: str, options: dict[str, object]) -> dict[str, ob
     return {**valid, **options}
 
 
-_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
 def option_type_problem(name: str, option: str, value: object) -> str | None:
     """Why ``value`` has the wrong type for option ``option`` of dataset ``name`` (from
     the loader's annotation, e.g. ``int | None``), or None."""
+    from normstudy.names import type_problem
+
     parameter = inspect.signature(DATASETS.get(name)).parameters[option]
-    parts = [part.strip() for part in str(parameter.annotation).split("|")]
-    if value is None and "None" in parts:
-        return None
-    allowed = [kind for part in parts for kind in _TYPES.get(part, ())]
-    if not allowed:
-        return None
-    if isinstance(value, bool) and bool not in allowed:
-        fits = False
-    else:
-        fits = isinstance(value, tuple(allowed))
-    if fits:
-        return None
-    words = {"int": "an integer", "float": "a number", "bool": "true or false", "None": "null"}
-    wanted = " or ".join(words.get(part, f"a {part}") for part in parts)
-    return (
-        f"dataset {name!r} option {option!r} = {value!r} must be {wanted} "
-        f"(default {parameter.default!r})"
-    )
+    problem = type_problem(f"dataset {name!r} option {option!r}", value, str(parameter.annotation))
+    return None if problem is None else f"{problem} (default {parameter.default!r})"
 
 
 def default_data_dir() -> Path:
