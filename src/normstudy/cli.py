@@ -128,7 +128,8 @@ def command_check_cells(args: argparse.Namespace) -> int:
     if damaged:
         print(f"normstudy: error: {damaged_cells_report(damaged, args.cells_dir)}", file=sys.stderr)
         return 1
-    write_text_atomic(args.output, f"{len(plan['cells'])} cells checked: intact\n")
+    cells = "".join(f"{cell}\n" for cell in plan["cells"])
+    write_text_atomic(args.output, f"# {len(plan['cells'])} cells checked: intact\n{cells}")
     print(f"{len(plan['cells'])} cells checked: intact -> {args.output}")
     return 0
 
