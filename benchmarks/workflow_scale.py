@@ -26,6 +26,8 @@ over ``--repeats``; on a loaded machine the CPU-time ratio is the steadier one.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import statistics
 import sys
@@ -104,8 +106,9 @@ def study_of_size(cells: int) -> dict:
 def project_workdir(root: Path, cells: int) -> tuple[Path, str]:
     """A workdir holding the project config with ``cells`` cells, and one cell's id.
 
-    The data cache that cell's training job reads is created empty, as it exists when a
-    SLURM job starts (its ``prepare_data`` job ran first).
+    The data cache that cell's training job reads is created empty with its manifest, and
+    the build check's marker, as they exist when a SLURM job starts (``prepare_data`` and
+    ``check_build`` ran first).
     """
     workdir = root / f"project-{cells}"
     workdir.mkdir()
@@ -119,6 +122,15 @@ def project_workdir(root: Path, cells: int) -> tuple[Path, str]:
     data = workdir / config["results"] / "data" / f"{data_key(settings)}.pt"
     data.parent.mkdir(parents=True)
     data.touch()
+    manifest = {
+        "key": data_key(settings),
+        "digest": "",
+        "sha256": hashlib.sha256(b"").hexdigest(),
+        "size": 0,
+        "mtime_ns": data.stat().st_mtime_ns,
+    }
+    data.with_suffix(".json").write_text(json.dumps(manifest))
+    (workdir / config["results"] / "plan_builds.txt").write_text("checked\n")
     return workdir, cell
 
 

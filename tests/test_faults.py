@@ -19,8 +19,8 @@ import torch
 from test_workflow import REPO, SNAKEMAKE, write_config
 
 from normstudy import finished
-from normstudy.config import ConfigError, resolve_cell_config
-from normstudy.datacache import build_cache
+from normstudy.config import resolve_cell_config
+from normstudy.datacache import build_cache, load_cache
 from normstudy.grid import plan_document, plan_studies
 from normstudy.io import write_json_atomic, write_parquet_atomic
 from normstudy.tables import UnreadableCellError, aggregate
@@ -107,29 +107,60 @@ def data_cache(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [("truncate", "is unreadable"), ("garbage", "is unreadable"), ("no_test", "missing test_x")],
-)
-def test_a_damaged_data_cache_is_refused_by_name(data_cache, tmp_path, damage, message):
-    path = tmp_path / "digits.pt"
+def damage_cache(path: Path, damage: str) -> None:
     if damage == "truncate":
-        path.write_bytes(data_cache.read_bytes()[:5000])
+        path.write_bytes(path.read_bytes()[:5000])
     elif damage == "garbage":
         path.write_bytes(b"not a tensor file")
-    else:
-        payload = torch.load(data_cache, weights_only=True)
+    elif damage == "same_size":
+        path.write_bytes(b"\0" * path.stat().st_size)
+    elif damage == "no_test":
+        payload = torch.load(path, weights_only=True)
         del payload["test_x"]
         torch.save(payload, path)
-    with pytest.raises(ConfigError, match=message) as error:
-        train_cell(CELL, tmp_path / "cell", data_cache=path, threads=1)
-    assert str(path) in str(error.value) and "delete it" in str(error.value)
-    assert not (tmp_path / "cell").exists()
+    elif damage == "altered":
+        payload = torch.load(path, weights_only=True)
+        payload["train_y"][0] = (payload["train_y"][0] + 1) % 10
+        torch.save(payload, path)
+    elif damage == "deleted":
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", "is unreadable"),
+        ("garbage", "is unreadable"),
+        ("no_test", "missing test_x"),
+        ("altered", "do not match the digest"),
+        ("deleted", "is missing"),
+    ],
+)
+def test_a_damaged_data_cache_is_rebuilt_by_the_training_job(data_cache, tmp_path, damage, message):
+    """Damaged after planning (or outside the workflow): the job says so, rebuilds the
+    cache and trains on the same data as with the intact cache."""
+    reference = train_cell(CELL, tmp_path / "reference", data_cache=data_cache, threads=1)
+    path = tmp_path / "data" / "digits.pt"
+    path.parent.mkdir()
+    path.write_bytes(data_cache.read_bytes())
+    damage_cache(path, damage)
     result = cli(
-        "train", "--json", json.dumps(CELL), str(tmp_path / "cell"), "--data-cache", str(path)
+        "train",
+        "--json",
+        json.dumps(CELL),
+        str(tmp_path / "cell"),
+        "--data-cache",
+        str(path),
+        "--threads",
+        "1",
     )
-    assert result.returncode == 2
-    assert str(path) in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr and str(path) in result.stderr and "rebuilding" in result.stderr
+    summary = json.loads((tmp_path / "cell" / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+    assert summary["data"] == reference["data"]
+    assert torch.load(path, weights_only=True)["meta"]["digest"] == reference["data"]["digest"]
+    assert load_cache(path, resolve_cell_config(CELL)) is not None
 
 
 def test_a_truncated_checkpoint_is_reported_and_training_starts_over(tmp_path, capsys):
@@ -244,7 +275,327 @@ def test_a_full_disk_fails_the_cell_cleanly(small_tmpfs):
     outdir = small_tmpfs / "cell"
     result = cli("train", "--json", json.dumps(config), str(outdir), "--threads", "1")
     assert result.returncode == 74, result.stderr
-    assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    assert "No space left on device writing checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr and "nothing of it is left" in result.stderr
     assert not (outdir / "summary.json").exists()
     assert not (outdir / "checkpoint.pt").exists()
     assert [p.name for p in small_tmpfs.rglob("*.tmp")] == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_follow_the_umask(tmp_path, umask):
+    """Temporary files are 0600 and keep their mode when renamed; the outputs must not."""
+    previous = os.umask(umask)
+    try:
+        train_cell(CELL, tmp_path / "cell", finished_copy=tmp_path / "copy", threads=1)
+        write_parquet_atomic(
+            tmp_path / "table.parquet", pq.read_table(tmp_path / "cell" / "curves.parquet")
+        )
+    finally:
+        os.umask(previous)
+    files = [
+        *(tmp_path / "cell").iterdir(),
+        *(tmp_path / "copy").iterdir(),
+        tmp_path / "table.parquet",
+    ]
+    assert len(files) > 8
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert (tmp_path / "copy").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.fixture(scope="module")
+def finished_workflow(tmp_path_factory):
+    """A finished run of the workflow (two cells, tables, figures) to copy and damage."""
+    workdir = tmp_path_factory.mktemp("finished")
+    write_config(workdir, STUDY["studies"], defaults=CELL)
+    run_workflow(workdir)
+    return workdir
+
+
+def run_workflow(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    result = subprocess.run([*command, *args], capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def copy_workflow(finished_workflow: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    return workdir
+
+
+def finished_state(workdir: Path) -> dict[str, int]:
+    """Every cell output and table with its modification time (ns)."""
+    results = workdir / "results"
+    files = [*results.glob("cells/*/*"), *results.glob("tables/*.parquet")]
+    return {str(path.relative_to(results)): path.stat().st_mtime_ns for path in files}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same_size", "altered", "deleted"])
+def test_a_damaged_data_cache_is_rebuilt_and_no_finished_cell_is_lost(
+    finished_workflow, tmp_path, damage
+):
+    """The issue's scenario: overwrite results/data/*.pt after a finished run, run again."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    before = finished_state(workdir)
+    assert len([name for name in before if name.endswith("summary.json")]) == 2
+    cache = next((workdir / "results" / "data").glob("*.pt"))
+    digest = json.loads(cache.with_suffix(".json").read_text())["digest"]
+    damage_cache(cache, damage)
+    result = run_workflow(workdir)
+    output = result.stdout + result.stderr
+    if damage != "deleted":
+        assert f"data cache results/data/{cache.name} is damaged" in output
+        assert (cache.parent / f"{cache.name}.damaged").exists()
+    assert "rule train" not in output and "rule tables" not in output
+    assert finished_state(workdir) == before
+    rebuilt = torch.load(cache, weights_only=True)
+    assert rebuilt["meta"]["digest"] == digest
+    summaries = [json.loads(p.read_text()) for p in workdir.glob("results/cells/*/summary.json")]
+    assert {summary["data"]["digest"] for summary in summaries} == {digest}
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def test_damaged_cell_outputs_are_all_reported_and_the_tables_are_kept(finished_workflow, tmp_path):
+    """A truncated summary.json, a truncated curves.parquet and a corrupt probes.parquet in
+    two cells: one run reports all three with the repair command, the tables stay; the
+    repair command restores the cells from their finished copies and rebuilds the tables."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    before = finished_state(workdir)
+    tables = {name: t for name, t in before.items() if name.startswith("tables/")}
+    first, second = sorted(p.name for p in (workdir / "results" / "cells").iterdir())
+    cells = workdir / "results" / "cells"
+    for cell, name in ((first, "summary.json"), (second, "curves.parquet")):
+        data = (cells / cell / name).read_bytes()
+        (cells / cell / name).write_bytes(data[: len(data) // 2])
+    (cells / first / "probes.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    result = run_workflow(workdir, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "3 damaged output file(s) in 2 cell(s)" in output, output
+    for cell, name in ((first, "summary.json"), (second, "curves.parquet"), (first, "probes")):
+        assert f"cell {cell}: cannot read results/cells/{cell}/{name}" in output
+    targets = [f"results/cells/{cell}/summary.json" for cell in (first, second)]
+    repair = f"snakemake --forcerun {' '.join(targets)}"
+    assert repair in output
+    assert {n: t for n, t in finished_state(workdir).items() if n.startswith("tables/")} == tables
+    assert "Traceback" not in output
+
+    run_workflow(workdir, *repair.split()[1:])
+    for cell in (first, second):
+        assert "not trained again" in (cells / cell / "train.log").read_text()
+    assert finished_state(workdir).keys() == before.keys()
+    curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
+    assert curves.num_rows == 2 * CELL["epochs"]
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def foreign_checkpoint(payload: dict, damage: str) -> dict:
+    if damage == "extra_state_key":
+        payload["state"]["added_by_a_newer_version"] = 1
+    elif damage == "missing_rng":
+        del payload["rng"]
+    elif damage == "state_not_a_mapping":
+        payload["state"] = [1, 2, 3]
+    elif damage == "other_shapes":
+        name = next(iter(payload["model"]))
+        payload["model"] = {**payload["model"], name: torch.zeros(3, 3)}
+        payload["model"][name + "_extra"] = torch.zeros(1)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("extra_state_key", "has a layout this code does not know"),
+        ("missing_rng", "has a layout this code does not know"),
+        ("state_not_a_mapping", "has a layout this code does not know"),
+        ("other_shapes", "does not match the model"),
+    ],
+)
+def test_a_foreign_checkpoint_is_reported_set_aside_and_never_fatal(tmp_path, damage, message):
+    """A readable checkpoint of the same config but another layout: reported, moved to
+    ``.rejected``, and the cell starts over to exactly the result of a clean run."""
+    config = {**CELL, "epochs": 3}
+    checkpoint = tmp_path / "checkpoint.pt"
+    reference = train_cell(
+        config, tmp_path / "first", checkpoint=checkpoint, keep_checkpoint=True, threads=1
+    )
+    payload = torch.load(checkpoint, weights_only=True)
+    torch.save(foreign_checkpoint(payload, damage), checkpoint)
+    result = cli(
+        "train", "--json", json.dumps(config), str(tmp_path / "second"),
+        "--checkpoint", str(checkpoint), "--threads", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert f"moved to {checkpoint}.rejected" in result.stderr
+    log = (tmp_path / "second" / "train.log").read_text()
+    assert message in log and "starts over" in log
+    summary = json.loads((tmp_path / "second" / "summary.json").read_text())
+    assert summary["resumed"] == 0 and summary["final"] == reference["final"]
+    assert (tmp_path / "checkpoint.pt.rejected").exists() and not checkpoint.exists()
+
+
+@pytest.fixture
+def tmpfs_4m(tmp_path):
+    """A 4 MiB tmpfs: room for one checkpoint of a 0.3 M parameter MLP (2.5 MB), not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_disk_with_room_for_one_checkpoint_does_not_block_the_cell(tmpfs_4m, tmp_path):
+    """Before: the first checkpoint fitted, the second (written beside it) did not; every
+    later run resumed from the first and failed again. Now the older one makes room."""
+    config = {"model": "mlp", "depth": 2, "width": 512, "epochs": 3, "batch_size": 64}
+    reference = train_cell(config, tmp_path / "reference", threads=1)
+    outdir = tmpfs_4m / "cell"
+    result = cli("train", "--json", json.dumps(config), str(outdir), "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert "removed the older one to make room" in result.stderr
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+    assert [p.name for p in tmpfs_4m.rglob("*.tmp")] == []
+
+
+def test_a_second_workflow_from_another_directory_on_the_same_results_is_refused(tmp_path):
+    """Snakemake's lock is per working directory; one absolute `results:` shared by two
+    working directories is locked by the workflow itself (flock on results/.normstudy.lock)."""
+    import yaml
+
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 15, "batch_size": 8}
+    results = tmp_path / "shared-results"
+    commands = []
+    for name in ("first", "second"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        write_config(workdir, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+        config = yaml.safe_load((workdir / "config.yaml").read_text())
+        (workdir / "config.yaml").write_text(yaml.safe_dump({**config, "results": str(results)}))
+        commands.append([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-c1"])
+    first = subprocess.Popen(
+        [*commands[0], "tables"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    logs = results / "logs" / "train"
+    deadline = time.monotonic() + 180
+    while not (logs.is_dir() and list(logs.iterdir())):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "the first workflow started no training job"
+        time.sleep(0.05)
+    second = subprocess.run([*commands[1], "tables"], capture_output=True, text=True)
+    still_running = first.poll() is None
+    output, _ = first.communicate()
+    assert still_running, "the first workflow ended before the second started"
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"{results} is in use by another workflow run" in second.stderr
+    assert f"run from {tmp_path / 'first'}" in second.stderr
+    assert "rule train" not in second.stdout + second.stderr
+    assert first.returncode == 0, output
+    cells = pq.read_table(results / "tables" / "cells.parquet")
+    assert cells.num_rows == 1 and cells.column("epochs_run").to_pylist() == [15]
+    again = subprocess.run([*commands[1], "tables"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+
+
+def training_processes(workdir: Path) -> list[int]:
+    """Pids of `normstudy train` processes running in ``workdir``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if "normstudy.cli train" in command and cwd == str(workdir):
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_killing_snakemake_stops_its_local_training_jobs(tmp_path):
+    """SIGKILL to snakemake alone (not its process group): its training job notices, writes
+    its checkpoint and exits 75 instead of training on unseen; the next run resumes it."""
+    import signal
+
+    slow = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
+    write_config(tmp_path, {"slow": {"grid": {"seed": [0]}}}, defaults=slow)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while not training_processes(tmp_path):
+        assert process.poll() is None, "the workflow ended before training"
+        assert time.monotonic() < deadline, "no training job started"
+        time.sleep(0.05)
+    time.sleep(2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 30
+    while training_processes(tmp_path):
+        assert time.monotonic() < deadline, "the training job outlived its snakemake by 30 s"
+        time.sleep(0.2)
+    cells = tmp_path / "results" / "cells"
+    log = next(cells.glob("*/train.log")).read_text()
+    assert f"its snakemake (pid {process.pid}) ended" in log and "checkpoint written" in log
+    assert list(cells.glob("*/summary.json")) == []
+    run_workflow(tmp_path, "--unlock")
+    run_workflow(tmp_path)
+    summary = json.loads(next(cells.glob("*/summary.json")).read_text())
+    assert summary["resumed"] == 1 and summary["epochs_run"] == 40
+
+
+@pytest.mark.parametrize("deleted", ["one_cell", "all_cells", "one_file"])
+def test_deleted_cell_outputs_are_restored_and_the_tables_rebuilt(
+    finished_workflow, tmp_path, deleted
+):
+    """Before: tables with no cell files behind them were "up to date" (Nothing to be done)."""
+    import shutil
+
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    cells = workdir / "results" / "cells"
+    reference = {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")}
+    first = sorted(cells.iterdir())[0]
+    if deleted == "one_cell":
+        shutil.rmtree(first)
+    elif deleted == "all_cells":
+        shutil.rmtree(cells)
+    else:
+        (first / "probes.parquet").unlink()
+    result = run_workflow(workdir)
+    assert "cell output(s) behind the tables are missing" in result.stderr
+    assert {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")} == reference
+    assert "not trained again" in (first / "train.log").read_text()
+    curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
+    assert curves.num_rows == 2 * CELL["epochs"]
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def test_a_deleted_cache_and_manifest_reruns_its_cells_from_their_finished_copies(
+    finished_workflow, tmp_path
+):
+    """Only when the manifest goes too do the cells re-run: restored, not trained."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    cells = workdir / "results" / "cells"
+    reference = {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")}
+    for path in (workdir / "results" / "data").iterdir():
+        path.unlink()
+    run_workflow(workdir)
+    assert {p.relative_to(cells): p.read_bytes() for p in cells.glob("*/*.parquet")} == reference
+    for log in cells.glob("*/train.log"):
+        assert "not trained again" in log.read_text()
+    assert len(list((workdir / "results" / "data").glob("*.pt"))) == 1

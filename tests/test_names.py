@@ -70,3 +70,23 @@ def test_aggregation_does_not_import_torch():
     code = "import sys, normstudy.tables; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_option_lists_equal_the_builders():
+    """The torch-free option tables the planner checks equal the loaders, models and probes."""
+    import inspect
+
+    from normstudy.data.registry import dataset_options
+    from normstudy.models.registry import model_options
+    from normstudy.probes.registry import PROBES, probe_options
+
+    for name in DATASETS.names():
+        parameters = inspect.signature(DATASETS.get(name)).parameters
+        annotated = {option: str(parameters[option].annotation) for option in dataset_options(name)}
+        assert names.DATASET_OPTIONS[name] == annotated, name
+    assert {name: set(names.MODEL_OPTIONS[name]) for name in MODELS.names()} == {
+        name: set(model_options(name)) for name in MODELS.names()
+    }
+    assert {name: set(names.PROBE_OPTIONS[name]) for name in PROBES.names()} == {
+        name: set(probe_options(name)) for name in PROBES.names()
+    }

@@ -62,7 +62,15 @@ def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in counts.items()}
 
 
-AFTER_TRAINING = {"plan": 1, "tables": 1, "comparisons": 1, "figure": 12, "all": 1}
+AFTER_TRAINING = {
+    "plan": 1,
+    "check_build": 1,
+    "check_cells": 1,
+    "tables": 1,
+    "comparisons": 1,
+    "figure": 12,
+    "all": 1,
+}
 """Jobs downstream of any re-trained cell: the tables, statistics and every figure."""
 TOY = {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1]}}}
 
@@ -72,8 +80,10 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs == {
         "plan": 1,
+        "check_build": 1,
         "prepare_data": 1,
         "train": 5,
+        "check_cells": 1,
         "tables": 1,
         "comparisons": 1,
         "ols": 1,

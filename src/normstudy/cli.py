@@ -8,22 +8,30 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 EXIT_BAD_INPUT = 2
 EXIT_IO_ERROR = 74
 """Exit status when a file cannot be written or read (sysexits EX_IOERR), e.g. a full disk."""
 
 
+def refuse(message: str) -> SystemExit:
+    """Print ``message`` as one error and return the exit for bad input (status 2)."""
+    print(f"normstudy: error: {message}", file=sys.stderr)
+    return SystemExit(EXIT_BAD_INPUT)
+
+
 def read_config_file(path: str) -> dict:
     """A cell config from a YAML or JSON file (JSON is YAML)."""
+    from normstudy.inputcheck import InputError, load_yaml
+
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except OSError as error:
-        raise SystemExit(f"normstudy: cannot read config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise SystemExit(f"normstudy: config {path} is not valid YAML/JSON: {error}") from None
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise refuse(f"cannot read config {path}: {error}") from None
+    try:
+        data = load_yaml(text, f"config {path}")
+    except InputError as error:
+        raise refuse(str(error)) from None
     return {} if data is None else data
 
 
@@ -33,12 +41,16 @@ def config_from_args(args: argparse.Namespace) -> dict:
         try:
             data = json.loads(args.json)
         except ValueError as error:
-            raise SystemExit(f"normstudy: --json is not valid JSON: {error}") from None
+            raise refuse(f"--json is not valid JSON: {error}") from None
         return data
     return read_config_file(args.config)
 
 
 def command_train(args: argparse.Namespace) -> int:
+    if args.stop_with_snakemake:
+        from normstudy.parentwatch import remember_ancestors
+
+        remember_ancestors()
     from normstudy.gpus import claim_gpu_slot
 
     claim_gpu_slot(args.gpu_slots)
@@ -61,6 +73,7 @@ def command_train(args: argparse.Namespace) -> int:
             keep_checkpoint=args.keep_checkpoint,
             data_cache=args.data_cache,
             finished_copy=args.finished_copy,
+            stop_with_snakemake=args.stop_with_snakemake,
         )
     except (ConfigError, FileNotFoundError) as error:
         print(f"normstudy: error: {error}", file=sys.stderr)
@@ -103,6 +116,41 @@ def command_aggregate(args: argparse.Namespace) -> int:
         print(f"normstudy: error: {error}", file=sys.stderr)
         return 1
     print(f"{counts['cells']} rows ({counts['unique_cells']} cells) -> {args.out_dir}")
+    return 0
+
+
+def command_check_cells(args: argparse.Namespace) -> int:
+    from normstudy.io import read_json, write_text_atomic
+    from normstudy.tables import check_cells, damaged_cells_report
+
+    plan = read_json(args.plan)
+    damaged = check_cells(plan, args.cells_dir)
+    if damaged:
+        print(f"normstudy: error: {damaged_cells_report(damaged, args.cells_dir)}", file=sys.stderr)
+        return 1
+    cells = "".join(f"{cell}\n" for cell in plan["cells"])
+    write_text_atomic(args.output, f"# {len(plan['cells'])} cells checked: intact\n{cells}")
+    print(f"{len(plan['cells'])} cells checked: intact -> {args.output}")
+    return 0
+
+
+def command_check_build(args: argparse.Namespace) -> int:
+    from normstudy.buildcheck import MAX_REPORTED, plan_build_problems
+    from normstudy.io import read_json, write_text_atomic
+
+    plan = read_json(args.plan)
+    problems, shapes = plan_build_problems(plan)
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        listed = "\n".join(problems[:MAX_REPORTED]) + (f"\n... and {more} more" if more > 0 else "")
+        print(
+            f"normstudy: error: {len(problems)} of {shapes} cell shapes cannot be built; "
+            f"no cell was trained:\n{listed}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    write_text_atomic(args.output, f"{shapes} cell shapes of {len(plan['cells'])} cells build\n")
+    print(f"{shapes} cell shapes of {len(plan['cells'])} cells build -> {args.output}")
     return 0
 
 
@@ -284,6 +332,11 @@ def parser() -> argparse.ArgumentParser:
         "of training when the same config was finished by the same code",
     )
     train.add_argument(
+        "--stop-with-snakemake",
+        action="store_true",
+        help="checkpoint and exit (status 75) when the snakemake that started this job ends",
+    )
+    train.add_argument(
         "--gpu-slots",
         type=int,
         default=0,
@@ -303,6 +356,22 @@ def parser() -> argparse.ArgumentParser:
     agg.add_argument("cells_dir", help="directory of cell directories")
     agg.add_argument("out_dir", help="directory of the tables")
     agg.set_defaults(func=command_aggregate)
+
+    build = commands.add_parser(
+        "check-build",
+        help="build every distinct cell shape of a plan once (meta device), train nothing",
+    )
+    build.add_argument("plan", help="plan JSON written by the workflow")
+    build.add_argument("output", help="marker file written when every cell can be built")
+    build.set_defaults(func=command_check_build)
+
+    check = commands.add_parser(
+        "check-cells", help="report every damaged cell output at once (before the tables)"
+    )
+    check.add_argument("plan", help="plan JSON written by the workflow")
+    check.add_argument("cells_dir", help="directory of cell directories")
+    check.add_argument("output", help="marker file written when every cell is intact")
+    check.set_defaults(func=command_check_cells)
 
     compare = commands.add_parser("compare", help="cells.parquet -> comparisons.parquet")
     compare.add_argument("plan", help="plan JSON written by the workflow")

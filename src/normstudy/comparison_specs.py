@@ -102,15 +102,23 @@ def validate_factor(factor: str, axes: Sequence[str], seed_axis: str) -> None:
         )
 
 
+def is_level(value: object, levels: Sequence[object]) -> bool:
+    """Whether ``value`` is one of ``levels``, where a boolean matches only a boolean:
+    Python's ``True == 1`` would let ``reference: true`` pick the level 1 of a numeric axis."""
+    return any(
+        value == level and isinstance(value, bool) == isinstance(level, bool) for level in levels
+    )
+
+
 def validate_levels(spec: ComparisonSpec, levels: Sequence[object]) -> None:
     """Reference and candidates must be levels of the factor; ``levels`` lists the valid ones."""
     listed = ", ".join(level_text(level) for level in levels)
-    if spec.reference not in levels:
+    if not is_level(spec.reference, levels):
         raise ComparisonSpecError(
             f"reference {spec.reference!r} is not a level of {spec.factor!r}; levels: {listed}"
         )
     for candidate in spec.candidates or ():
-        if candidate not in levels:
+        if not is_level(candidate, levels):
             raise ComparisonSpecError(
                 f"candidate {candidate!r} is not a level of {spec.factor!r}; levels: {listed}"
             )

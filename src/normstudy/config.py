@@ -21,6 +21,8 @@ from typing import Any
 
 import jsonschema
 
+from normstudy.inputcheck import number_errors
+
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "dataset_options": {},
@@ -157,6 +159,9 @@ _VALIDATOR = jsonschema.Draft202012Validator(CELL_SCHEMA)
 
 def validate_cell_config(config: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` listing every schema violation of a resolved config."""
+    bad_numbers = number_errors(dict(config), prefix="config ")
+    if bad_numbers:
+        raise ConfigError("; ".join(bad_numbers))
     validator = _VALIDATOR
     errors = sorted(validator.iter_errors(dict(config)), key=lambda e: list(e.absolute_path))
     if errors:

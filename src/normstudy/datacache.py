@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from normstudy.config import canonical_json
 from normstudy.data import DatasetSplits, load_dataset
+from normstudy.datamanifest import manifest_path
 from normstudy.grid import DATA_KEYS, data_key
-from normstudy.io import write_torch_atomic
+from normstudy.io import write_bytes_atomic, write_text_atomic
 
 TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
-META_KEYS = ("key", "fixed", "name", "mean", "std", "num_classes", "input_shape", "augment")
+META_KEYS = (
+    "key",
+    "fixed",
+    "name",
+    "mean",
+    "std",
+    "num_classes",
+    "input_shape",
+    "augment",
+    "digest",
+)
 
 
 class DataCacheError(ValueError):
@@ -35,9 +50,26 @@ def build_cache(
     return splits
 
 
+def data_digest(splits: DatasetSplits) -> str:
+    """SHA-256 of the data a cell trains on: every split's tensors (dtype, shape, bytes)
+    and the normalisation; recorded in each cell's ``summary.json``."""
+    digest = hashlib.sha256()
+    for name in TENSORS:
+        tensor = getattr(splits, name).detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+        digest.update(
+            memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b""
+        )
+    extra = [splits.name, list(splits.mean), list(splits.std), splits.num_classes]
+    digest.update(canonical_json({"meta": extra}).encode())
+    return digest.hexdigest()
+
+
 def save_cache(splits: DatasetSplits, config: dict[str, Any], path: str | Path) -> None:
-    """Save ``splits`` to ``path`` (atomically) as the data cache of ``config``'s data settings."""
+    """Save ``splits`` to ``path`` (atomically) as the data cache of ``config``'s data
+    settings, then its manifest (:mod:`normstudy.datamanifest`)."""
     payload = {name: getattr(splits, name) for name in TENSORS}
+    digest = data_digest(splits)
     payload["meta"] = {
         "key": data_key(config),
         "fixed": {key: config[key] for key in DATA_KEYS},
@@ -47,8 +79,21 @@ def save_cache(splits: DatasetSplits, config: dict[str, Any], path: str | Path) 
         "num_classes": splits.num_classes,
         "input_shape": list(splits.input_shape),
         "augment": splits.augment,
+        "digest": digest,
     }
-    write_torch_atomic(path, payload)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    write_bytes_atomic(path, data)
+    stat = Path(path).stat()
+    manifest = {
+        "key": data_key(config),
+        "digest": digest,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+    write_text_atomic(manifest_path(path), json.dumps(manifest, indent=2) + "\n")
 
 
 def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:
@@ -87,7 +132,7 @@ def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:
             f"data cache {path} holds {meta['fixed']}, not the data of this cell "
             f"({ {key: config[key] for key in DATA_KEYS} })"
         )
-    return DatasetSplits(
+    splits = DatasetSplits(
         name=meta["name"],
         **{name: payload[name] for name in TENSORS},
         mean=tuple(meta["mean"]),
@@ -96,3 +141,9 @@ def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:
         input_shape=tuple(meta["input_shape"]),
         augment=meta["augment"],
     )
+    if data_digest(splits) != meta["digest"]:
+        raise DataCacheError(
+            f"data cache {path}: its tensors do not match the digest it was saved with "
+            "(the file was altered); delete it and run again to rebuild it"
+        )
+    return splits

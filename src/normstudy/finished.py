@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from normstudy.config import canonical_json
-from normstudy.io import atomic_path, read_json
+from normstudy.io import atomic_path, follow_umask, read_json
 
 OUTPUT_FILES = ("config.json", "curves.parquet", "probes.parquet", "summary.json")
 """In copy order: ``summary.json`` last, as in a cell directory (complete iff present)."""
@@ -55,6 +55,7 @@ def save_finished_copy(outdir: Path, copy_dir: Path, config: dict[str, Any]) -> 
     copy_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{copy_dir.name}.", dir=copy_dir.parent))
     try:
+        follow_umask(staging, directory=True)
         for name in OUTPUT_FILES:
             shutil.copyfile(outdir / name, staging / name)
         (staging / STAMP).write_text(json.dumps(stamp_for(config)))

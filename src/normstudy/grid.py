@@ -161,6 +161,9 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
         if problem:
             errors.append(problem)
     errors.extend(norm_options_errors(config["norm"], config["norm_options"]))
+    errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
+    errors.extend(names.model_options_errors(config["model"], config["model_options"]))
+    errors.extend(names.probe_errors(config["probes"]))
     if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
             f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
@@ -215,7 +218,11 @@ def expand_study(
         config = dict(base)
         for key, value in point.items():
             assign(config, key, value)
-        names_key = (*(config[k] for k in SEMANTIC_KEYS), canonical_json(config["norm_options"]))
+        names_key = (
+            *(config[k] for k in SEMANTIC_KEYS),
+            *(canonical_json(config[k]) for k in OPTION_KEYS),
+            canonical_json(config["probes"]),
+        )
         if names_key not in problems_of:
             problems_of[names_key] = semantic_errors(config)
         if problems_of[names_key]:
@@ -287,6 +294,59 @@ def plan_studies(config: Mapping[str, Any], only: list[str] | None = None) -> Pl
         for cell in study.cells:
             cells.setdefault(cell.id, cell.config)
     return Plan(scale, studies, cells)
+
+
+MAX_CELLS = 20_000
+"""Default largest grid one workflow run plans (config key ``max_cells``): planning costs
+Snakemake and this workflow about 5.5 ms and 40 kB per cell (BENCHMARKS.md)."""
+
+
+def cell_counts(config: Mapping[str, Any], only: list[str] | None = None) -> dict[str, int]:
+    """Cells per study at the config's scale, counted from the axis lengths (nothing is
+    expanded; cells shared by studies are counted in each)."""
+    scale = config.get("scale", "demo")
+    studies = config.get("studies") or {}
+    counts = {}
+    for name in studies if only is None else only:
+        if name not in studies or not runs_at_scale(name, studies[name], scale):
+            continue
+        grid, _ = study_parts(name, studies[name], scale)
+        count = 1
+        for values in grid.values():
+            count *= len(values)
+        counts[name] = count
+    return counts
+
+
+def scale_problem(counts: Mapping[str, int], max_cells: int) -> str | None:
+    """Why a grid of ``counts`` cells is too big to plan in one run (with what to do), or None."""
+    total = sum(counts.values())
+    if total <= max_cells:
+        return None
+    largest = sorted(counts.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{name} {count:,}" for name, count in largest[:5])
+    more = f", and {len(largest) - 5} more" if len(largest) > 5 else ""
+    return (
+        f"the studies have {total:,} cells ({listed}{more}), more than max_cells = "
+        f"{max_cells:,}: one Snakemake run would plan them for about {total * 5.5e-3 / 60:.0f} "
+        f"min in about {total * 40e3 / 1e9:.1f} GB before starting any job.\n"
+        "Plan it in parts: `snakemake study_<name> --config only_studies=<name>` plans and "
+        "trains one study (several: only_studies=[a,b]); split a study's grid into several "
+        "studies to go smaller (e.g. one per seed); `--batch check_cells=1/10` then trains a tenth "
+        "of the planned cells per run. Or raise `max_cells:` in config.yaml (or --config "
+        "max_cells=N) to plan it whole anyway."
+    )
+
+
+def only_studies(value: Any) -> list[str] | None:
+    """The config key ``only_studies`` (a list, or names separated by commas) as a list."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return value
+    raise StudyError(f"only_studies must be a list of study names; got {value!r}")
 
 
 DATA_KEYS = ("dataset", "dataset_options", "val_size", "split_seed")

@@ -7,12 +7,32 @@ import io
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would: 0666 (0777) minus the umask.
+
+    ``mkstemp`` and ``mkdtemp`` create 0600 / 0700 entries, and a rename keeps the mode, so
+    every atomically written file would otherwise be private whatever the umask.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 @contextlib.contextmanager
@@ -27,6 +47,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        follow_umask(tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -44,6 +65,11 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 def write_parquet_atomic(path: str | os.PathLike[str], table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_torch_atomic(path: str | os.PathLike[str], payload: Any) -> None:

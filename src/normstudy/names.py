@@ -79,3 +79,116 @@ def compatibility_error(dataset: str, model: str, norm: str) -> str | None:
             f"(it supports: {', '.join(kinds)})"
         )
     return None
+
+
+DATASET_OPTIONS: dict[str, dict[str, str]] = {
+    **{
+        name: {"train_size": "int | None"}
+        for name in ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+    },
+    "gaussian_noise": {
+        "d": "int",
+        "d_useful": "int",
+        "classes": "int",
+        "n_per_class": "int",
+        "n_val_per_class": "int",
+        "n_test_per_class": "int",
+        "signal": "float",
+        "spread": "float",
+        "data_seed": "int",
+    },
+}
+"""Dataset -> option -> its type as annotated on the loader (``tests/test_names.py``)."""
+
+MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "lstm": (),
+    "mlp": (),
+    "resnet": ("shortcut",),
+    "vgg": ("residual",),
+    "wrn": ("shortcut",),
+}
+
+PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "grad_confusion": ("batch_size", "n_batches", "parameters"),
+    "grad_norms": ("batch_size", "parameters"),
+    "hessian": ("n_samples", "mode", "k", "tol", "maxiter", "n_vectors", "lanczos_steps"),
+    "ics": ("batch_size",),
+    "norm_params": ("bins", "hist_limit", "thresholds", "max_values", "per_layer_hist"),
+    "norms": ("batch_size",),
+    "propagation": ("batch_size", "noise", "mode"),
+    "smoothness": ("batch_size", "step_factors"),
+}
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "None": "null"}
+
+
+def type_problem(what: str, value: object, annotation: str) -> str | None:
+    """Why ``value`` does not fit ``annotation`` (``"int"``, ``"float"``, ``"int | None"``,
+    ...), naming ``what``; None if it fits or the annotation is not one of these."""
+    parts = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in parts:
+        return None
+    allowed = [kind for part in parts for kind in _TYPES.get(part, ())]
+    if not allowed:
+        return None
+    fits = isinstance(value, tuple(allowed)) and (bool in allowed or not isinstance(value, bool))
+    if fits:
+        return None
+    wanted = " or ".join(_WORDS.get(part, f"a {part}") for part in parts)
+    return f"{what} = {value!r} must be {wanted}"
+
+
+def options_errors(kind: str, name: str, options: object, valid: dict | tuple) -> list[str]:
+    if not isinstance(options, dict):
+        return [f"{kind} {name!r}: its options must be a mapping; got {options!r}"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listed = ", ".join(sorted(valid)) or "none"
+        return [f"{kind} {name!r} has no option(s) {', '.join(unknown)}; valid options: {listed}"]
+    return []
+
+
+def dataset_options_errors(dataset: str, options: object) -> list[str]:
+    """Unknown options of ``dataset`` and options of the wrong type."""
+    valid = DATASET_OPTIONS.get(dataset)
+    if valid is None:
+        return []
+    errors = options_errors("dataset", dataset, options, valid)
+    if errors:
+        return errors
+    for option, value in options.items():
+        problem = type_problem(f"dataset {dataset!r} option {option!r}", value, valid[option])
+        if problem:
+            errors.append(problem)
+    return errors
+
+
+def model_options_errors(model: str, options: object) -> list[str]:
+    valid = MODEL_OPTIONS.get(model)
+    return [] if valid is None else options_errors("model", model, options, valid)
+
+
+def probe_errors(probes: object) -> list[str]:
+    """Unknown probe names and options of the config's ``probes:`` list (the rest of an
+    entry is checked where the probes are built)."""
+    if not isinstance(probes, list):
+        return []
+    errors = []
+    for index, entry in enumerate(probes):
+        name = (
+            entry
+            if isinstance(entry, str)
+            else entry.get("name")
+            if isinstance(entry, dict)
+            else None
+        )
+        if not isinstance(name, str):
+            continue
+        if name not in PROBE_OPTIONS:
+            valid = ", ".join(sorted(PROBE_OPTIONS))
+            errors.append(f"probes[{index}]: unknown probe {name!r}; valid probes: {valid}")
+        elif isinstance(entry, dict) and entry.get("options") is not None:
+            for problem in options_errors("probe", name, entry["options"], PROBE_OPTIONS[name]):
+                errors.append(f"probes[{index}]: {problem}")
+    return errors

@@ -299,6 +299,65 @@ def read_cell_tables(cells_dir: Path, cell: str) -> tuple[pa.Table, pa.Table | N
     return curves, read_table(probe_path, PROBE_RECORDS_SCHEMA, cell)
 
 
+def cell_problems(cells_dir: Path, cell: str, entry: tuple[str, list, dict], config: dict):
+    """What is wrong with each of the cell's three outputs (empty if nothing)."""
+    problems = []
+    cell_dir = cells_dir / cell
+    try:
+        summary = read_summary(cell_dir)
+        try:
+            cell_row(*entry[:2], entry[2], {**config, "cell_id": cell}, summary)
+        except (KeyError, TypeError) as error:
+            raise UnreadableCellError(
+                f"cell {cell}: {cell_dir / 'summary.json'} lacks {error}"
+            ) from error
+    except UnreadableCellError as error:
+        problems.append(str(error))
+    for name, schema in (
+        ("curves.parquet", CURVES_SCHEMA),
+        ("probes.parquet", PROBE_RECORDS_SCHEMA),
+    ):
+        try:
+            read_table(cell_dir / name, schema, cell)
+        except UnreadableCellError as error:
+            problems.append(str(error))
+    return [problem.replace(f"; {REBUILD_HINT}", "") for problem in problems]
+
+
+def check_cells(plan: dict, cells_dir: str | Path) -> dict[str, list[str]]:
+    """Every cell of ``plan`` whose ``summary.json``, ``curves.parquet`` or
+    ``probes.parquet`` is missing, truncated, corrupt or incomplete, with what is wrong:
+    all of them at once (pyarrow reads every Parquet file whole)."""
+    cells_dir = Path(cells_dir)
+    entries = {}
+    for study, entry in plan["studies"].items():
+        for cell, point in zip(entry["cells"], entry["points"], strict=True):
+            entries.setdefault(cell, (study, entry["axes"], point))
+    cells = list(entries)
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        found = pool.map(
+            lambda cell: cell_problems(cells_dir, cell, entries[cell], plan["cells"][cell]), cells
+        )
+        return {cell: problems for cell, problems in zip(cells, found, strict=True) if problems}
+
+
+def damaged_cells_report(damaged: dict[str, list[str]], cells_dir: str | Path) -> str:
+    """The message for damaged cells: each problem, then the command that repairs them."""
+    count = sum(len(problems) for problems in damaged.values())
+    lines = [
+        f"{count} damaged output file(s) in {len(damaged)} cell(s); the tables are not "
+        "rebuilt (the existing ones are kept):"
+    ]
+    lines += [f"  {problem}" for problems in damaged.values() for problem in problems]
+    targets = " ".join(f"{Path(cells_dir) / cell / 'summary.json'}" for cell in damaged)
+    lines += [
+        "Repair them (each cell is restored from its finished copy in results/checkpoints/ "
+        "if intact, else trained again), then the tables are built:",
+        f"  snakemake --forcerun {targets}",
+    ]
+    return "\n".join(lines)
+
+
 def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     """Write cells/curves/probes tables for every cell of ``plan`` (see :func:`plan_document`).
 

@@ -18,6 +18,7 @@ on the same machine.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import math
 import os
@@ -39,9 +40,10 @@ from normstudy import provenance
 from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
-from normstudy.datacache import load_cache
+from normstudy.datacache import DataCacheError, build_cache, data_digest, load_cache
 from normstudy.finished import restore_finished_copy, save_finished_copy, usable_copy
 from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role, parameter_roles
+from normstudy.grid import data_key
 from normstudy.io import read_json, write_json_atomic, write_parquet_atomic, write_torch_atomic
 from normstudy.norms import collect_regularizers
 from normstudy.probes import ProbeContext, parse_probe_entries, run_probe, samples_needed
@@ -179,23 +181,39 @@ class RunState:
 
 
 class SignalFlag:
-    """Remembers that SIGTERM or SIGUSR1 arrived; the loop checkpoints at the next step."""
+    """Remembers that SIGTERM or SIGUSR1 arrived (or, with ``stop_with_snakemake``, that the
+    snakemake that started this job ended: :mod:`normstudy.parentwatch`); the loop
+    checkpoints at the next step."""
 
     SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s)
 
-    def __init__(self) -> None:
+    def __init__(self, stop_with_snakemake: bool = False) -> None:
         self.received: int | None = None
+        self.reason: str | None = None
+        self.stop_with_snakemake = stop_with_snakemake
         self._previous: dict[int, Any] = {}
+        self._watch = None
 
     def __enter__(self) -> SignalFlag:
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        if self.stop_with_snakemake:
+            from normstudy.parentwatch import watch_ancestors
+
+            self._watch = watch_ancestors(self._parent_gone)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received = signum
+        self.reason = f"signal {signum}"
+
+    def _parent_gone(self, reason: str) -> None:
+        self.reason = reason
+        self.received = signal.SIGTERM
 
     def __exit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.set()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -263,7 +281,16 @@ def splits_for(
     """The cell's dataset, from the workflow's tensor cache when one is given."""
     try:
         if data_cache is not None:
-            return load_cache(data_cache, config)
+            try:
+                return load_cache(data_cache, config)
+            except (DataCacheError, FileNotFoundError) as error:
+                problem = (
+                    f"data cache {data_cache} is missing"
+                    if isinstance(error, FileNotFoundError)
+                    else str(error).split("; delete it")[0]
+                )
+                print(f"normstudy: warning: {problem}; rebuilding it", file=sys.stderr)
+                return build_cache(config, data_cache, data_dir=data_dir, download=download)
         return load_dataset(
             config["dataset"],
             data_dir=data_dir,
@@ -526,11 +553,46 @@ def checkpoint_payload(cell: Cell) -> dict:
 
 
 def save_checkpoint(cell: Cell, path: Path) -> None:
-    write_torch_atomic(path, checkpoint_payload(cell))
+    """Write the checkpoint atomically (a temporary file beside it, then a rename).
+
+    On a full disk the older checkpoint, which takes the room a second copy needs, is
+    removed and the write tried once more; if that fails too, nothing of either is left,
+    so the next run starts the cell over instead of resuming into the same full disk.
+    """
+    payload = checkpoint_payload(cell)
+    try:
+        write_torch_atomic(path, payload)
+        return
+    except OSError as error:
+        if error.errno != errno.ENOSPC or not path.exists():
+            raise OSError(
+                error.errno, f"{error.strerror} writing checkpoint {path}; nothing of it is left"
+            ) from error
+    size = path.stat().st_size
+    path.unlink()
+    print(
+        f"normstudy: warning: no space for a new checkpoint beside {path} ({size / 1e6:.1f} MB): "
+        "removed the older one to make room",
+        file=sys.stderr,
+    )
+    try:
+        write_torch_atomic(path, payload)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"{error.strerror} writing checkpoint {path} ({size / 1e6:.1f} MB), even after "
+            "removing the older one; no checkpoint is left, so the next run starts this cell "
+            "over: free space on that disk",
+        ) from error
 
 
 def restore_checkpoint(cell: Cell, path: Path) -> str | None:
-    """Load ``path`` into ``cell``; returns why it was ignored, or None if it was used."""
+    """Load ``path`` into ``cell``; returns why it was ignored, or None if it was used.
+
+    Whatever the file holds (unreadable, another format, config or model, a layout with
+    keys this code does not know), it is either used whole or reported and ignored: every
+    part is checked before anything is loaded, and a failed load puts the cell back as it was.
+    """
     if not path.exists():
         return None
     try:
@@ -542,21 +604,51 @@ def restore_checkpoint(cell: Cell, path: Path) -> str | None:
     if payload.get("config") != canonical_json(cell.config):
         return f"checkpoint {path} belongs to a different config"
     try:
+        state = RunState(**payload["state"])
+        state.permutation = payload["permutation"]
+        rng_torch = payload["rng_torch"].cpu()
+        rng = {name: payload["rng"][name].cpu() for name in cell.generators}
+        rng_cuda = [s.cpu() for s in payload["rng_cuda"]] if "rng_cuda" in payload else None
+    except (TypeError, KeyError, AttributeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        return f"checkpoint {path} has a layout this code does not know ({problem})"
+    backup = copy.deepcopy(
+        (cell.model.state_dict(), cell.optimizer.state_dict(), cell.scheduler.state_dict())
+    )
+    generator_states = {name: g.get_state() for name, g in cell.generators.items()}
+    torch_state = torch.get_rng_state()
+    try:
         cell.model.load_state_dict(payload["model"])
         cell.optimizer.load_state_dict(payload["optimizer"])
         cell.scheduler.load_state_dict(payload["scheduler"])
-    except (RuntimeError, KeyError, ValueError) as error:
-        return f"checkpoint {path} does not match the model ({error})"
-    torch.set_rng_state(payload["rng_torch"].cpu())
-    for name, generator in cell.generators.items():
-        generator.set_state(payload["rng"][name].cpu())
-    if "rng_cuda" in payload and cell.device.type == "cuda":
-        torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
-    state = RunState(**payload["state"])
-    state.permutation = payload["permutation"]
+        for name, generator in cell.generators.items():
+            generator.set_state(rng[name])
+        torch.set_rng_state(rng_torch)
+    except Exception as error:  # noqa: BLE001 - a mismatching checkpoint is reported, not fatal
+        cell.model.load_state_dict(backup[0])
+        cell.optimizer.load_state_dict(backup[1])
+        cell.scheduler.load_state_dict(backup[2])
+        for name, generator in cell.generators.items():
+            generator.set_state(generator_states[name])
+        torch.set_rng_state(torch_state)
+        return f"checkpoint {path} does not match the model ({type(error).__name__}: {error})"
+    if rng_cuda is not None and cell.device.type == "cuda":
+        torch.cuda.set_rng_state_all(rng_cuda)
     state.resumed += 1
     cell.state = state
     return None
+
+
+def set_aside_checkpoint(path: Path) -> Path | None:
+    """Rename an unusable checkpoint to ``<name>.rejected`` (replacing an older one), so it
+    neither blocks nor confuses a later run and can still be inspected."""
+    target = path.with_name(path.name + ".rejected")
+    try:
+        os.replace(path, target)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return target
 
 
 class CellLog:
@@ -610,7 +702,7 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
                 state.train_seconds += time.perf_counter() - t0
                 save_checkpoint(cell, checkpoint)
                 cell_log.write(
-                    f"signal {flag.received} at step {state.step}: checkpoint written, exiting "
+                    f"{flag.reason} at step {state.step}: checkpoint written, exiting "
                     f"with status {EXIT_CHECKPOINTED}"
                 )
                 raise Checkpointed()
@@ -701,6 +793,7 @@ def summary_for(cell: Cell) -> dict:
         },
         "seed": config["seed"],
         "provenance": {**state.runs[-1], "earlier_runs": state.runs[:-1]},
+        "data": {"key": data_key(config), "digest": data_digest(cell.splits)},
     }
 
 
@@ -723,6 +816,7 @@ def train_cell(
     keep_checkpoint: bool = False,
     data_cache: str | Path | None = None,
     finished_copy: str | Path | None = None,
+    stop_with_snakemake: bool = False,
 ) -> dict:
     """Train the cell ``config`` into ``outdir`` (resuming from ``checkpoint`` if usable).
 
@@ -750,8 +844,10 @@ def train_cell(
     cell_log = CellLog(outdir / "train.log")
     ignored = restore_checkpoint(cell, checkpoint)
     if ignored:
-        cell_log.write(f"WARNING {ignored}; it is ignored and training starts over")
-        print(f"normstudy: warning: {ignored}; starting over", file=sys.stderr)
+        moved = set_aside_checkpoint(checkpoint)
+        where = f"moved to {moved}" if moved else "deleted"
+        cell_log.write(f"WARNING {ignored}; it is ignored ({where}) and training starts over")
+        print(f"normstudy: warning: {ignored}; {where}; starting over", file=sys.stderr)
     elif cell.state.resumed:
         cell_log.write(
             f"resumed from {checkpoint} at epoch {cell.state.epoch} step {cell.state.step}"
@@ -765,7 +861,7 @@ def train_cell(
     cell.state.runs.append(provenance.gather(cell.device.type))
     if resolved["amp"] and not autocast_enabled(cell):
         cell_log.write(f"amp: true has no effect on {cell.device}: bf16 autocast runs only on CUDA")
-    with SignalFlag() as flag:
+    with SignalFlag(stop_with_snakemake) as flag:
         if cell.probes is not None and cell.state.step == 0 and not cell.state.resumed:
             cell.probes.run("init")
         run_epochs(cell, checkpoint, cell_log, flag)

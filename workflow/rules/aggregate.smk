@@ -10,10 +10,49 @@ rule plan:
         write_plan(params.plan, output[0], log[0])
 
 
+# The first job: builds every distinct cell shape once (meta device, no training), so a
+# cell that cannot be built fails the run before any training job starts.
+rule check_build:
+    input:
+        plan=f"{RESULTS}/plan.json",
+    output:
+        f"{RESULTS}/plan_builds.txt",
+    log:
+        f"{RESULTS}/logs/check_build.log",
+    localrule: True
+    conda:
+        ENVIRONMENT
+    shell:
+        f"{NORMSTUDY} check-build {{input.plan:q}} {{output:q}} > {{log:q}} 2>&1"
+
+
+# Every cell's three outputs are read whole before the tables job starts: damaged ones are
+# all reported at once, and since this job fails instead of the tables job, Snakemake
+# keeps the tables already built.
+rule check_cells:
+    input:
+        plan=f"{RESULTS}/plan.json",
+        outputs=cell_outputs(CELLS),
+    output:
+        f"{RESULTS}/tables/cells_checked.txt",
+    log:
+        f"{RESULTS}/logs/check_cells.log",
+    localrule: True
+    conda:
+        ENVIRONMENT
+    params:
+        cells_dir=lambda wildcards, input: str(Path(input.outputs[0]).parent.parent),
+    shell:
+        NORMSTUDY
+        + " check-cells {input.plan:q} {params.cells_dir:q} {output:q} > {log:q} 2>&1"
+
+
 rule tables:
     input:
         plan=f"{RESULTS}/plan.json",
-        summaries=summaries(CELLS),
+        # The cells come through check_cells, which lists all their files: one edge per
+        # cell in the DAG, not two.
+        checked=rules.check_cells.output[0],
     output:
         cells=f"{RESULTS}/tables/cells.parquet",
         curves=f"{RESULTS}/tables/curves.parquet",
@@ -25,7 +64,7 @@ rule tables:
     resources:
         **CPU_JOB_RESOURCES,
     params:
-        cells_dir=lambda wildcards, input: str(Path(input.summaries[0]).parent.parent),
+        cells_dir=f"{RESULTS}/cells",
         out_dir=lambda wildcards, output: str(Path(output.cells).parent),
     shell:
         NORMSTUDY

@@ -5,8 +5,6 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
 from snakemake_interface_executor_plugins.settings import ExecMode
 
 from normstudy.cluster import (
@@ -25,9 +23,15 @@ from normstudy.cluster import (
     train_request,
 )
 from normstudy.config import canonical_json
+from normstudy.datamanifest import damaged_caches, set_aside
+from normstudy.runlock import lock_results, refusal
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.grid import (
     DATA_KEYS,
+    MAX_CELLS,
+    cell_counts,
+    only_studies,
+    scale_problem,
     StudyError,
     data_key,
     job_resources,
@@ -56,9 +60,16 @@ PYTHONPATH = os.pathsep.join(
 NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
 
 try:
-    PLAN = plan_studies(config)
+    ONLY = only_studies(config.get("only_studies"))
+    # Counted from the axis lengths before anything is expanded: refused within seconds.
+    problem = scale_problem(
+        cell_counts(config, ONLY), int(config.get("max_cells", MAX_CELLS))
+    )
+    if problem:
+        refuse(problem)
+    PLAN = plan_studies(config, only=ONLY)
 except StudyError as error:
-    raise WorkflowError(f"invalid study config:\n{error}") from None
+    refuse(str(error))
 
 CELLS = PLAN.cells
 
@@ -183,6 +194,49 @@ def cell_data_cache(wildcards):
     return f"{RESULTS}/data/{cell_data_key(wildcards.cell)}.pt"
 
 
+def cell_data_manifest(wildcards):
+    return f"{RESULTS}/data/{cell_data_key(wildcards.cell)}.json"
+
+
+def data_caches():
+    return [f"{RESULTS}/data/{key}.pt" for key in data_settings()]
+
+
+def check_cells_present():
+    """Planning: if a cell output behind the checked tables is missing (a cell directory was
+    deleted, or a failed job's outputs were removed), drop the check_cells marker, so that
+    Snakemake restores or retrains those cells and rebuilds the tables instead of calling
+    stale tables up to date ("Nothing to be done")."""
+    marker = Path(f"{RESULTS}/tables/cells_checked.txt")
+    if not workflow.is_main_process or not marker.exists():
+        return
+    # The cells the tables were built from (new cells of an edited config are not missing).
+    checked = [line for line in marker.read_text().splitlines() if line in CELLS]
+    missing = [path for path in cell_outputs(checked) if not os.path.exists(path)]
+    if missing:
+        marker.unlink(missing_ok=True)
+        print(
+            f"normstudy: {len(missing)} cell output(s) behind the tables are missing (e.g. "
+            f"{missing[0]}): those cells are restored or trained again and the tables rebuilt",
+            file=sys.stderr,
+        )
+
+
+def check_data_caches():
+    """Planning (a dry run too): set aside every data cache that differs from its manifest
+    (overwritten, truncated, replaced), so that prepare_data rebuilds it; finished cells
+    stay, since they depend on the manifest only."""
+    if not workflow.is_main_process:
+        return
+    for path, problem in damaged_caches(data_caches()).items():
+        moved = set_aside(path)
+        print(
+            f"normstudy: data cache {path} is damaged ({problem}): moved to {moved}; "
+            "prepare_data rebuilds it, and no finished cell is re-run",
+            file=sys.stderr,
+        )
+
+
 def cell_resource(name):
     def resource(wildcards, threads=None):
         return cell_resources(wildcards.cell)[name]
@@ -205,6 +259,14 @@ def capped_runtime(minutes):
     if CLUSTER is not None and CLUSTER.get("cap") is not None:
         return int(min(minutes, CLUSTER["cap"]))
     return minutes
+
+
+def cell_outputs(cell_ids):
+    return [
+        f"{RESULTS}/cells/{cell}/{name}"
+        for cell in cell_ids
+        for name in ("summary.json", "curves.parquet", "probes.parquet")
+    ]
 
 
 def summaries(cell_ids):

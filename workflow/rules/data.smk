@@ -1,6 +1,9 @@
+# The cache (tensors) and its manifest (size, time, SHA-256 and data digest); training jobs
+# depend on the manifest only, as an ancient input (normstudy.datamanifest).
 rule prepare_data:
     output:
-        f"{RESULTS}/data/{{data}}.pt",
+        cache=f"{RESULTS}/data/{{data}}.pt",
+        manifest=f"{RESULTS}/data/{{data}}.json",
     log:
         f"{RESULTS}/logs/prepare_data/{{data}}.log",
     conda:
@@ -14,5 +17,5 @@ rule prepare_data:
         data_dir=config["data_dir"],
         download="--download" if config["download"] else "",
     shell:
-        NORMSTUDY + " prepare-data --json {params.config:q} {output:q} "
+        NORMSTUDY + " prepare-data --json {params.config:q} {output.cache:q} "
         "--data-dir {params.data_dir:q} {params.download} > {log:q} 2>&1"

@@ -1,6 +1,9 @@
 rule train:
     input:
-        data=cell_data_cache,
+        # The manifest, not the cache: a cell depends on what data it trains on, never on
+        # the cache file's timestamp; a damaged cache is rebuilt without re-running cells.
+        data=ancient(cell_data_manifest),
+        builds=ancient(f"{RESULTS}/plan_builds.txt"),
     output:
         summary=f"{RESULTS}/cells/{{cell}}/summary.json",
         curves=f"{RESULTS}/cells/{{cell}}/curves.parquet",
@@ -22,10 +25,14 @@ rule train:
         config=cell_config,
         outdir=f"{RESULTS}/cells/{{cell}}",
         checkpoint=f"{RESULTS}/checkpoints/{{cell}}.pt",
+        cache=cell_data_cache,
+        data_dir=config["data_dir"],
+        download="--download" if config["download"] else "",
     shell:
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
-        "--data-cache {input.data:q} --checkpoint {params.checkpoint:q} "
-        "--finished-copy {params.checkpoint:q}.finished "
+        "--data-cache {params.cache:q} --data-dir {params.data_dir:q} {params.download} "
+        "--checkpoint {params.checkpoint:q} "
+        "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} > {{log:q}} 2>&1"
 
 

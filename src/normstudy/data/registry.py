@@ -40,7 +40,24 @@ def check_dataset_options(name: str, options: dict[str, object]) -> dict[str, ob
         raise ValueError(
             f"dataset {name!r} has no option(s) {', '.join(unknown)}; valid options: {listed}"
         )
+    problems = [
+        problem
+        for option, value in options.items()
+        if (problem := option_type_problem(name, option, value))
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
     return {**valid, **options}
+
+
+def option_type_problem(name: str, option: str, value: object) -> str | None:
+    """Why ``value`` has the wrong type for option ``option`` of dataset ``name`` (from
+    the loader's annotation, e.g. ``int | None``), or None."""
+    from normstudy.names import type_problem
+
+    parameter = inspect.signature(DATASETS.get(name)).parameters[option]
+    problem = type_problem(f"dataset {name!r} option {option!r}", value, str(parameter.annotation))
+    return None if problem is None else f"{problem} (default {parameter.default!r})"
 
 
 def default_data_dir() -> Path:
