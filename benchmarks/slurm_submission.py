@@ -139,12 +139,14 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=200)
     parser.add_argument("--crash-cells", type=int, default=50)
     parser.add_argument("--ways", nargs="*", default=list(WAYS))
+    parser.add_argument("--crash-only", action="store_true", help="only the crash runs")
+    parser.add_argument("--keep", help="work in this directory and keep it (to read the logs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slurm-bench-") as tmp:
-        root = Path(tmp)
+        root = Path(args.keep or tmp)
         env = user_profile(root / "xdg")
         rows = []
-        for name in args.ways:
+        for name in [] if args.crash_only else args.ways:
             rows.append(run_way(name, WAYS[name], args.cells, env, root, crash=False))
             print(json.dumps(rows[-1]), flush=True)
         for name in args.ways:
