@@ -211,10 +211,17 @@ def test_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_slurm_profile_dry_run(tmp_path):
+def test_slurm_profile_template_dry_run(tmp_path):
+    """The template profile plans every training job with a GPU, away from any cluster
+    (``sinfo`` cannot answer: nothing to check against; tests/slurm has a real one)."""
     write_config(tmp_path, TOY)
-    result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
-    assert "train" in result.stdout
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+    command += ["--profile", str(REPO / "profiles" / "slurm")]
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-cluster.conf")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
+    assert train and all("gpu=1" in line for line in train), train
 
 
 def test_editing_one_figures_code_reruns_only_that_figure(finished_run):
