@@ -97,7 +97,9 @@ def slurm_plan():
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems = preflight(requests, study_of, SLURM, train_partition, partitions)
     if partitions is not None:
-        problems += filter(None, [status_problem(INVOCATION.status_command, sacct_works())])
+        problems += filter(
+            None, [status_problem(INVOCATION.status_command, sacct_works())]
+        )
     if problems:
         raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
     return {
