@@ -186,7 +186,7 @@ class FakeRun:
 
 
 def test_the_profile_gets_a_gpu_partition_the_account_and_the_status_command(monkeypatch):
-    monkeypatch.setattr("normstudy.slurm_profile.shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr("normstudy.cluster.shutil.which", lambda name: f"/usr/bin/{name}")
     partitions = parse_sinfo(SINFO)
     choice = choose(None, None, 50, partitions, run=FakeRun("lab42", sacct_ok=True))
     assert (choice.partition, choice.account, choice.squeue_status) == ("gpu", "lab42", False)

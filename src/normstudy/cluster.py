@@ -119,17 +119,21 @@ def parse_sinfo(text: str) -> dict[str, Partition]:
     return partitions
 
 
-def query_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Partition] | None:
-    """The cluster's partitions, or None where ``sinfo`` is missing or fails."""
-    if shutil.which("sinfo") is None:
+def run_tool(run: Callable[..., Any], *command: str) -> subprocess.CompletedProcess | None:
+    """``command`` (a SLURM client tool) run with a timeout; None where the tool is missing
+    or does not answer. The caller reads the exit status."""
+    if shutil.which(command[0]) is None:
         return None
     try:
-        result = run(
-            ["sinfo", "-h", "-o", "%P|%l|%G|%a"], capture_output=True, text=True, timeout=30
-        )
+        return run(list(command), capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if result.returncode != 0:
+
+
+def query_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Partition] | None:
+    """The cluster's partitions, or None where ``sinfo`` is missing or fails."""
+    result = run_tool(run, "sinfo", "-h", "-o", "%P|%l|%G|%a")
+    if result is None or result.returncode != 0:
         return None
     return parse_sinfo(result.stdout)
 
@@ -255,18 +259,8 @@ def cpu_partition(
 
 def sacct_works(run: Callable[..., Any] = subprocess.run) -> bool:
     """Whether ``sacct`` answers (it fails where the accounting daemon is not set up)."""
-    if shutil.which("sacct") is None:
-        return False
-    try:
-        result = run(
-            ["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1minutes"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    result = run_tool(run, "sacct", "-n", "-X", "-o", "JobID", "-S", "now-1minutes")
+    return result is not None and result.returncode == 0
 
 
 def status_problem(status_command: str | None, sacct_ok: bool) -> str | None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normstudy.cluster import Partition, query_partitions, sacct_works
+from normstudy.cluster import Partition, query_partitions, run_tool, sacct_works
 
 Runner = Callable[..., Any]
 
@@ -30,19 +29,10 @@ class ProfileError(RuntimeError):
     """The profile cannot be written as asked; the message says what to pass."""
 
 
-def _run(run: Runner, *command: str) -> subprocess.CompletedProcess | None:
-    if shutil.which(command[0]) is None:
-        return None
-    try:
-        return run(list(command), capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def default_account(run: Runner = subprocess.run) -> str | None:
     """The user's default SLURM account (``sacctmgr``), or None where it cannot be asked."""
     user = getpass.getuser()
-    result = _run(run, "sacctmgr", "-nP", "show", "user", user, "format=defaultaccount")
+    result = run_tool(run, "sacctmgr", "-nP", "show", "user", user, "format=defaultaccount")
     if result is not None and result.returncode == 0:
         accounts = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         if accounts:
