@@ -253,13 +253,12 @@ def test_a_write_that_hits_enospc_leaves_no_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ok.json"]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 2 MiB tmpfs: room for a cell's small files, not for its checkpoint."""
-    mount = tmp_path / "full"
+def mounted_tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``mount`` while the fixture lasts (skipped where
+    mounting is not allowed)."""
     mount.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )
@@ -267,6 +266,12 @@ def small_tmpfs(tmp_path):
         pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()})")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 2 MiB tmpfs: room for a cell's small files, not for its checkpoint."""
+    yield from mounted_tmpfs(tmp_path / "full", "2m")
 
 
 def test_a_full_disk_fails_the_cell_cleanly(small_tmpfs):
@@ -445,17 +450,7 @@ def test_a_foreign_checkpoint_is_reported_set_aside_and_never_fatal(tmp_path, da
 @pytest.fixture
 def tmpfs_4m(tmp_path):
     """A 4 MiB tmpfs: room for one checkpoint of a 0.3 M parameter MLP (2.5 MB), not two."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()})")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    yield from mounted_tmpfs(tmp_path / "disk", "4m")
 
 
 def test_a_disk_with_room_for_one_checkpoint_does_not_block_the_cell(tmpfs_4m, tmp_path):

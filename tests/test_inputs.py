@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from test_workflow import REPO, RESOURCES, SNAKEMAKE
+from test_workflow import REPO, SNAKEMAKE, config_head
 
 from normstudy.config import ConfigError, resolve_cell_config
 from normstudy.inputcheck import InputError, load_yaml, number_errors
@@ -93,14 +93,7 @@ def test_normstudy_train_refuses_bad_yaml_with_status_2(tmp_path, text, message)
 
 
 def workflow_text(studies_text: str, defaults: str = "{model: mlp, depth: 1, width: 16}") -> str:
-    head = {
-        "scale": "demo",
-        "data_dir": "data",
-        "download": False,
-        "resources": RESOURCES,
-        "ols": {"d": [2], "kappa": [10], "lr": [0.1], "steps": 5},
-    }
-    return yaml.safe_dump(head) + f"defaults: {defaults}\nstudies:\n{studies_text}"
+    return yaml.safe_dump(config_head()) + f"defaults: {defaults}\nstudies:\n{studies_text}"
 
 
 def plan(workdir, text: str) -> subprocess.CompletedProcess:

@@ -28,13 +28,20 @@ RESOURCES = {
 }
 
 
-def write_config(workdir: Path, studies: dict, defaults: dict | None = None) -> None:
-    config = {
+def config_head() -> dict:
+    """Every top-level key of a small test study's config but its defaults and studies."""
+    return {
         "scale": "demo",
         "data_dir": "data",
         "download": False,
         "resources": RESOURCES,
         "ols": {"d": [2], "kappa": [10], "lr": [0.1], "steps": 5},
+    }
+
+
+def write_config(workdir: Path, studies: dict, defaults: dict | None = None) -> None:
+    config = {
+        **config_head(),
         "defaults": defaults
         or {"model": "mlp", "depth": 1, "width": 16, "epochs": 3, "batch_size": 32},
         "studies": studies,
