@@ -5,8 +5,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from snakemake_interface_executor_plugins.settings import ExecMode
-
 from normstudy.cluster import (
     ClusterConfigError,
     cell_minutes,
@@ -42,8 +40,7 @@ from normstudy.invocation import current_invocation
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
-MAIN_PROCESS = workflow.exec_mode == ExecMode.DEFAULT
-INVOCATION = current_invocation(sys.argv, MAIN_PROCESS)
+INVOCATION = current_invocation(sys.argv, workflow.is_main_process)
 ON_SLURM = INVOCATION.slurm
 SLURM = slurm_settings(config)
 TRAIN_THREADS = int(SLURM["threads"] if ON_SLURM else config["resources"]["threads"])
@@ -78,8 +75,8 @@ def slurm_plan():
     """Partitions, time cap and chained-job requests of every training cell under SLURM;
     refuses (before anything is submitted) a plan the cluster would reject. Jobs running
     on the cluster skip it: they only run what was planned here."""
-    if not MAIN_PROCESS:
-        return {"train_partition": None, "cpu_partition": None, "minutes": None}
+    if not workflow.is_main_process:
+        return {"cpu_partition": None, "minutes": None}
     partitions = query_partitions()
     profile_partition = INVOCATION.default_resources.get("slurm_partition") or None
     train_partition = resolve_partition(
@@ -103,7 +100,6 @@ def slurm_plan():
     if problems:
         raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
     return {
-        "train_partition": SLURM["gpu_partition"],
         "cpu_partition": cpu_partition(SLURM, partitions, profile_partition),
         "cap": cap,
         "minutes": minutes,
@@ -126,12 +122,12 @@ def slurm_resources(partition):
 
 
 CPU_JOB_RESOURCES = slurm_resources(CLUSTER and CLUSTER["cpu_partition"])
-GPU_JOB_RESOURCES = slurm_resources(CLUSTER and CLUSTER["train_partition"])
+# Without slurm.gpu_partition, the partition of the user's profile.
+GPU_JOB_RESOURCES = slurm_resources(SLURM["gpu_partition"])
 if CLUSTER is not None:
     # SLURM warns the job before its time limit; the cell checkpoints and exits, and the
-    # rule's retries resubmit it to resume (a chain of jobs).
-    # (after what the user's profile gives every job, e.g. a QOS, which a rule's own
-    # slurm_extra would otherwise replace)
+    # rule's retries resubmit it to resume (a chain of jobs). Appended to what the user's
+    # profile gives every job (e.g. a QOS), which a rule's own slurm_extra would replace.
     GPU_JOB_RESOURCES["slurm_extra"] = " ".join(
         part
         for part in (
