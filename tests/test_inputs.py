@@ -210,23 +210,60 @@ def test_cells_that_can_be_built_pass(cell):
     assert build_problem(resolve_cell_config(cell)) is None
 
 
-def test_the_workflow_builds_every_cell_shape_before_training_any(tmp_path):
-    """Unbuildable cells fail the first job (check_build): all named, no training job runs."""
+def test_the_workflow_builds_every_cell_shape_while_planning(tmp_path):
+    """Unbuildable cells are refused while planning, by a dry run too: all named, exit 2,
+    no job runs; a plan that builds leaves a stamp, and the check_build job only reads it."""
     studies = (
         "  ok:\n    grid: {seed: [0]}\n"
         "  bad:\n    grid: {norm: [group, batch], batch_size: [32, 5000]}\n"
         "    set: {width: null}\n"
     )
     (tmp_path / "config.yaml").write_text(workflow_text(studies))
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "3 of 5 cell shapes cannot be built; no cell was trained" in output
-    assert 'cell {"batch_size":32,"norm":"group"}: cannot build model' in output
-    assert output.count("'batch_size' = 5000 is larger than the training set") == 2
-    assert not (tmp_path / "results" / "cells").exists()
-    assert not (tmp_path / "results" / "logs" / "train").exists()
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
+    for extra in (["-n"], ["--cores", "2"]):
+        result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output
+        assert "3 of 5 cell shapes cannot be built; no cell was trained" in output
+        assert 'cell {"batch_size":32,"norm":"group"}: cannot build model' in output
+        assert output.count("'batch_size' = 5000 is larger than the training set") == 2
+        assert "Traceback" not in output
+        assert not (tmp_path / "results" / "logs").exists()
+        assert not (tmp_path / "results" / "checked_builds").exists()
+
+    (tmp_path / "config.yaml").write_text(
+        workflow_text(studies.replace("5000", "64").replace("group", "layer"))
+    )
+    dry = subprocess.run([*command, "-n"], capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr
+    assert "checking that every cell shape builds" in dry.stderr
+    stamps = list((tmp_path / "results" / "checked_builds").iterdir())
+    assert [p.read_text() for p in stamps] == ["5 cell shapes of 5 cells build\n"]
+    run = subprocess.run(
+        [*command, "--cores", "2", "check_build"], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    assert "checking that every cell shape builds" not in run.stderr
+    assert (tmp_path / "results" / "plan_builds.txt").read_text() == stamps[0].read_text()
+
+
+def test_cells_of_one_network_at_several_depths_are_one_build_check():
+    """A depth only repeats blocks: one check per network at its shallowest depth."""
+    from normstudy.buildplan import build_groups
+
+    configs = {
+        f"c{depth}-{seed}": resolve_cell_config({"model": "resnet", "depth": depth, "seed": seed})
+        for depth in (56, 14, 110)
+        for seed in (0, 1)
+    }
+    configs["vgg"] = resolve_cell_config({"model": "vgg", "depth": 11})
+    points = [{"cell": cell} for cell in configs]
+    plan = {"studies": {"s": {"cells": list(configs), "points": points}}, "cells": configs}
+    groups = build_groups(plan)
+    assert sorted((g.config["model"], g.config["depth"], g.cells) for g in groups) == [
+        ("resnet", 14, 6),
+        ("vgg", 11, 1),
+    ]
 
 
 def test_a_grid_too_big_for_one_dag_is_refused_within_seconds(tmp_path):

@@ -1,7 +1,9 @@
 """Can every cell of a plan be built? Checked once per distinct shape, before any training.
 
-The workflow runs this (``normstudy check-build``, rule ``check_build``) as its first job:
-every training job depends on it. Cells that share the dataset settings, model, normalizer,
+The workflow runs this (``normstudy check-build``) while planning, in a separate process,
+whenever the plan's shapes have no stamp yet (:mod:`normstudy.buildplan`), and again as
+the rule ``check_build`` that every training job depends on, which finds the stamp and
+only copies it. Cells that share the dataset settings, model (at any depth), normalizer,
 freeze policy, batch size and probes are one check: the dataset is loaded (a same-shaped
 stand-in for a standard dataset whose files may not be downloaded yet), the model is built
 on the ``meta`` device (no memory, no initialisation cost) and run on two meta examples,
@@ -19,31 +21,12 @@ from typing import Any
 import torch
 
 from normstudy.build import check_names, model_for
+from normstudy.buildplan import build_groups
 from normstudy.config import ConfigError, canonical_json
 from normstudy.estimate import splits_for_estimate
 from normstudy.freeze import apply_freeze_policy
 from normstudy.probes import parse_probe_entries
 
-BUILD_KEYS = (
-    "dataset",
-    "dataset_options",
-    "val_size",
-    "split_seed",
-    "train_subset",
-    "model",
-    "depth",
-    "width",
-    "skip",
-    "norm_every",
-    "model_options",
-    "norm",
-    "norm_options",
-    "gamma_init",
-    "freeze",
-    "batch_size",
-    "full_batch",
-    "probes",
-)
 MAX_REPORTED = 20
 
 
@@ -85,28 +68,16 @@ def build_problem(config: Mapping[str, Any]) -> str | None:
 
 
 def plan_build_problems(plan: Mapping[str, Any]) -> tuple[list[str], int]:
-    """One line per distinct unbuildable shape (study, first cell, how many cells share it,
-    why), and the number of shapes checked."""
-    first: dict[str, tuple[str, Any]] = {}
-    count: dict[str, int] = {}
-    for study, entry in plan["studies"].items():
-        for cell, point in zip(entry["cells"], entry["points"], strict=True):
-            config = plan["cells"][cell]
-            key = canonical_json({k: config[k] for k in BUILD_KEYS})
-            first.setdefault(key, (study, point, config))
-            count[key] = count.get(key, 0) + 1
+    """One line per distinct unbuildable shape (study, cell checked, how many cells share
+    it, why), and the number of shapes checked (:func:`normstudy.buildplan.build_groups`)."""
+    groups = build_groups(plan)
     problems = []
-    data_first = sorted(
-        first,
-        key=lambda key: canonical_json(
-            {k: first[key][2][k] for k in ("dataset", "dataset_options", "val_size", "split_seed")}
-        ),
-    )  # cells of one dataset in a row: its (cached) splits are loaded once
-    for key in data_first:
-        study, point, config = first[key]
-        problem = build_problem(config)
+    for group in groups:
+        problem = build_problem(group.config)
         if problem:
-            others = count[key] - 1
+            others = group.cells - 1
             also = f" (and {others} more cell(s) of this shape)" if others else ""
-            problems.append(f"study {study!r}, cell {canonical_json(point)}{also}: {problem}")
-    return problems, len(first)
+            problems.append(
+                f"study {group.study!r}, cell {canonical_json(group.point)}{also}: {problem}"
+            )
+    return problems, len(groups)

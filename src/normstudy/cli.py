@@ -135,22 +135,34 @@ def command_check_cells(args: argparse.Namespace) -> int:
 
 
 def command_check_build(args: argparse.Namespace) -> int:
-    from normstudy.buildcheck import MAX_REPORTED, plan_build_problems
+    from normstudy.buildplan import builds_digest, stamp_path
     from normstudy.io import read_json, write_text_atomic
 
-    plan = read_json(args.plan)
-    problems, shapes = plan_build_problems(plan)
-    if problems:
-        more = len(problems) - MAX_REPORTED
-        listed = "\n".join(problems[:MAX_REPORTED]) + (f"\n... and {more} more" if more > 0 else "")
-        print(
-            f"normstudy: error: {len(problems)} of {shapes} cell shapes cannot be built; "
-            f"no cell was trained:\n{listed}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    write_text_atomic(args.output, f"{shapes} cell shapes of {len(plan['cells'])} cells build\n")
-    print(f"{shapes} cell shapes of {len(plan['cells'])} cells build -> {args.output}")
+    plan = json.load(sys.stdin) if args.plan == "-" else read_json(args.plan)
+    stamp = stamp_path(args.results, builds_digest(plan)) if args.results else None
+    if stamp is not None and stamp.exists():
+        # Checked while planning (or by an earlier run): no torch import, no rebuild.
+        text = stamp.read_text()
+    else:
+        from normstudy.buildcheck import MAX_REPORTED, plan_build_problems
+
+        problems, shapes = plan_build_problems(plan)
+        if problems:
+            more = len(problems) - MAX_REPORTED
+            listed = "\n".join(problems[:MAX_REPORTED])
+            listed += f"\n... and {more} more" if more > 0 else ""
+            print(
+                f"normstudy: error: {len(problems)} of {shapes} cell shapes cannot be built; "
+                f"no cell was trained:\n{listed}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        text = f"{shapes} cell shapes of {len(plan['cells'])} cells build\n"
+        if stamp is not None:
+            write_text_atomic(stamp, text)
+    if args.output:
+        write_text_atomic(args.output, text)
+    print(text.strip() + (f" -> {args.output}" if args.output else ""))
     return 0
 
 
@@ -361,8 +373,13 @@ def parser() -> argparse.ArgumentParser:
         "check-build",
         help="build every distinct cell shape of a plan once (meta device), train nothing",
     )
-    build.add_argument("plan", help="plan JSON written by the workflow")
-    build.add_argument("output", help="marker file written when every cell can be built")
+    build.add_argument("plan", help="plan JSON written by the workflow (- for stdin)")
+    build.add_argument("output", nargs="?", help="marker file written when every cell can be built")
+    build.add_argument(
+        "--results",
+        help="results directory: a stamp there records the plan's shapes as checked, "
+        "and a later check of the same shapes by the same code only reads it",
+    )
     build.set_defaults(func=command_check_build)
 
     check = commands.add_parser(

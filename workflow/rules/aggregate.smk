@@ -10,8 +10,9 @@ rule plan:
         write_plan(params.plan, output[0], log[0])
 
 
-# The first job: builds every distinct cell shape once (meta device, no training), so a
-# cell that cannot be built fails the run before any training job starts.
+# The first job: every distinct cell shape was built once while planning (a stamp records
+# it, and this job only copies it); under --use-conda the check runs here, before any
+# training job.
 rule check_build:
     input:
         plan=f"{RESULTS}/plan.json",
@@ -20,10 +21,13 @@ rule check_build:
     log:
         f"{RESULTS}/logs/check_build.log",
     localrule: True
+    params:
+        results=lambda wildcards, input: str(Path(input.plan).parent),
     conda:
         ENVIRONMENT
     shell:
-        f"{NORMSTUDY} check-build {{input.plan:q}} {{output:q}} > {{log:q}} 2>&1"
+        f"{NORMSTUDY} check-build {{input.plan:q}} {{output:q}} --results {{params.results:q}} "
+        "> {log:q} 2>&1"
 
 
 # Every cell's three outputs are read whole before the tables job starts: damaged ones are

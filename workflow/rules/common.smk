@@ -2,6 +2,7 @@ import functools
 import json
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from normstudy.cluster import (
     status_problem,
     train_request,
 )
+from normstudy.buildplan import builds_digest, stamp_path
 from normstudy.config import canonical_json
 from normstudy.datamanifest import damaged_caches, set_aside
 from normstudy.runlock import lock_results, refusal
@@ -218,6 +220,31 @@ def check_cells_present():
             f"{missing[0]}): those cells are restored or trained again and the tables rebuilt",
             file=sys.stderr,
         )
+
+
+def check_builds_while_planning():
+    """Planning (a dry run too): build every distinct cell shape once, in a separate
+    process (the planner imports no torch), and refuse the run before any job starts if
+    one cannot be built. A stamp in the results directory records a checked plan, so this
+    runs once per change of shapes or code. Under --use-conda the interpreter running
+    Snakemake may lack torch: the first job (check_build) does the same check there."""
+    if not workflow.is_main_process or USES_CONDA:
+        return
+    if stamp_path(RESULTS, builds_digest(plan_document(PLAN))).exists():
+        return
+    print("normstudy: checking that every cell shape builds", file=sys.stderr, flush=True)
+    command = [sys.executable, "-m", "normstudy.cli", "check-build", "-"]
+    result = subprocess.run(
+        [*command, "--results", RESULTS],
+        input=plan_json(),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+    )
+    if result.returncode == 2:
+        refuse(result.stderr.strip().removeprefix("normstudy: error: "))
+    if result.returncode != 0:
+        raise WorkflowError(f"normstudy check-build failed:\n{result.stderr}")
 
 
 def check_data_caches():
