@@ -70,6 +70,54 @@ def test_measured_flops_of_an_mlp_match_the_hand_count():
     assert not measured["scaled"] and measured["measured_batch"] == 128
 
 
+def counted(cell: dict) -> tuple[float, float]:
+    measured = measure_group(resolve_cell_config(cell), threads=1, timed=False)
+    return measured["train_gflops_per_example"] * 1e9, measured["eval_gflops_per_example"] * 1e9
+
+
+def test_lstm_flops_include_the_recurrent_products():
+    """digits read as 8 rows of 8 pixels: an 8 -> 16 projection per row, LSTM layers of 16
+    units (4 gates: 2 * 64 * (in + 16) per row), a 16 -> 10 head. FlopCounterMode alone
+    counts 0 for the fused LSTM kernel."""
+    rows, projection, head = 8, 2 * 8 * 16, 2 * 16 * 10
+    lstm_layer = 2 * 4 * 16 * (16 + 16)
+    base = {"dataset": "digits", "model": "lstm", "width": 16}
+    train, evaluation = counted({**base, "depth": 1, "norm": "none"})
+    forward = rows * (projection + lstm_layer) + head
+    assert evaluation == forward
+    # backward: the projection's weights (its input needs no gradient), the LSTM's inputs,
+    # states and weights, the head's input and weights
+    assert train == forward + rows * (projection + 2 * lstm_layer) + 2 * head
+    # BN-only, two LSTM layers: frozen weights, but the gradient flows back through both
+    # layers to the projection's normalizer; nothing for the frozen projection and head
+    train, evaluation = counted({**base, "depth": 2, "norm": "batch", "freeze": "norm"})
+    forward = rows * (projection + 2 * lstm_layer) + head
+    assert evaluation == forward
+    assert train == forward + rows * 2 * lstm_layer + head
+
+
+def test_resnet_flops_match_the_hand_count():
+    """ResNet-8 on 1x8x8 digits: stem 1 -> 16; stages of one block (16 at 8x8, 32 at 4x4,
+    64 at 2x2; strided 1x1 projection shortcuts); a 64 -> 10 head. A k x k convolution
+    costs 2 * c_in * c_out * k^2 per output position."""
+
+    def conv(c_in, c_out, k, side):
+        return 2 * c_in * c_out * k * k * side * side
+
+    stem = conv(1, 16, 3, 8)
+    forward = (
+        stem
+        + 2 * conv(16, 16, 3, 8)
+        + conv(16, 32, 3, 4) + conv(32, 32, 3, 4) + conv(16, 32, 1, 4)
+        + conv(32, 64, 3, 2) + conv(64, 64, 3, 2) + conv(32, 64, 1, 2)
+        + 2 * 64 * 10
+    )  # fmt: skip
+    train, evaluation = counted({"dataset": "digits", "model": "resnet", "depth": 8})
+    assert evaluation == forward
+    # weights: forward again; inputs: forward again but the image's
+    assert train == 3 * forward - stem
+
+
 def test_flops_only_times_nothing():
     config = resolve_cell_config({**MLP, "norm": "none"})
     measured = measure_group(config, threads=1, timed=False)

@@ -20,9 +20,9 @@ A step too slow to time at its real batch size within ``step_budget`` seconds (d
 ResNets on a CPU) is timed at a smaller batch and scaled linearly in the batch size; such
 groups are flagged ``scaled``. On a GPU the real batch is almost always within budget.
 Model FLOPs per training example (forward and backward) and per evaluated example
-(forward), counted by :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products
-and convolutions; normalization and elementwise work is not counted), give each study's
-PFLOPs, a device-independent size; ``timed=False`` counts them without timing anything.
+(forward), counted by :mod:`normstudy.flops` (matrix products, convolutions and recurrent
+layers; normalization and elementwise work is not counted), give each study's PFLOPs, a
+device-independent size; ``timed=False`` counts them without timing anything.
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from normstudy.config import canonical_json
 from normstudy.data import DatasetSplits, load_dataset
 from normstudy.data.torchvision_sets import SOURCES, stand_in_splits
+from normstudy.flops import flops_per_example
 from normstudy.grid import Plan
 from normstudy.train import Plan as TrainingPlan
 
@@ -81,7 +80,6 @@ MEASURED_KEYS = (
     "train_gflops_per_example",
     "eval_gflops_per_example",
 )
-FLOP_BATCH = 2
 
 
 @dataclass
@@ -165,35 +163,6 @@ def _timed_steps(cell, batch: int, steps: int) -> list[float]:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return times
-
-
-def flops_per_example(config: Mapping[str, Any], splits: DatasetSplits) -> tuple[float, float]:
-    """FLOPs per example of a training step (forward + backward through the trainable
-    parameters) and of an evaluation (forward), counted by
-    :class:`~torch.utils.flop_counter.FlopCounterMode` on a copy of the model whose
-    parameters are zeros (counts depend on shapes only: building on the meta device skips
-    the random initialisation, zeros avoid the CPU's slow denormal arithmetic, and real
-    CPU tensors avoid the meta device's per-operator overhead)."""
-    from normstudy.build import model_for
-    from normstudy.freeze import apply_freeze_policy
-
-    with torch.device("meta"):
-        model = model_for(dict(config), splits)
-    model = model.to_empty(device="cpu")
-    with torch.no_grad():
-        for tensor in (*model.parameters(), *model.buffers()):
-            tensor.zero_()
-    apply_freeze_policy(model, config["freeze"])
-    x = torch.zeros((FLOP_BATCH, *splits.input_shape))
-    y = torch.zeros(FLOP_BATCH, dtype=torch.int64)
-    model.train()
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    train = counter.get_total_flops() / FLOP_BATCH
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return train, counter.get_total_flops() / FLOP_BATCH
 
 
 def measure_group(
