@@ -68,9 +68,10 @@ def build_groups(plan: Mapping[str, Any]) -> list[BuildGroup]:
     for study, entry in plan["studies"].items():
         for cell, point in zip(entry["cells"], entry["points"], strict=True):
             config = plan["cells"][cell]
-            group = groups.get(build_key(config))
+            key = build_key(config)
+            group = groups.get(key)
             if group is None:
-                groups[build_key(config)] = BuildGroup(study, point, config)
+                groups[key] = BuildGroup(study, point, config)
                 continue
             group.cells += 1
             if (config["depth"] or 0) < (group.config["depth"] or 0):
