@@ -174,7 +174,7 @@ def command_compare(args: argparse.Namespace) -> int:
         name: (entry["axes"], parse_comparisons(entry["comparisons"], entry["axes"]))
         for name, entry in plan["studies"].items()
     }
-    table = comparisons_table(cells, studies, n_resamples=args.resamples)
+    table = comparisons_table(cells, studies)
     write_parquet_atomic(args.output, comparisons_arrow(table))
     print(f"{len(table)} comparisons -> {args.output}")
     return 0
@@ -377,7 +377,6 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("plan", help="plan JSON written by the workflow")
     compare.add_argument("cells", help="cells.parquet")
     compare.add_argument("output", help="comparisons.parquet to write")
-    compare.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     compare.set_defaults(func=command_compare)
 
     ols = commands.add_parser("ols", help="OLS with and without BN (Morwani 2020 §2)")

@@ -7,9 +7,11 @@ Two analyses:
 
 - :func:`compare` / :func:`comparisons_table`: one level of a factor (a normalizer, a
   freeze policy, ...) against a reference level, within every combination of the other
-  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a
-  bootstrap confidence interval, a t-test and a rank test (paired when the seeds pair
-  up), Hedges' g and Holm-adjusted p-values within the family of comparisons.
+  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a t
+  interval (:mod:`normstudy.intervals`: paired t or Welch, chosen by measured coverage),
+  a t-test and a rank test (paired when the seeds pair up), Hedges' g with its interval,
+  Holm-adjusted p-values within the family of comparisons, and the seeds the t-test
+  would need for 80% power (:mod:`normstudy.power`).
 - :func:`friedman_ranks`: many levels over many conditions, the Friedman test, average
   ranks and the Nemenyi critical difference of Demšar (2006), "Statistical Comparisons
   of Classifiers over Multiple Data Sets", JMLR 7, §3.2.2.
@@ -50,6 +52,14 @@ from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
     validate_levels,
     validate_spec,
 )
+from normstudy.intervals import (  # noqa: F401  (re-exported)
+    INTERVAL_METHODS,
+    NO_INTERVAL,
+    hedges_g,
+    hedges_g_interval,
+    mean_difference_interval,
+)
+from normstudy.power import power_numbers
 from normstudy.tables import option_axis_text
 
 
@@ -195,59 +205,6 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def hedges_g(candidate: Sequence[float], reference: Sequence[float]) -> float:
-    """Hedges' g of candidate minus reference: the pooled-SD standardized mean difference
-    times J = 1 - 3 / (4 (n1 + n2) - 9) (Hedges 1981, J. Educ. Stat. 6:107,
-    with m = n1 + n2 - 2 in his J(m) = 1 - 3 / (4m - 1)).
-
-    Used for paired seeds too: with equal n the pooled SD is sqrt((s1² + s2²) / 2), the
-    d_av of Lakens (2013, Front. Psychol. 4:863), so g does not grow with the correlation
-    between the paired runs as d_z would, and reads the same for paired and unpaired rows.
-    NaN when a side has fewer than two values or the pooled SD is zero.
-    """
-    x, y = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 < 2 or n2 < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
-        return math.nan
-    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
-    if pooled == 0:
-        return math.nan
-    correction = 1 - 3 / (4 * (n1 + n2) - 9)
-    return correction * (x.mean() - y.mean()) / pooled
-
-
-def mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
-
-
-def bootstrap_interval(
-    samples: tuple[np.ndarray, ...],
-    *,
-    confidence: float,
-    n_resamples: int,
-    random_state: int,
-) -> tuple[float, float]:
-    """BCa bootstrap interval (scipy.stats.bootstrap) of the mean of one sample (paired
-    differences) or of the difference of means of two independent samples.
-
-    Every call starts a fresh generator from ``random_state``, so a row's interval does
-    not depend on the other rows. (NaN, NaN) when BCa is degenerate.
-    """
-    statistic = np.mean if len(samples) == 1 else mean_difference
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = sps.bootstrap(
-            samples,
-            statistic,
-            n_resamples=n_resamples,
-            confidence_level=confidence,
-            method="BCa",
-            vectorized=True,
-            rng=np.random.default_rng(random_state),
-        )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
 def statistic_and_p(test, *args, **kwargs) -> tuple[float, float]:
     """(statistic, p-value) of a scipy test, NaN if scipy refuses the data."""
     with warnings.catch_warnings():
@@ -285,9 +242,16 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("mean_cand", pa.float64(), True, "mean of the candidate side"),
     ("sd_cand", pa.float64(), True, "standard deviation of the candidate side (ddof=1)"),
     ("diff", pa.float64(), True, "mean_cand - mean_ref"),
-    ("ci_low", pa.float64(), True, "lower end of the BCa bootstrap interval of diff"),
-    ("ci_high", pa.float64(), True, "upper end of the BCa bootstrap interval of diff"),
-    ("confidence", pa.float64(), False, "confidence level of the interval"),
+    ("ci_low", pa.float64(), True, "lower end of the confidence interval of diff (ci_method)"),
+    ("ci_high", pa.float64(), True, "upper end of the confidence interval of diff (ci_method)"),
+    ("confidence", pa.float64(), False, "confidence level of the intervals"),
+    (
+        "ci_method",
+        pa.string(),
+        False,
+        "how ci_low/ci_high were made: paired_t (t on the paired differences), welch_t, "
+        "or none (no interval; note says why)",
+    ),
     ("paired", pa.bool_(), False, "same seeds (at least two) on both sides: paired tests"),
     ("test", pa.string(), False, "t-test: ttest_rel (paired) or welch (unpaired)"),
     ("statistic", pa.float64(), True, "t statistic (candidate minus reference)"),
@@ -301,8 +265,49 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
         True,
         "pooled-SD standardized mean difference with J = 1 - 3/(4(n1+n2)-9), also when paired",
     ),
+    (
+        "g_low",
+        pa.float64(),
+        True,
+        "lower end of the noncentral-t interval of the standardized difference (sides "
+        "taken as independent: wider than needed for positively correlated paired seeds)",
+    ),
+    ("g_high", pa.float64(), True, "upper end of that interval"),
     ("p_holm", pa.float64(), True, "Holm-adjusted p_value within the family"),
     ("p_holm_rank", pa.float64(), True, "Holm-adjusted p_value_rank within the family"),
+    (
+        "effect_power",
+        pa.float64(),
+        True,
+        "observed standardized effect the power uses: mean/SD of the paired differences "
+        "(d_z) when paired, diff / pooled SD when not",
+    ),
+    (
+        "power_now",
+        pa.float64(),
+        True,
+        "power of the two-sided t-test (alpha 0.05) with min(n_ref, n_cand) seeds at "
+        "effect_power (post hoc: restates the p-value; a rough guide only)",
+    ),
+    (
+        "n_needed",
+        pa.int32(),
+        True,
+        "seeds per side for 80% power (two-sided alpha 0.05) at the observed effect; null "
+        "if the effect is zero, undefined or needs more than 1000 seeds",
+    ),
+    (
+        "smallest_effect",
+        pa.float64(),
+        True,
+        "smallest effect of interest declared in config.yaml, in the metric's units",
+    ),
+    (
+        "n_needed_smallest",
+        pa.int32(),
+        True,
+        "seeds per side for 80% power at smallest_effect, standardized by the observed SD",
+    ),
     ("note", pa.string(), False, "why numbers are missing and how diverged cells entered"),
 ]
 
@@ -419,10 +424,10 @@ def comparison_numbers(
     *,
     paired: bool,
     confidence: float,
-    n_resamples: int,
-    random_state: int,
+    smallest_effect: float | None = None,
 ) -> tuple[dict, list[str]]:
-    """Tests, interval and effect size of one comparison, and notes on what is missing."""
+    """Tests, intervals, effect size and power of one comparison, and notes on what is
+    missing."""
     x = aligned(candidate) if paired else candidate.values
     y = aligned(reference) if paired else reference.values
     row = {
@@ -434,24 +439,27 @@ def comparison_numbers(
         "p_value_rank": math.nan,
         "ci_low": math.nan,
         "ci_high": math.nan,
+        "ci_method": NO_INTERVAL,
         "hedges_g": math.nan,
+        "g_low": math.nan,
+        "g_high": math.nan,
     }
+    power, power_notes = power_numbers(x, y, paired=paired, smallest_effect=smallest_effect)
+    row.update(power)
     if x.size < 2 or y.size < 2:
         return row, [FEWER_THAN_TWO]
     tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
     row.update(tests)
     degenerate = np.ptp(x - y) == 0 if paired else (np.ptp(x) == 0 and np.ptp(y) == 0)
     if not degenerate:
-        samples = (x - y,) if paired else (x, y)
-        row["ci_low"], row["ci_high"] = bootstrap_interval(
-            samples, confidence=confidence, n_resamples=n_resamples, random_state=random_state
-        )
-        if math.isnan(row["ci_low"]):
-            notes.append("bootstrap CI not computable (degenerate resamples)")
+        low, high, method = mean_difference_interval(x, y, paired=paired, confidence=confidence)
+        row["ci_low"], row["ci_high"], row["ci_method"] = float(low), float(high), method
     row["hedges_g"] = hedges_g(x, y)
     if math.isnan(row["hedges_g"]):
         notes.append("zero pooled SD: no effect size")
-    return row, notes
+    else:
+        row["g_low"], row["g_high"] = hedges_g_interval(x, y, confidence=confidence)
+    return row, notes + power_notes
 
 
 def family_name(study: str, factor: str, reference: object, metric: str) -> str:
@@ -480,8 +488,6 @@ def compare(
     study: str,
     seed_axis: str = "seed",
     confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
 ) -> pd.DataFrame:
     """Every candidate against the reference within every combination of the other axes.
 
@@ -535,8 +541,7 @@ def compare(
                     worst=worst,
                     seed_axis=seeds,
                     confidence=confidence,
-                    n_resamples=n_resamples,
-                    random_state=random_state,
+                    smallest_effect=spec.smallest_effect,
                 )
             )
     if not rows:
@@ -553,8 +558,7 @@ def comparison_row(
     worst: float,
     seed_axis: str | None,
     confidence: float,
-    n_resamples: int,
-    random_state: int,
+    smallest_effect: float | None = None,
 ) -> dict:
     notes = []
     for name, side in (("reference", reference), ("candidate", candidate)):
@@ -572,8 +576,7 @@ def comparison_row(
         candidate,
         paired=paired,
         confidence=confidence,
-        n_resamples=n_resamples,
-        random_state=random_state,
+        smallest_effect=smallest_effect,
     )
     mean_ref, mean_cand = mean(reference.values), mean(candidate.values)
     return {
@@ -602,8 +605,6 @@ def comparisons_table(
     *,
     seed_axis: str = "seed",
     confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
 ) -> pd.DataFrame:
     """Every declared comparison of every study (study -> (axes, specs)), Holm-adjusted
     within each family (study, factor, reference, metric) across all its candidates and
@@ -616,8 +617,6 @@ def comparisons_table(
             study=study,
             seed_axis=seed_axis,
             confidence=confidence,
-            n_resamples=n_resamples,
-            random_state=random_state,
         )
         for study, (axes, specs) in studies.items()
         for spec in specs
@@ -636,6 +635,8 @@ def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
         column = df[schema_field.name]
         if pa.types.is_floating(schema_field.type):
             column = column.astype(float)
+        elif pa.types.is_integer(schema_field.type) and schema_field.nullable:
+            column = column.astype("Int64").astype(object).where(column.notna(), None)
         elif pa.types.is_integer(schema_field.type):
             column = column.astype("int64")
         elif pa.types.is_boolean(schema_field.type):
@@ -647,6 +648,13 @@ def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
 # ------------------------------------------------------------------------------ ranking
 
 
+MIN_BLOCKS = 2
+FEWER_THAN_TWO_BLOCKS = (
+    "fewer than two blocks: the Friedman and Iman-Davenport tests, the Nemenyi critical "
+    "difference and its groups are undefined (average ranks are of one block, descriptive)"
+)
+
+
 def nemenyi_q(k: int, alpha: float = 0.05) -> float:
     """Critical value q_alpha of the Nemenyi test for k levels: the studentized range
     quantile at 1 - alpha with infinite degrees of freedom over sqrt(2) (Demšar 2006,
@@ -656,8 +664,12 @@ def nemenyi_q(k: int, alpha: float = 0.05) -> float:
 
 def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
     """CD = q_alpha sqrt(k (k + 1) / (6 N)) (Demšar 2006, §3.2.2): two levels whose
-    average ranks over N blocks differ by at least CD differ significantly."""
-    if k < 2 or n_blocks < 1:
+    average ranks over N blocks differ by at least CD differ significantly.
+
+    NaN below two blocks: the Nemenyi test compares average ranks over several data sets
+    (blocks); with one block the ranks are one observation and no test exists, though
+    the formula would still give a number."""
+    if k < 2 or n_blocks < MIN_BLOCKS:
         return math.nan
     return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n_blocks))
 
@@ -665,11 +677,18 @@ def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> f
 def iman_davenport(chi2: float, k: int, n_blocks: int) -> tuple[float, float]:
     """Iman & Davenport's F_F = (N - 1) chi2 / (N (k - 1) - chi2), F-distributed with
     (k - 1, (k - 1)(N - 1)) degrees of freedom; Demšar (2006, §3.2.2) prefers it to the
-    Friedman chi2, which is undesirably conservative."""
-    denominator = n_blocks * (k - 1) - chi2
-    if not np.isfinite(chi2) or k < 2 or n_blocks < 2 or denominator <= 0:
+    Friedman chi2, which is undesirably conservative.
+
+    chi2 is at most N (k - 1), reached when every block ranks the levels the same; F_F
+    is then +inf with p = 0 (the strongest possible agreement, not a missing number).
+    NaN below two blocks or two levels, where no test exists."""
+    if not np.isfinite(chi2) or k < 2 or n_blocks < MIN_BLOCKS:
         return math.nan, math.nan
-    f = (n_blocks - 1) * chi2 / denominator
+    most = n_blocks * (k - 1)
+    # friedmanchisquare's tie correction can land a hair above or below the maximum
+    if chi2 >= most * (1 - 1e-12):
+        return math.inf, 0.0
+    f = (n_blocks - 1) * chi2 / (most - chi2)
     return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n_blocks - 1)))
 
 
@@ -799,9 +818,12 @@ def friedman_ranks(
     ranks = block_ranks(means[complete], direction)
     k, n = len(levels), int(complete.sum())
     notes = []
-    if n < 2 or k < 3:
+    if n < MIN_BLOCKS:
         statistic = p_value = math.nan
-        notes.append("Friedman test needs at least three levels and two blocks")
+        notes.append(FEWER_THAN_TWO_BLOCKS)
+    elif k < 3:
+        statistic = p_value = math.nan
+        notes.append("Friedman test needs at least three levels")
     else:
         statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means[complete].to_numpy().T)
     if not complete.all():
