@@ -547,6 +547,35 @@ def test_friedman_counts_dropped_blocks_and_diverged_cells():
     assert two_levels.average_ranks == pytest.approx({"a": 4 / 3, "b": 5 / 3})
 
 
+def test_iman_davenport_is_infinite_when_every_block_ranks_the_same():
+    # chi2 = N (k - 1) is the maximum: full agreement, F_F = +inf and p = 0, not NaN
+    assert stats.iman_davenport(5 * 2, 3, 5) == (math.inf, 0.0)
+    table = {"a": [0.9, 0.8, 0.7, 0.95], "b": [0.85, 0.6, 0.65, 0.9], "c": [0.5, 0.5, 0.6, 0.8]}
+    result = stats.friedman_ranks(ranking_cells(table), "norm", AXES)
+    assert result.statistic == pytest.approx(4 * 2)
+    assert result.iman_davenport_f == math.inf and result.iman_davenport_p == 0.0
+    f, p = stats.iman_davenport(7.9, 3, 4)
+    assert f == pytest.approx(3 * 7.9 / (8 - 7.9)) and 0 < p < 1e-3
+    assert all(math.isnan(v) for v in stats.iman_davenport(2.0, 3, 1))
+
+
+def test_one_block_has_no_friedman_test_or_critical_difference():
+    table = {"a": [0.9], "b": [0.85], "c": [0.5]}
+    result = stats.friedman_ranks(ranking_cells(table, seeds=2, spread=0.01), "norm", AXES)
+    assert result.n_blocks == 1
+    assert math.isnan(result.statistic) and math.isnan(result.p_value)
+    assert math.isnan(result.iman_davenport_f) and math.isnan(result.iman_davenport_p)
+    assert math.isnan(result.critical_difference) and result.groups == ()
+    assert result.note == stats.FEWER_THAN_TWO_BLOCKS and "undefined" in result.note
+    assert result.average_ranks == {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert math.isnan(stats.nemenyi_critical_difference(3, 1))
+    two = stats.friedman_ranks(
+        ranking_cells({"a": [0.9, 0.8], "b": [0.85, 0.9], "c": [0.5, 0.6]}), "norm", AXES
+    )
+    assert two.n_blocks == 2 and math.isfinite(two.critical_difference)
+    assert math.isfinite(two.statistic) and two.note == ""
+
+
 def test_condition_json_writes_integer_axes_as_the_config_did():
     import numpy as np
 

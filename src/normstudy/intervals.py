@@ -96,13 +96,21 @@ def hedges_g(candidate, reference) -> float:
     return hedges_correction(x.size, y.size) * (x.mean() - y.mean()) / pooled
 
 
+def noncentral_t_cdf(x: float, df: float, ncp: float) -> float:
+    """scipy.stats.nct.cdf, with its NaN far in the tails replaced by the limit there: 0
+    when the noncentrality lies far above ``x``, 1 when far below."""
+    value = float(sps.nct.cdf(x, df, ncp))
+    if math.isnan(value):
+        return 0.0 if ncp > x else 1.0
+    return value
+
+
 def noncentrality_interval(t: float, df: float, confidence: float) -> tuple[float, float]:
     """The noncentrality parameters λ whose noncentral t puts ``t`` at its upper and lower
     (1 - confidence)/2 tails: the confidence interval of λ (Steiger & Fouladi 1997).
 
     nct.cdf(t, df, λ) falls as λ grows, so each end is the root of a monotone function;
-    the bracket widens until it holds the root. scipy's nct.cdf gives NaN far in its
-    tails, where the value is 0 (λ far above t) or 1 (far below); those stand in for it.
+    the bracket widens until it holds the root.
     """
     if t < 0:
         low, high = noncentrality_interval(-t, df, confidence)
@@ -111,10 +119,7 @@ def noncentrality_interval(t: float, df: float, confidence: float) -> tuple[floa
 
     def root(target: float) -> float:
         def gap(ncp: float) -> float:
-            value = float(sps.nct.cdf(t, df, ncp))
-            if math.isnan(value):
-                value = 0.0 if ncp > t else 1.0
-            return value - target
+            return noncentral_t_cdf(t, df, ncp) - target
 
         low, high = t - 10.0, t + 10.0
         while gap(low) < 0:

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from normstudy.intervals import pooled_sd
+from normstudy.intervals import noncentral_t_cdf, pooled_sd
 
 TARGET_POWER = 0.8
 ALPHA = 0.05
@@ -39,7 +39,7 @@ def t_power(n: int, effect: float, *, paired: bool, alpha: float = ALPHA) -> flo
         return math.nan
     df, ncp = (n - 1, effect * math.sqrt(n)) if paired else (2 * n - 2, effect * math.sqrt(n / 2))
     critical = sps.t.ppf(1 - alpha / 2, df)
-    return float(sps.nct.sf(critical, df, ncp) + sps.nct.cdf(-critical, df, ncp))
+    return 1.0 - noncentral_t_cdf(critical, df, ncp) + noncentral_t_cdf(-critical, df, ncp)
 
 
 def seeds_needed(
