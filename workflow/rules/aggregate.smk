@@ -86,8 +86,8 @@ rule comparisons:
     resources:
         **CPU_JOB_RESOURCES,
     shell:
-        NORMSTUDY + " compare {input.plan:q} {input.cells:q} {output.comparisons:q} "
-        "--power-md {output.power_md:q} --power-csv {output.power_csv:q} > {log:q} 2>&1"
+        f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output.comparisons:q}} "
+        f"--power-md {{output.power_md:q}} --power-csv {{output.power_csv:q}} > {{log:q}} 2>&1"
 
 
 rule ols:
