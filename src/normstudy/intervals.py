@@ -4,13 +4,14 @@ The mean difference gets a Student t interval: on the paired differences when th
 pair up (``scipy.stats.ttest_rel``), Welch's otherwise (``scipy.stats.ttest_ind`` with
 ``equal_var=False``; Welch 1947, Biometrika 34:28). The choice is by measured coverage
 (``tests/test_intervals.py`` simulates it; README "Statistics" has the table): the
-nominal 95% t interval covers 94.5-95.5% for normal seeds at every n from 2 to 30, Welch's
-96-97.6% at 2 seeds a side (its Satterthwaite degrees of freedom err low, so it errs wide)
-and 95-96.5% above, while the BCa bootstrap the project used before covered 52-75% at
-2-3 seeds and 80-89% at 5-10: a bootstrap resamples the few values there are and cannot
-know the spread it has not seen (Efron & Tibshirani 1993, §14.3 and §22, on BCa's
-small-sample behaviour). No method holds 95% for strongly skewed seeds at 3-10 seeds;
-the t interval's shortfall there is measured and documented, not hidden.
+nominal 95% paired t interval covers 94.6-95.3% for normal and moderately skewed seeds
+at every n from 2 to 30 (95-96.6% for skewed seeds on both sides), Welch's 97-97.7% at 2
+seeds a side (its Satterthwaite degrees of freedom err low, so it errs wide) and 95-97%
+above, while the BCa bootstrap the project used before covered 53-78% for normal seeds at
+2-3 seeds and 85-92% at 5-10: a bootstrap resamples the few values there are and cannot know the
+spread it has not seen (Efron & Tibshirani 1993, "An Introduction to the Bootstrap",
+§14.3 and §22). No method tried holds 95% for strongly skewed seeds at 3-10 seeds (t:
+85-90%); that shortfall is measured and documented, not hidden.
 
 Hedges' g gets the interval of the population standardized difference δ obtained by
 inverting the noncentral t distribution (Hedges & Olkin 1985, "Statistical Methods for
