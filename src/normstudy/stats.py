@@ -12,9 +12,13 @@ Two analyses:
   a t-test and a rank test (paired when the seeds pair up), Hedges' g with its interval,
   Holm-adjusted p-values within the family of comparisons, and the seeds the t-test
   would need for 80% power (:mod:`normstudy.power`).
-- :func:`friedman_ranks`: many levels over many conditions, the Friedman test, average
-  ranks and the Nemenyi critical difference of Demšar (2006), "Statistical Comparisons
-  of Classifiers over Multiple Data Sets", JMLR 7, §3.2.2.
+- :func:`friedman_ranks` (:mod:`normstudy.ranking`, re-exported here): many levels over
+  many conditions, the Friedman test, average ranks and the Nemenyi critical difference
+  of Demšar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
+  JMLR 7, §3.2.2.
+
+The helpers both share (the cells of one study, the value each cell contributes) are in
+:mod:`normstudy.stats_common`, also re-exported.
 
 Diverged cells are failures, never dropped silently: they enter the numbers according
 to the comparison's ``diverged`` policy and are always counted. A cell whose metric is
@@ -23,11 +27,9 @@ not finite counts as diverged too.
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -60,128 +62,33 @@ from normstudy.intervals import (  # noqa: F401  (re-exported)
     mean_difference_interval,
 )
 from normstudy.power import power_numbers
-from normstudy.tables import option_axis_text
-
-
-def condition_value(value: object) -> object:
-    """A condition's value as the config wrote it: integral floats (an integer axis that
-    pandas widened to float because another study leaves it empty) back to int."""
-    value = python_value(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def condition_json(condition_axes: Sequence[str], key: Sequence[object]) -> str:
-    """The values of the other axes as compact JSON with sorted keys."""
-    values = {axis: condition_value(v) for axis, v in zip(condition_axes, key, strict=True)}
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
-
-
-def study_cells(cells: pd.DataFrame, study: str | None) -> pd.DataFrame:
-    """The rows of one study (all rows when there is no ``study`` column and ``study`` is None)."""
-    if "study" not in cells.columns:
-        if study is not None:
-            raise KeyError(f"cells has no 'study' column to select study {study!r}")
-        return cells.reset_index(drop=True)
-    studies = sorted(cells["study"].unique())
-    if study is None:
-        if len(studies) > 1:
-            raise ValueError(f"cells hold several studies; pass study= one of: {studies}")
-        return cells.reset_index(drop=True)
-    if study not in studies:
-        raise KeyError(f"no cells for study {study!r}; studies: {', '.join(studies)}")
-    return cells[cells["study"] == study].reset_index(drop=True)
-
-
-def check_columns(cells: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [column for column in columns if column not in cells.columns]
-    if missing:
-        raise KeyError(
-            f"cells lack column(s) {', '.join(missing)}; columns: {', '.join(cells.columns)}"
-        )
-
-
-def check_statuses(cells: pd.DataFrame) -> None:
-    unknown = sorted(set(cells["status"]) - set(STATUSES))
-    if unknown:
-        raise ValueError(f"unknown cell status(es) {unknown}; valid statuses: {STATUSES}")
-
-
-def check_unique_cells(cells: pd.DataFrame, axes: Sequence[str]) -> None:
-    """Every combination of axis values must occur once, or the axes list is incomplete."""
-    duplicated = cells.duplicated(subset=list(axes), keep=False)
-    if duplicated.any():
-        example = cells.loc[duplicated, list(axes)].iloc[0].to_dict()
-        raise ValueError(
-            f"{int(duplicated.sum())} cells share their values of the axes {list(axes)}, "
-            f"e.g. {example}; pass every grid axis of the study"
-        )
-
-
-def failed_cells(cells: pd.DataFrame, metric: str) -> pd.Series:
-    """True for diverged cells and for cells whose metric is not finite."""
-    values = cells[metric].to_numpy(dtype=float)
-    return (cells["status"] == "diverged") | ~pd.Series(np.isfinite(values), index=cells.index)
-
-
-def worst_value(cells: pd.DataFrame, metric: str) -> float:
-    """The worst finite value of ``metric`` among the ok cells (NaN if there is none)."""
-    values = cells.loc[~failed_cells(cells, metric), metric].to_numpy(dtype=float)
-    if values.size == 0:
-        return math.nan
-    return float(values.min() if metric_direction(metric) == "higher" else values.max())
-
-
-def metric_values(cells: pd.DataFrame, metric: str, diverged: str) -> pd.Series:
-    """The value each cell contributes to the numbers; NaN for an excluded cell.
-
-    A diverged cell becomes the chance accuracy ``1/num_classes`` (``chance``), the
-    study's worst observed value (``worst``), or is excluded (``exclude``).
-    """
-    validate_diverged_policy(diverged, metric)
-    failed = failed_cells(cells, metric)
-    values = cells[metric].astype(float).where(~failed)
-    if diverged == "chance":
-        check_columns(cells, ["num_classes"])
-        chance = 1.0 / cells["num_classes"].astype(float)
-        values = values.where(~failed, chance)
-    elif diverged == "worst":
-        values = values.where(~failed, worst_value(cells, metric))
-    return values
-
-
-def sorted_levels(values: pd.Series) -> list[object]:
-    levels = [python_value(level) for level in pd.unique(values)]
-    try:
-        return sorted(levels)
-    except TypeError:
-        return sorted(levels, key=lambda level: (type(level).__name__, str(level)))
-
-
-def spec_in_table_levels(spec: ComparisonSpec, levels: Sequence[object]) -> ComparisonSpec:
-    """``spec`` with its reference and candidates as the cells table holds them.
-
-    An option axis whose values are not all numbers (``norm_options.p: [1, 2, inf]``,
-    ``norm_options.centered: [true, false]``) is a text column of ``cells.parquet``
-    (:func:`normstudy.tables.option_axis_text`); the spec, read from config.yaml, holds
-    the values themselves, which are matched in that text form.
-    """
-    if not levels or not all(isinstance(level, str) for level in levels):
-        return spec
-    candidates = None if spec.candidates is None else tuple(map(option_axis_text, spec.candidates))
-    return replace(spec, reference=option_axis_text(spec.reference), candidates=candidates)
-
-
-def grouped_by(frame: pd.DataFrame, axes: Sequence[str]):
-    """(key tuple, rows) for every combination of ``axes``; one group with key () if none."""
-    if not axes:
-        return [((), frame)]
-    return [
-        (key if isinstance(key, tuple) else (key,), rows)
-        for key, rows in frame.groupby(list(axes), sort=True, dropna=False)
-    ]
-
+from normstudy.ranking import (  # noqa: F401  (re-exported)
+    FEWER_THAN_TWO_BLOCKS,
+    MIN_BLOCKS,
+    FriedmanResult,
+    block_means,
+    block_ranks,
+    critical_difference_groups,
+    friedman_ranks,
+    iman_davenport,
+    nemenyi_critical_difference,
+    nemenyi_q,
+)
+from normstudy.stats_common import (  # noqa: F401  (re-exported)
+    check_columns,
+    check_statuses,
+    check_unique_cells,
+    condition_json,
+    condition_value,
+    failed_cells,
+    grouped_by,
+    metric_values,
+    sorted_levels,
+    spec_in_table_levels,
+    statistic_and_p,
+    study_cells,
+    worst_value,
+)
 
 # ------------------------------------------------------------------ statistics primitives
 
@@ -203,17 +110,6 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
     adjusted[order] = np.maximum.accumulate(scaled)
     return adjusted
-
-
-def statistic_and_p(test, *args, **kwargs) -> tuple[float, float]:
-    """(statistic, p-value) of a scipy test, NaN if scipy refuses the data."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = test(*args, **kwargs)
-        except ValueError:
-            return math.nan, math.nan
-    return float(result.statistic), float(result.pvalue)
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -643,217 +539,3 @@ def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
             column = column.astype(bool)
         arrays.append(pa.array(column.tolist(), type=schema_field.type))
     return pa.Table.from_arrays(arrays, schema=COMPARISONS_SCHEMA)
-
-
-# ------------------------------------------------------------------------------ ranking
-
-
-MIN_BLOCKS = 2
-FEWER_THAN_TWO_BLOCKS = (
-    "fewer than two blocks: the Friedman and Iman-Davenport tests, the Nemenyi critical "
-    "difference and its groups are undefined (average ranks are of one block, descriptive)"
-)
-
-
-def nemenyi_q(k: int, alpha: float = 0.05) -> float:
-    """Critical value q_alpha of the Nemenyi test for k levels: the studentized range
-    quantile at 1 - alpha with infinite degrees of freedom over sqrt(2) (Demšar 2006,
-    §3.2.2 and Table 5a: 2.343 for k = 3, 2.569 for k = 4 at alpha = 0.05)."""
-    return float(sps.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2))
-
-
-def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
-    """CD = q_alpha sqrt(k (k + 1) / (6 N)) (Demšar 2006, §3.2.2): two levels whose
-    average ranks over N blocks differ by at least CD differ significantly.
-
-    NaN below two blocks: the Nemenyi test compares average ranks over several data sets
-    (blocks); with one block the ranks are one observation and no test exists, though
-    the formula would still give a number."""
-    if k < 2 or n_blocks < MIN_BLOCKS:
-        return math.nan
-    return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n_blocks))
-
-
-def iman_davenport(chi2: float, k: int, n_blocks: int) -> tuple[float, float]:
-    """Iman & Davenport's F_F = (N - 1) chi2 / (N (k - 1) - chi2), F-distributed with
-    (k - 1, (k - 1)(N - 1)) degrees of freedom; Demšar (2006, §3.2.2) prefers it to the
-    Friedman chi2, which is undesirably conservative.
-
-    chi2 is at most N (k - 1), reached when every block ranks the levels the same; F_F
-    is then +inf with p = 0 (the strongest possible agreement, not a missing number).
-    NaN below two blocks or two levels, where no test exists."""
-    if not np.isfinite(chi2) or k < 2 or n_blocks < MIN_BLOCKS:
-        return math.nan, math.nan
-    most = n_blocks * (k - 1)
-    # friedmanchisquare's tie correction can land a hair above or below the maximum
-    if chi2 >= most * (1 - 1e-12):
-        return math.inf, 0.0
-    f = (n_blocks - 1) * chi2 / (most - chi2)
-    return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n_blocks - 1)))
-
-
-def critical_difference_groups(
-    average_ranks: Mapping[object, float], critical_difference: float
-) -> tuple[tuple, ...]:
-    """Maximal runs of levels, in order of average rank, whose ranks all differ by less
-    than the critical difference: the bars of a CD diagram (Demšar 2006, Fig. 1-2).
-    Only groups of two or more levels are returned."""
-    if not np.isfinite(critical_difference):
-        return ()
-    ordered = sorted(average_ranks.items(), key=lambda item: item[1])
-    groups, reach = [], -1
-    for start, (_, rank) in enumerate(ordered):
-        end = start
-        while end + 1 < len(ordered) and ordered[end + 1][1] - rank < critical_difference:
-            end += 1
-        if end > start and end > reach:
-            groups.append(tuple(level for level, _ in ordered[start : end + 1]))
-            reach = end
-    return tuple(groups)
-
-
-@dataclass(frozen=True)
-class FriedmanResult:
-    """Friedman test and average ranks of the levels of one factor over blocks.
-
-    ``average_ranks`` maps level -> average rank, best (rank 1) first; ``ranks`` holds
-    the rank of every level in every block used (rows: block JSON, columns: levels).
-    """
-
-    factor: str
-    metric: str
-    diverged: str
-    average_ranks: dict
-    n_blocks: int
-    n_blocks_dropped: int
-    dropped_blocks: tuple[str, ...]
-    n_diverged: dict
-    statistic: float
-    p_value: float
-    iman_davenport_f: float
-    iman_davenport_p: float
-    alpha: float
-    q_alpha: float
-    critical_difference: float
-    groups: tuple[tuple, ...]
-    note: str
-    ranks: pd.DataFrame = field(repr=False, compare=False)
-
-    @property
-    def levels(self) -> tuple:
-        return tuple(self.average_ranks)
-
-
-def block_means(
-    frame: pd.DataFrame,
-    values: pd.Series,
-    factor: str,
-    block_axes: Sequence[str],
-    levels: Sequence[object],
-) -> pd.DataFrame:
-    """Mean over seeds of every (block, level): rows are blocks (condition JSON), columns
-    levels; NaN where a level has no value in the numbers of a block."""
-    table = {}
-    for key, group in grouped_by(frame, block_axes):
-        table[condition_json(block_axes, key)] = {
-            level: values[group.index[group[factor] == level]].mean() for level in levels
-        }
-    return pd.DataFrame.from_dict(table, orient="index", columns=list(levels), dtype=float)
-
-
-def block_ranks(means: pd.DataFrame, direction: str) -> pd.DataFrame:
-    """Rank of each level within each block, 1 = best, ties averaged (Demšar 2006, §3.2.2)."""
-    signed = -means if direction == "higher" else means
-    return signed.rank(axis=1, method="average")
-
-
-def friedman_ranks(
-    cells: pd.DataFrame,
-    factor: str,
-    axes: Sequence[str],
-    *,
-    metric: str = "final_test_acc",
-    seed_axis: str = "seed",
-    diverged: str = "chance",
-    alpha: float = 0.05,
-    levels: Sequence[object] | None = None,
-    study: str | None = None,
-) -> FriedmanResult:
-    """Friedman test and Nemenyi critical difference for the levels of ``factor``
-    (Demšar 2006, §3.2.2).
-
-    A block is one combination of the axes other than ``factor`` and ``seed_axis``;
-    within a block each level's value is the mean over its seeds (after the ``diverged``
-    policy), so seeds are replicates, not blocks. A block where a level has no value is
-    dropped and counted. Levels are ranked within each block, 1 = best (higher is better
-    for accuracies, lower for losses and the generalization gap); the statistic and
-    p-value are scipy.stats.friedmanchisquare's (with its tie correction).
-    """
-    axes = list(axes)
-    validate_factor(factor, axes, seed_axis)
-    direction = metric_direction(metric)
-    validate_diverged_policy(diverged, metric)
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", metric])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
-    values = metric_values(frame, metric, diverged)
-    all_levels = sorted_levels(frame[factor])
-    if levels is None:
-        levels = all_levels
-    else:
-        unknown = [level for level in levels if level not in all_levels]
-        if unknown:
-            raise ValueError(
-                f"level(s) {unknown} of {factor!r} are not in the cells; levels: {all_levels}"
-            )
-        levels = list(levels)
-        frame = frame[frame[factor].isin(levels)]
-    if len(levels) < 2:
-        raise ValueError(f"ranking {factor!r} needs at least two levels, got {levels}")
-    block_axes = [axis for axis in axes if axis not in (factor, seed_axis)]
-    failed = failed_cells(frame, metric)
-    means = block_means(frame, values, factor, block_axes, levels)
-    complete = means.notna().all(axis=1)
-    ranks = block_ranks(means[complete], direction)
-    k, n = len(levels), int(complete.sum())
-    notes = []
-    if n < MIN_BLOCKS:
-        statistic = p_value = math.nan
-        notes.append(FEWER_THAN_TWO_BLOCKS)
-    elif k < 3:
-        statistic = p_value = math.nan
-        notes.append("Friedman test needs at least three levels")
-    else:
-        statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means[complete].to_numpy().T)
-    if not complete.all():
-        notes.append(f"{int((~complete).sum())} block(s) dropped: a level has no value")
-    n_failed = int(failed.sum())
-    if n_failed:
-        notes.append(f"{n_failed} diverged cell(s) {DIVERGED_POLICIES[diverged]}")
-    average = ranks.mean(axis=0).sort_values(kind="stable") if n else pd.Series(dtype=float)
-    average_ranks = {python_value(level): float(rank) for level, rank in average.items()}
-    cd = nemenyi_critical_difference(k, n, alpha)
-    f, f_p = iman_davenport(statistic, k, n)
-    return FriedmanResult(
-        factor=factor,
-        metric=metric,
-        diverged=diverged,
-        average_ranks=average_ranks,
-        n_blocks=n,
-        n_blocks_dropped=int((~complete).sum()),
-        dropped_blocks=tuple(means.index[~complete]),
-        n_diverged={
-            level: int(failed[frame.index[frame[factor] == level]].sum()) for level in levels
-        },
-        statistic=statistic,
-        p_value=p_value,
-        iman_davenport_f=f,
-        iman_davenport_p=f_p,
-        alpha=alpha,
-        q_alpha=nemenyi_q(k, alpha),
-        critical_difference=cd,
-        groups=critical_difference_groups(average_ranks, cd),
-        note="; ".join(notes),
-        ranks=ranks,
-    )
