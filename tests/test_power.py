@@ -157,6 +157,8 @@ REPORT_INPUT = comparison_rows(
         ("b", 3, 3, None, 0.01, 5),
         ("c", 1, 3, None, math.nan, None),  # nothing to judge
         ("d", 3, 3, 2, 0.001, 400),  # out of reach
+        ("e", 2, 2, 4, math.nan, None),  # one within reach, one not
+        ("e", 2, 2, 200, math.nan, None),
     ]
 )
 
@@ -166,6 +168,7 @@ def test_power_rows_judge_on_the_smallest_effect_where_declared():
     assert list(rows["basis"]) == ["observed effect", *["smallest effect"] * 2] + [
         "observed effect",
         "smallest effect",
+        *["observed effect"] * 2,
     ]
     assert rows["n_target"].astype(object).where(rows["n_target"].notna(), None).tolist() == [
         2,
@@ -173,8 +176,10 @@ def test_power_rows_judge_on_the_smallest_effect_where_declared():
         5,
         None,
         400,
+        4,
+        200,
     ]
-    assert list(rows["adequate"]) == [True, False, False, None, False]
+    assert list(rows["adequate"]) == [True, False, False, None, False, False, False]
     summary = power_report.study_summary(rows).set_index("study")
     assert summary.loc["a", "powered"] and not summary.loc["b", "powered"]
     assert summary.loc["b", "n_needed_max"] == 6
@@ -199,6 +204,7 @@ def test_suggestion_extends_only_the_seed_lists_that_fall_short():
         "b": {"grid": {"seed": [0, 1, 2]}, "demo": {"grid": {"seed": [0, 5, 1]}}},
         "c": {"grid": {"seed": [0]}},
         "d": {"grid": {"seed": [0, 1, 2]}},
+        "e": {"grid": {"seed": [0, 1]}},
     }
     rows = power_report.power_rows(REPORT_INPUT)
     lines = power_report.seed_suggestions(rows, studies, "demo", max_seeds=30)
@@ -208,7 +214,11 @@ def test_suggestion_extends_only_the_seed_lists_that_fall_short():
         "(smallest effect)"
     )
     assert lines[2].startswith("# c: no comparison can be judged")
-    assert "exceeds --max-seeds 30" in lines[3]
+    assert lines[3].startswith("# d: 1 comparison(s) need more than --max-seeds 30, all it")
+    assert lines[4] == (
+        "studies.e.grid.seed: [0, 1, 2, 3]   # was [0, 1]; n needed 4 (observed effect); "
+        "1 comparison(s) need more than --max-seeds 30"
+    )
     paper = power_report.seed_suggestions(rows, studies, "paper")
     assert paper[1].startswith("studies.b.grid.seed: [0, 1, 2, 3, 4, 5]")
     assert power_report.extended_seeds([3, 0], 4) == [3, 0, 1, 2]

@@ -177,8 +177,13 @@ def seed_key(study: Mapping, scale: str) -> tuple[str, list[int] | None]:
 def seed_suggestions(
     rows: pd.DataFrame, studies: Mapping[str, Mapping], scale: str, *, max_seeds: int = 30
 ) -> list[str]:
-    """One line per study that lacks seeds: the config.yaml key and its new value, the
-    n it reaches and why; studies with enough seeds, or none to judge, say so too."""
+    """One line per study: the config.yaml key and its new seed list where seeds are
+    missing, with the n it reaches and why; otherwise why the study stays as it is.
+
+    The n is the most any comparison of the study needs within ``max_seeds``; those that
+    need more (an observed effect near zero, a smallest effect far below the seeds' spread)
+    are counted in the line, not chased: seeds will not settle them.
+    """
     lines = []
     for summary in study_summary(rows).itertuples(index=False):
         study = summary.study
@@ -188,22 +193,26 @@ def seed_suggestions(
         if summary.powered:
             lines.append(f"# {study}: adequately powered with {summary.n_now} seeds; unchanged")
             continue
-        key, seeds = seed_key(studies.get(study, {}), scale)
-        target = int(summary.n_needed_max)
-        why = f"n needed {target} ({summary.basis})"
-        if target > max_seeds:
+        targets = [int(n) for n in rows.loc[rows["study"] == study, "n_target"].dropna()]
+        reachable = [n for n in targets if n <= max_seeds]
+        beyond = len(targets) - len(reachable)
+        out_of_reach = f"{beyond} comparison(s) need more than --max-seeds {max_seeds}"
+        if not reachable:
             lines.append(
-                f"# {study}: {why} exceeds --max-seeds {max_seeds}: more seeds will not "
-                "settle it; consider a larger smallest_effect or fewer comparisons"
+                f"# {study}: {out_of_reach}, all it can judge: more seeds will not settle "
+                "them; consider the smallest_effect or the comparisons; unchanged"
             )
             continue
+        target = max(reachable)
+        why = f"n needed {target} ({summary.basis})" + (f"; {out_of_reach}" if beyond else "")
+        key, seeds = seed_key(studies.get(study, {}), scale)
         if seeds is None:
             lines.append(f"# {study}: {why}, but it has no seed axis: add studies.{study}.{key}")
             continue
         if target <= len(seeds):
             lines.append(
-                f"# {study}: {why} and {len(seeds)} seeds are listed, but only "
-                f"{summary.n_now} enter a comparison (diverged cells excluded); unchanged"
+                f"# {study}: {why} and {len(seeds)} seeds are listed, but fewer enter some "
+                "comparisons (diverged cells excluded); unchanged"
             )
             continue
         new = extended_seeds(seeds, target)
