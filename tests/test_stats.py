@@ -15,7 +15,6 @@ from normstudy import stats
 from normstudy.stats import ComparisonSpec, ComparisonSpecError
 
 AXES = ["dataset", "norm", "freeze", "seed"]
-RESAMPLES = 199
 
 
 def make_cells(values: dict, *, study="s", num_classes=10, statuses=None) -> pd.DataFrame:
@@ -96,7 +95,7 @@ def test_hedges_g_hand_computation():
 def test_paired_comparison_matches_scipy():
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
     spec = ComparisonSpec("norm", "batch")
-    rows = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=3)
+    rows = stats.compare(cells, spec, AXES, study="s")
     row = one_row(rows, candidate="layer")
     x, y = np.array(CAND), np.array(REF)
     assert row["paired"] and row["test"] == "ttest_rel" and row["test_rank"] == "wilcoxon"
@@ -112,10 +111,12 @@ def test_paired_comparison_matches_scipy():
     assert row["p_value"] == pytest.approx(t.pvalue)
     assert row["statistic_rank"] == pytest.approx(w.statistic)
     assert row["p_value_rank"] == pytest.approx(w.pvalue)
-    ci = sps.bootstrap(
-        (x - y,), np.mean, n_resamples=RESAMPLES, method="BCa", rng=np.random.default_rng(3)
-    ).confidence_interval
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+    # the t interval of the mean paired difference by hand
+    d = x - y
+    half = sps.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["ci_method"] == "paired_t"
+
     assert row["ci_low"] < row["diff"] < row["ci_high"]
     assert row["hedges_g"] == pytest.approx(stats.hedges_g(x, y))
     assert row["p_holm"] == pytest.approx(t.pvalue)
@@ -124,9 +125,9 @@ def test_paired_comparison_matches_scipy():
 
 def test_pairing_follows_seeds_not_row_order():
     shuffled = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
-    shuffled = shuffled.sample(frac=1.0, random_state=0)
+    shuffled = shuffled.sample(frac=1.0)
     spec = ComparisonSpec("norm", "batch")
-    row = stats.compare(shuffled, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    row = stats.compare(shuffled, spec, AXES, study="s").iloc[0]
     assert row["statistic"] == pytest.approx(sps.ttest_rel(CAND, REF).statistic)
 
 
@@ -138,7 +139,7 @@ def test_unpaired_comparison_matches_scipy():
         }
     )
     spec = ComparisonSpec("norm", "batch")
-    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    row = stats.compare(cells, spec, AXES, study="s").iloc[0]
     x, y = np.array(CAND[:4]), np.array(REF)
     assert not row["paired"] and row["test"] == "welch" and row["test_rank"] == "mannwhitneyu"
     assert "seeds differ" in row["note"]
@@ -148,14 +149,13 @@ def test_unpaired_comparison_matches_scipy():
     assert row["p_value"] == pytest.approx(t.pvalue)
     assert row["statistic_rank"] == pytest.approx(u.statistic)
     assert row["p_value_rank"] == pytest.approx(u.pvalue)
-    ci = sps.bootstrap(
-        (x, y),
-        lambda a, b, axis=-1: a.mean(axis=axis) - b.mean(axis=axis),
-        n_resamples=RESAMPLES,
-        method="BCa",
-        rng=np.random.default_rng(0),
-    ).confidence_interval
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+    # Welch's interval by hand: diff ± t_{0.975, ν} sqrt(s1²/n1 + s2²/n2), Satterthwaite ν
+    a, b = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    nu = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))
+    half = sps.t.ppf(0.975, nu) * math.sqrt(a + b)
+    diff = x.mean() - y.mean()
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((diff - half, diff + half))
+    assert row["ci_method"] == "welch_t"
     assert row["hedges_g"] == pytest.approx(stats.hedges_g(x, y))
 
 
@@ -167,9 +167,7 @@ def test_comparisons_stay_within_conditions():
         values[(dataset, "layer", freeze)] = [offset + v for v in CAND]
         values[(dataset, "none", freeze)] = [offset + v / 2 for v in CAND]
     cells = make_cells(values)
-    rows = stats.compare(
-        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
-    )
+    rows = stats.compare(cells, ComparisonSpec("norm", "batch"), AXES, study="s")
     assert len(rows) == 2 * len(offsets)
     assert set(rows["candidate"]) == {"layer", "none"}
     for (dataset, freeze), offset in offsets.items():
@@ -187,7 +185,7 @@ def test_candidates_restrict_the_comparisons():
         {("d", "batch", "all"): REF, ("d", "layer", "all"): CAND, ("d", "none", "all"): REF}
     )
     spec = ComparisonSpec("norm", "batch", candidates=("none",))
-    rows = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES)
+    rows = stats.compare(cells, spec, AXES, study="s")
     assert list(rows["candidate"]) == ["none"]
 
 
@@ -198,9 +196,7 @@ def test_diverged_cells_count_as_chance():
         num_classes=4,
         statuses=statuses,
     )
-    rows = stats.compare(
-        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
-    )
+    rows = stats.compare(cells, ComparisonSpec("norm", "batch"), AXES, study="s")
     row = rows.iloc[0]
     substituted = np.array([CAND[0], 0.25, CAND[2], 0.25, CAND[4]])
     assert (row["n_cand"], row["n_diverged_cand"], row["n_diverged_ref"]) == (5, 2, 0)
@@ -214,7 +210,7 @@ def test_diverged_cells_excluded_are_still_counted():
     statuses = {(("d", "layer", "all"), 1): "diverged"}
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, statuses=statuses)
     spec = ComparisonSpec("norm", "batch", diverged="exclude")
-    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    row = stats.compare(cells, spec, AXES, study="s").iloc[0]
     kept = [CAND[0], *CAND[2:]]
     assert (row["n_cand"], row["n_diverged_cand"]) == (4, 1)
     assert row["mean_cand"] == pytest.approx(np.mean(kept))
@@ -228,7 +224,7 @@ def test_diverged_cells_count_as_the_worst_value():
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, statuses=statuses)
     for metric, worst in (("final_test_acc", 0.79), ("final_test_loss", 1 - 0.79)):
         spec = ComparisonSpec("norm", "batch", metric=metric, diverged="worst")
-        row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+        row = stats.compare(cells, spec, AXES, study="s").iloc[0]
         expected = [worst, *(v if metric.endswith("acc") else 1 - v for v in REF[1:])]
         assert row["mean_ref"] == pytest.approx(np.mean(expected))
         assert row["n_diverged_ref"] == 1
@@ -237,18 +233,14 @@ def test_diverged_cells_count_as_the_worst_value():
 def test_non_finite_metric_counts_as_diverged():
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND}, num_classes=5)
     cells.loc[(cells["norm"] == "layer") & (cells["seed"] == 0), "final_test_acc"] = math.nan
-    row = stats.compare(
-        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
-    ).iloc[0]
+    row = stats.compare(cells, ComparisonSpec("norm", "batch"), AXES, study="s").iloc[0]
     assert row["n_diverged_cand"] == 1
     assert row["mean_cand"] == pytest.approx(np.mean([0.2, *CAND[1:]]))
 
 
 def test_fewer_than_two_seeds_gives_no_test():
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): [0.9]})
-    row = stats.compare(
-        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
-    ).iloc[0]
+    row = stats.compare(cells, ComparisonSpec("norm", "batch"), AXES, study="s").iloc[0]
     assert (row["n_ref"], row["n_cand"]) == (5, 1)
     assert row["mean_cand"] == pytest.approx(0.9) and math.isnan(row["sd_cand"])
     assert row["mean_ref"] == pytest.approx(np.mean(REF))
@@ -268,7 +260,7 @@ def test_all_seeds_excluded_reports_counts():
         {("d", "batch", "all"): REF[:3], ("d", "layer", "all"): CAND[:3]}, statuses=statuses
     )
     spec = ComparisonSpec("norm", "batch", diverged="exclude")
-    row = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES).iloc[0]
+    row = stats.compare(cells, spec, AXES, study="s").iloc[0]
     assert (row["n_cand"], row["n_diverged_cand"]) == (0, 3)
     assert math.isnan(row["mean_cand"]) and math.isnan(row["p_value"])
     assert stats.FEWER_THAN_TWO in row["note"]
@@ -278,9 +270,7 @@ def test_zero_variance_gives_no_t_test():
     cells = make_cells(
         {("d", "batch", "all"): [0.5, 0.5, 0.5], ("d", "layer", "all"): [0.7, 0.7, 0.7]}
     )
-    row = stats.compare(
-        cells, ComparisonSpec("norm", "batch"), AXES, study="s", n_resamples=RESAMPLES
-    ).iloc[0]
+    row = stats.compare(cells, ComparisonSpec("norm", "batch"), AXES, study="s").iloc[0]
     assert row["paired"] and row["diff"] == pytest.approx(0.2)
     assert (row["sd_ref"], row["sd_cand"]) == (0.0, 0.0)
     assert math.isnan(row["statistic"]) and math.isnan(row["ci_low"])
@@ -294,9 +284,7 @@ def test_numeric_levels_and_conditions_are_text():
     cells["lr"] = np.where(cells["norm"] == "batch", 0.1, 0.01)
     cells = cells.drop(columns="norm")
     spec = ComparisonSpec("lr", 0.1)
-    rows = stats.compare(
-        cells, spec, ["dataset", "lr", "freeze", "seed"], study="s", n_resamples=RESAMPLES
-    )
+    rows = stats.compare(cells, spec, ["dataset", "lr", "freeze", "seed"], study="s")
     row = rows.iloc[0]
     assert (row["reference"], row["candidate"]) == ("0.1", "0.01")
     assert row["family"] == "s/lr=0.1/final_test_acc"
@@ -316,9 +304,7 @@ def test_option_axes_stored_as_text_match_the_config_values():
     )
     cells = cells.rename(columns={"norm": "norm_options.p", "freeze": "norm_options.centered"})
     axes = ["dataset", "norm_options.p", "norm_options.centered", "seed"]
-    by_p = stats.compare(
-        cells, ComparisonSpec("norm_options.p", 2), axes, study="s", n_resamples=RESAMPLES
-    )
+    by_p = stats.compare(cells, ComparisonSpec("norm_options.p", 2), axes, study="s")
     centred = by_p[[json.loads(c)["norm_options.centered"] == "True" for c in by_p["condition"]]]
     assert sorted(centred["candidate"]) == ["1", "inf"]
     assert set(by_p["reference"]) == {"2"}
@@ -329,7 +315,6 @@ def test_option_axes_stored_as_text_match_the_config_values():
         ComparisonSpec("norm_options.centered", True, candidates=(False,)),
         axes,
         study="s",
-        n_resamples=RESAMPLES,
     )
     (row,) = [
         r for _, r in by_centring.iterrows() if json.loads(r["condition"])["norm_options.p"] == "2"
@@ -340,9 +325,7 @@ def test_option_axes_stored_as_text_match_the_config_values():
         ComparisonSpecError,
         match="reference '3' is not a level of 'norm_options.p'; levels: 1, 2, inf",
     ):
-        stats.compare(
-            cells, ComparisonSpec("norm_options.p", 3), axes, study="s", n_resamples=RESAMPLES
-        )
+        stats.compare(cells, ComparisonSpec("norm_options.p", 3), axes, study="s")
 
 
 def test_holm_within_each_family_across_specs_and_conditions():
@@ -358,9 +341,7 @@ def test_holm_within_each_family_across_specs_and_conditions():
         ComparisonSpec("norm", "batch", candidates=("none",)),
         ComparisonSpec("freeze", "all"),
     ]
-    table = stats.comparisons_table(
-        cells, {"s": (AXES, specs), "t": (AXES, specs[:1])}, n_resamples=RESAMPLES
-    )
+    table = stats.comparisons_table(cells, {"s": (AXES, specs), "t": (AXES, specs[:1])})
     assert list(table.columns) == stats.COMPARISON_COLUMNS
     assert table.groupby("family").size().to_dict() == {
         "s/norm=batch/final_test_acc": 12,
@@ -370,7 +351,7 @@ def test_holm_within_each_family_across_specs_and_conditions():
     for _, family in table.groupby("family"):
         np.testing.assert_allclose(family["p_holm"], stats.holm(family["p_value"]))
         np.testing.assert_allclose(family["p_holm_rank"], stats.holm(family["p_value_rank"]))
-    single = stats.compare(cells, specs[0], AXES, study="s", n_resamples=RESAMPLES)
+    single = stats.compare(cells, specs[0], AXES, study="s")
     in_table = table[(table["study"] == "s") & (table["candidate"] == "layer")]
     np.testing.assert_allclose(in_table["p_value"], single["p_value"])
     assert (in_table["p_holm"].to_numpy() >= single["p_holm"].to_numpy()).all()
@@ -379,8 +360,8 @@ def test_holm_within_each_family_across_specs_and_conditions():
 def test_results_are_reproducible():
     cells = make_cells({("d", "batch", "all"): REF, ("d", "layer", "all"): CAND})
     spec = ComparisonSpec("norm", "batch")
-    first = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=7)
-    again = stats.compare(cells, spec, AXES, study="s", n_resamples=RESAMPLES, random_state=7)
+    first = stats.compare(cells, spec, AXES, study="s")
+    again = stats.compare(cells, spec, AXES, study="s")
     pd.testing.assert_frame_equal(first, again)
 
 
@@ -388,9 +369,7 @@ def test_comparisons_arrow_schema_and_parquet_round_trip(tmp_path):
     cells = make_cells(
         {("d", "batch", "all"): REF, ("d", "layer", "all"): CAND, ("d", "none", "all"): [0.3]}
     )
-    table = stats.comparisons_table(
-        cells, {"s": (AXES, [ComparisonSpec("norm", "batch")])}, n_resamples=RESAMPLES
-    )
+    table = stats.comparisons_table(cells, {"s": (AXES, [ComparisonSpec("norm", "batch")])})
     arrow = stats.comparisons_arrow(table)
     assert arrow.schema.equals(stats.COMPARISONS_SCHEMA, check_metadata=True)
     for schema_field in stats.COMPARISONS_SCHEMA:
@@ -566,6 +545,35 @@ def test_friedman_counts_dropped_blocks_and_diverged_cells():
     two_levels = stats.friedman_ranks(cells, "norm", AXES, levels=["a", "b"])
     assert math.isnan(two_levels.statistic) and "three levels" in two_levels.note
     assert two_levels.average_ranks == pytest.approx({"a": 4 / 3, "b": 5 / 3})
+
+
+def test_iman_davenport_is_infinite_when_every_block_ranks_the_same():
+    # chi2 = N (k - 1) is the maximum: full agreement, F_F = +inf and p = 0, not NaN
+    assert stats.iman_davenport(5 * 2, 3, 5) == (math.inf, 0.0)
+    table = {"a": [0.9, 0.8, 0.7, 0.95], "b": [0.85, 0.6, 0.65, 0.9], "c": [0.5, 0.5, 0.6, 0.8]}
+    result = stats.friedman_ranks(ranking_cells(table), "norm", AXES)
+    assert result.statistic == pytest.approx(4 * 2)
+    assert result.iman_davenport_f == math.inf and result.iman_davenport_p == 0.0
+    f, p = stats.iman_davenport(7.9, 3, 4)
+    assert f == pytest.approx(3 * 7.9 / (8 - 7.9)) and 0 < p < 1e-3
+    assert all(math.isnan(v) for v in stats.iman_davenport(2.0, 3, 1))
+
+
+def test_one_block_has_no_friedman_test_or_critical_difference():
+    table = {"a": [0.9], "b": [0.85], "c": [0.5]}
+    result = stats.friedman_ranks(ranking_cells(table, seeds=2, spread=0.01), "norm", AXES)
+    assert result.n_blocks == 1
+    assert math.isnan(result.statistic) and math.isnan(result.p_value)
+    assert math.isnan(result.iman_davenport_f) and math.isnan(result.iman_davenport_p)
+    assert math.isnan(result.critical_difference) and result.groups == ()
+    assert result.note == stats.FEWER_THAN_TWO_BLOCKS and "undefined" in result.note
+    assert result.average_ranks == {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert math.isnan(stats.nemenyi_critical_difference(3, 1))
+    two = stats.friedman_ranks(
+        ranking_cells({"a": [0.9, 0.8], "b": [0.85, 0.9], "c": [0.5, 0.6]}), "norm", AXES
+    )
+    assert two.n_blocks == 2 and math.isfinite(two.critical_difference)
+    assert math.isfinite(two.statistic) and two.note == ""
 
 
 def test_condition_json_writes_integer_axes_as_the_config_did():

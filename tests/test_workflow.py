@@ -244,3 +244,42 @@ def test_editing_one_figures_code_reruns_only_that_figure(finished_run):
         module.write_bytes(original)
         os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert jobs == {"figure": 1, "all": 1}
+
+
+def test_power_report_and_suggested_seeds_plan_only_the_new_cells(finished_run):
+    """The comparisons rule writes the power report; the seed list `normstudy power
+    --suggest` prints for a study, set in config.yaml, trains only the new seeds' cells."""
+    import pandas as pd
+
+    from normstudy.power_report import power_rows, seed_suggestions
+
+    tables = finished_run / "results" / "tables"
+    assert (tables / "power.md").read_text().startswith("# Power of the comparisons")
+    assert (tables / "power.csv").read_text().startswith("study,family,candidate")
+    command = [sys.executable, "-m", "normstudy.cli", "power", str(tables / "comparisons.parquet")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    result = subprocess.run(
+        [*command, "--suggest"], cwd=finished_run, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0 and "at demo scale" in result.stdout, result.stderr
+    # toy declares no comparison; one whose observed effect needs 3 seeds a side
+    needs_three = {
+        "study": "toy",
+        "family": "toy/lr=0.1/final_test_acc",
+        "candidate": "0.05",
+        "condition": "{}",
+        "paired": True,
+        "n_ref": 2,
+        "n_cand": 2,
+        "n_needed": 3,
+        "smallest_effect": float("nan"),
+        "n_needed_smallest": None,
+    }
+    (line,) = seed_suggestions(power_rows(pd.DataFrame([needs_three])), TOY, "demo")
+    key, value = line.split("#")[0].split(":", 1)
+    assert key == "studies.toy.grid.seed"
+    studies = {"toy": {"grid": {**TOY["toy"]["grid"], "seed": yaml.safe_load(value)}}}
+    write_config(finished_run, studies)
+    jobs = planned_jobs(finished_run)
+    write_config(finished_run, TOY)
+    assert jobs == {**AFTER_TRAINING, "train": 2}

@@ -186,9 +186,38 @@ def command_compare(args: argparse.Namespace) -> int:
         name: (entry["axes"], parse_comparisons(entry["comparisons"], entry["axes"]))
         for name, entry in plan["studies"].items()
     }
-    table = comparisons_table(cells, studies, n_resamples=args.resamples)
+    table = comparisons_table(cells, studies)
     write_parquet_atomic(args.output, comparisons_arrow(table))
     print(f"{len(table)} comparisons -> {args.output}")
+    if args.power_md or args.power_csv:
+        from normstudy.io import write_text_atomic
+        from normstudy.power_report import power_csv, power_markdown, power_rows
+
+        rows = power_rows(table)
+        if args.power_md:
+            write_text_atomic(args.power_md, power_markdown(rows, plan.get("scale")))
+            print(f"power report -> {args.power_md}")
+        if args.power_csv:
+            write_text_atomic(args.power_csv, power_csv(rows))
+            print(f"power table -> {args.power_csv}")
+    return 0
+
+
+def command_power(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import yaml
+
+    from normstudy.power_report import power_markdown, power_rows, seed_suggestions
+
+    rows = power_rows(pd.read_parquet(args.comparisons))
+    if not args.suggest:
+        print(power_markdown(rows))
+        return 0
+    config = yaml.safe_load(Path(args.config).read_text())
+    scale = args.scale or config.get("scale", "demo")
+    print(f"# seeds for {args.comparisons} at {scale} scale; edit {args.config}:")
+    for line in seed_suggestions(rows, config["studies"], scale, max_seeds=args.max_seeds):
+        print(line)
     return 0
 
 
@@ -394,8 +423,24 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("plan", help="plan JSON written by the workflow")
     compare.add_argument("cells", help="cells.parquet")
     compare.add_argument("output", help="comparisons.parquet to write")
-    compare.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
+    compare.add_argument("--power-md", help="power report (Markdown) to write")
+    compare.add_argument("--power-csv", help="power table (CSV) to write")
     compare.set_defaults(func=command_compare)
+
+    power = commands.add_parser(
+        "power",
+        help="seeds needed for 80%% power per comparison; --suggest: the config change",
+    )
+    power.add_argument("comparisons", help="comparisons.parquet")
+    power.add_argument(
+        "--suggest", action="store_true", help="print the seed lists to set in config.yaml"
+    )
+    power.add_argument("--config", default="config.yaml", help="workflow config to suggest for")
+    power.add_argument("--scale", choices=["demo", "paper"], help="default: the config's")
+    power.add_argument(
+        "--max-seeds", type=int, default=30, help="suggest no more seeds than this per study"
+    )
+    power.set_defaults(func=command_power)
 
     ols = commands.add_parser("ols", help="OLS with and without BN (Morwani 2020 §2)")
     ols.add_argument("output", help="ols.parquet to write")

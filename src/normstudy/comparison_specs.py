@@ -7,6 +7,7 @@ comparisons while Snakemake parses the Snakefile, without importing the numerica
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,8 +44,8 @@ DIVERGED_POLICIES: dict[str, str] = {
 accuracy metrics; ``worst`` is the lowest accuracy, or the highest loss or gap)."""
 
 STATUSES = ("ok", "diverged")
-SPEC_KEYS = ("factor", "reference", "metric", "candidates", "diverged")
-FEWER_THAN_TWO = "fewer than two seeds on a side: no test"
+SPEC_KEYS = ("factor", "reference", "metric", "candidates", "diverged", "smallest_effect")
+FEWER_THAN_TWO = "fewer than two seeds on a side: no test, no interval, no effect size"
 
 
 class ComparisonSpecError(ValueError):
@@ -56,7 +57,9 @@ class ComparisonSpec:
     """One entry of a study's ``comparisons:`` list in config.yaml.
 
     ``candidates`` defaults to every level of ``factor`` other than ``reference``;
-    ``diverged`` is one of :data:`DIVERGED_POLICIES`.
+    ``diverged`` is one of :data:`DIVERGED_POLICIES`; ``smallest_effect`` is the smallest
+    difference of interest in the metric's units (e.g. 0.01 = one point of accuracy), for
+    which :mod:`normstudy.power` reports the seeds needed.
     """
 
     factor: str
@@ -64,6 +67,7 @@ class ComparisonSpec:
     metric: str = "final_test_acc"
     candidates: tuple | None = None
     diverged: str = "chance"
+    smallest_effect: float | None = None
 
 
 # ---------------------------------------------------------------------------- validation
@@ -124,11 +128,28 @@ def validate_levels(spec: ComparisonSpec, levels: Sequence[object]) -> None:
             )
 
 
+def validate_smallest_effect(factor: str, value: object) -> None:
+    """None, or a positive finite number (not a boolean, which YAML makes of ``yes``)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ComparisonSpecError(
+            f"comparison of {factor!r}: smallest_effect must be a positive number in the "
+            f"metric's units (e.g. 0.01 for one point of accuracy), not {value!r}"
+        )
+
+
 def validate_spec(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str = "seed") -> None:
     """Raise :class:`ComparisonSpecError` if ``spec`` cannot be made on a study with ``axes``."""
     validate_factor(spec.factor, axes, seed_axis)
     metric_direction(spec.metric)
     validate_diverged_policy(spec.diverged, spec.metric)
+    validate_smallest_effect(spec.factor, spec.smallest_effect)
     if spec.candidates is not None:
         if len(spec.candidates) == 0:
             raise ComparisonSpecError(f"comparison of {spec.factor!r}: candidates is empty")
@@ -168,6 +189,7 @@ def spec_from_entry(entry: object, axes: Sequence[str], seed_axis: str) -> Compa
         metric=entry.get("metric", ComparisonSpec.metric),
         candidates=candidates,
         diverged=entry.get("diverged", ComparisonSpec.diverged),
+        smallest_effect=entry.get("smallest_effect"),
     )
     validate_spec(spec, list(axes), seed_axis)
     return spec

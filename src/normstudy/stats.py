@@ -7,12 +7,18 @@ Two analyses:
 
 - :func:`compare` / :func:`comparisons_table`: one level of a factor (a normalizer, a
   freeze policy, ...) against a reference level, within every combination of the other
-  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a
-  bootstrap confidence interval, a t-test and a rank test (paired when the seeds pair
-  up), Hedges' g and Holm-adjusted p-values within the family of comparisons.
-- :func:`friedman_ranks`: many levels over many conditions, the Friedman test, average
-  ranks and the Nemenyi critical difference of Demšar (2006), "Statistical Comparisons
-  of Classifiers over Multiple Data Sets", JMLR 7, §3.2.2.
+  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a t
+  interval (:mod:`normstudy.intervals`: paired t or Welch, chosen by measured coverage),
+  a t-test and a rank test (paired when the seeds pair up), Hedges' g with its interval,
+  Holm-adjusted p-values within the family of comparisons, and the seeds the t-test
+  would need for 80% power (:mod:`normstudy.power`).
+- :func:`friedman_ranks` (:mod:`normstudy.ranking`, re-exported here): many levels over
+  many conditions, the Friedman test, average ranks and the Nemenyi critical difference
+  of Demšar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
+  JMLR 7, §3.2.2.
+
+The helpers both share (the cells of one study, the value each cell contributes) are in
+:mod:`normstudy.stats_common`, also re-exported.
 
 Diverged cells are failures, never dropped silently: they enter the numbers according
 to the comparison's ``diverged`` policy and are always counted. A cell whose metric is
@@ -21,11 +27,9 @@ not finite counts as diverged too.
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,128 +54,41 @@ from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
     validate_levels,
     validate_spec,
 )
-from normstudy.tables import option_axis_text
-
-
-def condition_value(value: object) -> object:
-    """A condition's value as the config wrote it: integral floats (an integer axis that
-    pandas widened to float because another study leaves it empty) back to int."""
-    value = python_value(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def condition_json(condition_axes: Sequence[str], key: Sequence[object]) -> str:
-    """The values of the other axes as compact JSON with sorted keys."""
-    values = {axis: condition_value(v) for axis, v in zip(condition_axes, key, strict=True)}
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
-
-
-def study_cells(cells: pd.DataFrame, study: str | None) -> pd.DataFrame:
-    """The rows of one study (all rows when there is no ``study`` column and ``study`` is None)."""
-    if "study" not in cells.columns:
-        if study is not None:
-            raise KeyError(f"cells has no 'study' column to select study {study!r}")
-        return cells.reset_index(drop=True)
-    studies = sorted(cells["study"].unique())
-    if study is None:
-        if len(studies) > 1:
-            raise ValueError(f"cells hold several studies; pass study= one of: {studies}")
-        return cells.reset_index(drop=True)
-    if study not in studies:
-        raise KeyError(f"no cells for study {study!r}; studies: {', '.join(studies)}")
-    return cells[cells["study"] == study].reset_index(drop=True)
-
-
-def check_columns(cells: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [column for column in columns if column not in cells.columns]
-    if missing:
-        raise KeyError(
-            f"cells lack column(s) {', '.join(missing)}; columns: {', '.join(cells.columns)}"
-        )
-
-
-def check_statuses(cells: pd.DataFrame) -> None:
-    unknown = sorted(set(cells["status"]) - set(STATUSES))
-    if unknown:
-        raise ValueError(f"unknown cell status(es) {unknown}; valid statuses: {STATUSES}")
-
-
-def check_unique_cells(cells: pd.DataFrame, axes: Sequence[str]) -> None:
-    """Every combination of axis values must occur once, or the axes list is incomplete."""
-    duplicated = cells.duplicated(subset=list(axes), keep=False)
-    if duplicated.any():
-        example = cells.loc[duplicated, list(axes)].iloc[0].to_dict()
-        raise ValueError(
-            f"{int(duplicated.sum())} cells share their values of the axes {list(axes)}, "
-            f"e.g. {example}; pass every grid axis of the study"
-        )
-
-
-def failed_cells(cells: pd.DataFrame, metric: str) -> pd.Series:
-    """True for diverged cells and for cells whose metric is not finite."""
-    values = cells[metric].to_numpy(dtype=float)
-    return (cells["status"] == "diverged") | ~pd.Series(np.isfinite(values), index=cells.index)
-
-
-def worst_value(cells: pd.DataFrame, metric: str) -> float:
-    """The worst finite value of ``metric`` among the ok cells (NaN if there is none)."""
-    values = cells.loc[~failed_cells(cells, metric), metric].to_numpy(dtype=float)
-    if values.size == 0:
-        return math.nan
-    return float(values.min() if metric_direction(metric) == "higher" else values.max())
-
-
-def metric_values(cells: pd.DataFrame, metric: str, diverged: str) -> pd.Series:
-    """The value each cell contributes to the numbers; NaN for an excluded cell.
-
-    A diverged cell becomes the chance accuracy ``1/num_classes`` (``chance``), the
-    study's worst observed value (``worst``), or is excluded (``exclude``).
-    """
-    validate_diverged_policy(diverged, metric)
-    failed = failed_cells(cells, metric)
-    values = cells[metric].astype(float).where(~failed)
-    if diverged == "chance":
-        check_columns(cells, ["num_classes"])
-        chance = 1.0 / cells["num_classes"].astype(float)
-        values = values.where(~failed, chance)
-    elif diverged == "worst":
-        values = values.where(~failed, worst_value(cells, metric))
-    return values
-
-
-def sorted_levels(values: pd.Series) -> list[object]:
-    levels = [python_value(level) for level in pd.unique(values)]
-    try:
-        return sorted(levels)
-    except TypeError:
-        return sorted(levels, key=lambda level: (type(level).__name__, str(level)))
-
-
-def spec_in_table_levels(spec: ComparisonSpec, levels: Sequence[object]) -> ComparisonSpec:
-    """``spec`` with its reference and candidates as the cells table holds them.
-
-    An option axis whose values are not all numbers (``norm_options.p: [1, 2, inf]``,
-    ``norm_options.centered: [true, false]``) is a text column of ``cells.parquet``
-    (:func:`normstudy.tables.option_axis_text`); the spec, read from config.yaml, holds
-    the values themselves, which are matched in that text form.
-    """
-    if not levels or not all(isinstance(level, str) for level in levels):
-        return spec
-    candidates = None if spec.candidates is None else tuple(map(option_axis_text, spec.candidates))
-    return replace(spec, reference=option_axis_text(spec.reference), candidates=candidates)
-
-
-def grouped_by(frame: pd.DataFrame, axes: Sequence[str]):
-    """(key tuple, rows) for every combination of ``axes``; one group with key () if none."""
-    if not axes:
-        return [((), frame)]
-    return [
-        (key if isinstance(key, tuple) else (key,), rows)
-        for key, rows in frame.groupby(list(axes), sort=True, dropna=False)
-    ]
-
+from normstudy.intervals import (  # noqa: F401  (re-exported)
+    INTERVAL_METHODS,
+    NO_INTERVAL,
+    hedges_g,
+    hedges_g_interval,
+    mean_difference_interval,
+)
+from normstudy.power import power_numbers
+from normstudy.ranking import (  # noqa: F401  (re-exported)
+    FEWER_THAN_TWO_BLOCKS,
+    MIN_BLOCKS,
+    FriedmanResult,
+    block_means,
+    block_ranks,
+    critical_difference_groups,
+    friedman_ranks,
+    iman_davenport,
+    nemenyi_critical_difference,
+    nemenyi_q,
+)
+from normstudy.stats_common import (  # noqa: F401  (re-exported)
+    check_columns,
+    check_statuses,
+    check_unique_cells,
+    condition_json,
+    condition_value,
+    failed_cells,
+    grouped_by,
+    metric_values,
+    sorted_levels,
+    spec_in_table_levels,
+    statistic_and_p,
+    study_cells,
+    worst_value,
+)
 
 # ------------------------------------------------------------------ statistics primitives
 
@@ -193,70 +110,6 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
     adjusted[order] = np.maximum.accumulate(scaled)
     return adjusted
-
-
-def hedges_g(candidate: Sequence[float], reference: Sequence[float]) -> float:
-    """Hedges' g of candidate minus reference: the pooled-SD standardized mean difference
-    times J = 1 - 3 / (4 (n1 + n2) - 9) (Hedges 1981, J. Educ. Stat. 6:107,
-    with m = n1 + n2 - 2 in his J(m) = 1 - 3 / (4m - 1)).
-
-    Used for paired seeds too: with equal n the pooled SD is sqrt((s1² + s2²) / 2), the
-    d_av of Lakens (2013, Front. Psychol. 4:863), so g does not grow with the correlation
-    between the paired runs as d_z would, and reads the same for paired and unpaired rows.
-    NaN when a side has fewer than two values or the pooled SD is zero.
-    """
-    x, y = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 < 2 or n2 < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
-        return math.nan
-    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
-    if pooled == 0:
-        return math.nan
-    correction = 1 - 3 / (4 * (n1 + n2) - 9)
-    return correction * (x.mean() - y.mean()) / pooled
-
-
-def mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
-
-
-def bootstrap_interval(
-    samples: tuple[np.ndarray, ...],
-    *,
-    confidence: float,
-    n_resamples: int,
-    random_state: int,
-) -> tuple[float, float]:
-    """BCa bootstrap interval (scipy.stats.bootstrap) of the mean of one sample (paired
-    differences) or of the difference of means of two independent samples.
-
-    Every call starts a fresh generator from ``random_state``, so a row's interval does
-    not depend on the other rows. (NaN, NaN) when BCa is degenerate.
-    """
-    statistic = np.mean if len(samples) == 1 else mean_difference
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = sps.bootstrap(
-            samples,
-            statistic,
-            n_resamples=n_resamples,
-            confidence_level=confidence,
-            method="BCa",
-            vectorized=True,
-            rng=np.random.default_rng(random_state),
-        )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def statistic_and_p(test, *args, **kwargs) -> tuple[float, float]:
-    """(statistic, p-value) of a scipy test, NaN if scipy refuses the data."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = test(*args, **kwargs)
-        except ValueError:
-            return math.nan, math.nan
-    return float(result.statistic), float(result.pvalue)
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -285,9 +138,16 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("mean_cand", pa.float64(), True, "mean of the candidate side"),
     ("sd_cand", pa.float64(), True, "standard deviation of the candidate side (ddof=1)"),
     ("diff", pa.float64(), True, "mean_cand - mean_ref"),
-    ("ci_low", pa.float64(), True, "lower end of the BCa bootstrap interval of diff"),
-    ("ci_high", pa.float64(), True, "upper end of the BCa bootstrap interval of diff"),
-    ("confidence", pa.float64(), False, "confidence level of the interval"),
+    ("ci_low", pa.float64(), True, "lower end of the confidence interval of diff (ci_method)"),
+    ("ci_high", pa.float64(), True, "upper end of the confidence interval of diff (ci_method)"),
+    ("confidence", pa.float64(), False, "confidence level of the intervals"),
+    (
+        "ci_method",
+        pa.string(),
+        False,
+        "how ci_low/ci_high were made: paired_t (t on the paired differences), welch_t, "
+        "or none (no interval; note says why)",
+    ),
     ("paired", pa.bool_(), False, "same seeds (at least two) on both sides: paired tests"),
     ("test", pa.string(), False, "t-test: ttest_rel (paired) or welch (unpaired)"),
     ("statistic", pa.float64(), True, "t statistic (candidate minus reference)"),
@@ -301,8 +161,49 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
         True,
         "pooled-SD standardized mean difference with J = 1 - 3/(4(n1+n2)-9), also when paired",
     ),
+    (
+        "g_low",
+        pa.float64(),
+        True,
+        "lower end of the noncentral-t interval of the standardized difference (sides "
+        "taken as independent: wider than needed for positively correlated paired seeds)",
+    ),
+    ("g_high", pa.float64(), True, "upper end of that interval"),
     ("p_holm", pa.float64(), True, "Holm-adjusted p_value within the family"),
     ("p_holm_rank", pa.float64(), True, "Holm-adjusted p_value_rank within the family"),
+    (
+        "effect_power",
+        pa.float64(),
+        True,
+        "observed standardized effect the power uses: mean/SD of the paired differences "
+        "(d_z) when paired, diff / pooled SD when not",
+    ),
+    (
+        "power_now",
+        pa.float64(),
+        True,
+        "power of the two-sided t-test (alpha 0.05) with min(n_ref, n_cand) seeds at "
+        "effect_power (post hoc: restates the p-value; a rough guide only)",
+    ),
+    (
+        "n_needed",
+        pa.int32(),
+        True,
+        "seeds per side for 80% power (two-sided alpha 0.05) at the observed effect; null "
+        "if the effect is zero, undefined or needs more than 1000 seeds",
+    ),
+    (
+        "smallest_effect",
+        pa.float64(),
+        True,
+        "smallest effect of interest declared in config.yaml, in the metric's units",
+    ),
+    (
+        "n_needed_smallest",
+        pa.int32(),
+        True,
+        "seeds per side for 80% power at smallest_effect, standardized by the observed SD",
+    ),
     ("note", pa.string(), False, "why numbers are missing and how diverged cells entered"),
 ]
 
@@ -419,10 +320,10 @@ def comparison_numbers(
     *,
     paired: bool,
     confidence: float,
-    n_resamples: int,
-    random_state: int,
+    smallest_effect: float | None = None,
 ) -> tuple[dict, list[str]]:
-    """Tests, interval and effect size of one comparison, and notes on what is missing."""
+    """Tests, intervals, effect size and power of one comparison, and notes on what is
+    missing."""
     x = aligned(candidate) if paired else candidate.values
     y = aligned(reference) if paired else reference.values
     row = {
@@ -434,24 +335,27 @@ def comparison_numbers(
         "p_value_rank": math.nan,
         "ci_low": math.nan,
         "ci_high": math.nan,
+        "ci_method": NO_INTERVAL,
         "hedges_g": math.nan,
+        "g_low": math.nan,
+        "g_high": math.nan,
     }
+    power, power_notes = power_numbers(x, y, paired=paired, smallest_effect=smallest_effect)
+    row.update(power)
     if x.size < 2 or y.size < 2:
         return row, [FEWER_THAN_TWO]
     tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
     row.update(tests)
     degenerate = np.ptp(x - y) == 0 if paired else (np.ptp(x) == 0 and np.ptp(y) == 0)
     if not degenerate:
-        samples = (x - y,) if paired else (x, y)
-        row["ci_low"], row["ci_high"] = bootstrap_interval(
-            samples, confidence=confidence, n_resamples=n_resamples, random_state=random_state
-        )
-        if math.isnan(row["ci_low"]):
-            notes.append("bootstrap CI not computable (degenerate resamples)")
+        low, high, method = mean_difference_interval(x, y, paired=paired, confidence=confidence)
+        row["ci_low"], row["ci_high"], row["ci_method"] = float(low), float(high), method
     row["hedges_g"] = hedges_g(x, y)
     if math.isnan(row["hedges_g"]):
         notes.append("zero pooled SD: no effect size")
-    return row, notes
+    else:
+        row["g_low"], row["g_high"] = hedges_g_interval(x, y, confidence=confidence)
+    return row, notes + power_notes
 
 
 def family_name(study: str, factor: str, reference: object, metric: str) -> str:
@@ -480,8 +384,6 @@ def compare(
     study: str,
     seed_axis: str = "seed",
     confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
 ) -> pd.DataFrame:
     """Every candidate against the reference within every combination of the other axes.
 
@@ -535,8 +437,7 @@ def compare(
                     worst=worst,
                     seed_axis=seeds,
                     confidence=confidence,
-                    n_resamples=n_resamples,
-                    random_state=random_state,
+                    smallest_effect=spec.smallest_effect,
                 )
             )
     if not rows:
@@ -553,8 +454,7 @@ def comparison_row(
     worst: float,
     seed_axis: str | None,
     confidence: float,
-    n_resamples: int,
-    random_state: int,
+    smallest_effect: float | None = None,
 ) -> dict:
     notes = []
     for name, side in (("reference", reference), ("candidate", candidate)):
@@ -572,8 +472,7 @@ def comparison_row(
         candidate,
         paired=paired,
         confidence=confidence,
-        n_resamples=n_resamples,
-        random_state=random_state,
+        smallest_effect=smallest_effect,
     )
     mean_ref, mean_cand = mean(reference.values), mean(candidate.values)
     return {
@@ -602,8 +501,6 @@ def comparisons_table(
     *,
     seed_axis: str = "seed",
     confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
 ) -> pd.DataFrame:
     """Every declared comparison of every study (study -> (axes, specs)), Holm-adjusted
     within each family (study, factor, reference, metric) across all its candidates and
@@ -616,8 +513,6 @@ def comparisons_table(
             study=study,
             seed_axis=seed_axis,
             confidence=confidence,
-            n_resamples=n_resamples,
-            random_state=random_state,
         )
         for study, (axes, specs) in studies.items()
         for spec in specs
@@ -636,202 +531,11 @@ def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
         column = df[schema_field.name]
         if pa.types.is_floating(schema_field.type):
             column = column.astype(float)
+        elif pa.types.is_integer(schema_field.type) and schema_field.nullable:
+            column = column.astype("Int64").astype(object).where(column.notna(), None)
         elif pa.types.is_integer(schema_field.type):
             column = column.astype("int64")
         elif pa.types.is_boolean(schema_field.type):
             column = column.astype(bool)
         arrays.append(pa.array(column.tolist(), type=schema_field.type))
     return pa.Table.from_arrays(arrays, schema=COMPARISONS_SCHEMA)
-
-
-# ------------------------------------------------------------------------------ ranking
-
-
-def nemenyi_q(k: int, alpha: float = 0.05) -> float:
-    """Critical value q_alpha of the Nemenyi test for k levels: the studentized range
-    quantile at 1 - alpha with infinite degrees of freedom over sqrt(2) (Demšar 2006,
-    §3.2.2 and Table 5a: 2.343 for k = 3, 2.569 for k = 4 at alpha = 0.05)."""
-    return float(sps.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2))
-
-
-def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
-    """CD = q_alpha sqrt(k (k + 1) / (6 N)) (Demšar 2006, §3.2.2): two levels whose
-    average ranks over N blocks differ by at least CD differ significantly."""
-    if k < 2 or n_blocks < 1:
-        return math.nan
-    return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n_blocks))
-
-
-def iman_davenport(chi2: float, k: int, n_blocks: int) -> tuple[float, float]:
-    """Iman & Davenport's F_F = (N - 1) chi2 / (N (k - 1) - chi2), F-distributed with
-    (k - 1, (k - 1)(N - 1)) degrees of freedom; Demšar (2006, §3.2.2) prefers it to the
-    Friedman chi2, which is undesirably conservative."""
-    denominator = n_blocks * (k - 1) - chi2
-    if not np.isfinite(chi2) or k < 2 or n_blocks < 2 or denominator <= 0:
-        return math.nan, math.nan
-    f = (n_blocks - 1) * chi2 / denominator
-    return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n_blocks - 1)))
-
-
-def critical_difference_groups(
-    average_ranks: Mapping[object, float], critical_difference: float
-) -> tuple[tuple, ...]:
-    """Maximal runs of levels, in order of average rank, whose ranks all differ by less
-    than the critical difference: the bars of a CD diagram (Demšar 2006, Fig. 1-2).
-    Only groups of two or more levels are returned."""
-    if not np.isfinite(critical_difference):
-        return ()
-    ordered = sorted(average_ranks.items(), key=lambda item: item[1])
-    groups, reach = [], -1
-    for start, (_, rank) in enumerate(ordered):
-        end = start
-        while end + 1 < len(ordered) and ordered[end + 1][1] - rank < critical_difference:
-            end += 1
-        if end > start and end > reach:
-            groups.append(tuple(level for level, _ in ordered[start : end + 1]))
-            reach = end
-    return tuple(groups)
-
-
-@dataclass(frozen=True)
-class FriedmanResult:
-    """Friedman test and average ranks of the levels of one factor over blocks.
-
-    ``average_ranks`` maps level -> average rank, best (rank 1) first; ``ranks`` holds
-    the rank of every level in every block used (rows: block JSON, columns: levels).
-    """
-
-    factor: str
-    metric: str
-    diverged: str
-    average_ranks: dict
-    n_blocks: int
-    n_blocks_dropped: int
-    dropped_blocks: tuple[str, ...]
-    n_diverged: dict
-    statistic: float
-    p_value: float
-    iman_davenport_f: float
-    iman_davenport_p: float
-    alpha: float
-    q_alpha: float
-    critical_difference: float
-    groups: tuple[tuple, ...]
-    note: str
-    ranks: pd.DataFrame = field(repr=False, compare=False)
-
-    @property
-    def levels(self) -> tuple:
-        return tuple(self.average_ranks)
-
-
-def block_means(
-    frame: pd.DataFrame,
-    values: pd.Series,
-    factor: str,
-    block_axes: Sequence[str],
-    levels: Sequence[object],
-) -> pd.DataFrame:
-    """Mean over seeds of every (block, level): rows are blocks (condition JSON), columns
-    levels; NaN where a level has no value in the numbers of a block."""
-    table = {}
-    for key, group in grouped_by(frame, block_axes):
-        table[condition_json(block_axes, key)] = {
-            level: values[group.index[group[factor] == level]].mean() for level in levels
-        }
-    return pd.DataFrame.from_dict(table, orient="index", columns=list(levels), dtype=float)
-
-
-def block_ranks(means: pd.DataFrame, direction: str) -> pd.DataFrame:
-    """Rank of each level within each block, 1 = best, ties averaged (Demšar 2006, §3.2.2)."""
-    signed = -means if direction == "higher" else means
-    return signed.rank(axis=1, method="average")
-
-
-def friedman_ranks(
-    cells: pd.DataFrame,
-    factor: str,
-    axes: Sequence[str],
-    *,
-    metric: str = "final_test_acc",
-    seed_axis: str = "seed",
-    diverged: str = "chance",
-    alpha: float = 0.05,
-    levels: Sequence[object] | None = None,
-    study: str | None = None,
-) -> FriedmanResult:
-    """Friedman test and Nemenyi critical difference for the levels of ``factor``
-    (Demšar 2006, §3.2.2).
-
-    A block is one combination of the axes other than ``factor`` and ``seed_axis``;
-    within a block each level's value is the mean over its seeds (after the ``diverged``
-    policy), so seeds are replicates, not blocks. A block where a level has no value is
-    dropped and counted. Levels are ranked within each block, 1 = best (higher is better
-    for accuracies, lower for losses and the generalization gap); the statistic and
-    p-value are scipy.stats.friedmanchisquare's (with its tie correction).
-    """
-    axes = list(axes)
-    validate_factor(factor, axes, seed_axis)
-    direction = metric_direction(metric)
-    validate_diverged_policy(diverged, metric)
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", metric])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
-    values = metric_values(frame, metric, diverged)
-    all_levels = sorted_levels(frame[factor])
-    if levels is None:
-        levels = all_levels
-    else:
-        unknown = [level for level in levels if level not in all_levels]
-        if unknown:
-            raise ValueError(
-                f"level(s) {unknown} of {factor!r} are not in the cells; levels: {all_levels}"
-            )
-        levels = list(levels)
-        frame = frame[frame[factor].isin(levels)]
-    if len(levels) < 2:
-        raise ValueError(f"ranking {factor!r} needs at least two levels, got {levels}")
-    block_axes = [axis for axis in axes if axis not in (factor, seed_axis)]
-    failed = failed_cells(frame, metric)
-    means = block_means(frame, values, factor, block_axes, levels)
-    complete = means.notna().all(axis=1)
-    ranks = block_ranks(means[complete], direction)
-    k, n = len(levels), int(complete.sum())
-    notes = []
-    if n < 2 or k < 3:
-        statistic = p_value = math.nan
-        notes.append("Friedman test needs at least three levels and two blocks")
-    else:
-        statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means[complete].to_numpy().T)
-    if not complete.all():
-        notes.append(f"{int((~complete).sum())} block(s) dropped: a level has no value")
-    n_failed = int(failed.sum())
-    if n_failed:
-        notes.append(f"{n_failed} diverged cell(s) {DIVERGED_POLICIES[diverged]}")
-    average = ranks.mean(axis=0).sort_values(kind="stable") if n else pd.Series(dtype=float)
-    average_ranks = {python_value(level): float(rank) for level, rank in average.items()}
-    cd = nemenyi_critical_difference(k, n, alpha)
-    f, f_p = iman_davenport(statistic, k, n)
-    return FriedmanResult(
-        factor=factor,
-        metric=metric,
-        diverged=diverged,
-        average_ranks=average_ranks,
-        n_blocks=n,
-        n_blocks_dropped=int((~complete).sum()),
-        dropped_blocks=tuple(means.index[~complete]),
-        n_diverged={
-            level: int(failed[frame.index[frame[factor] == level]].sum()) for level in levels
-        },
-        statistic=statistic,
-        p_value=p_value,
-        iman_davenport_f=f,
-        iman_davenport_p=f_p,
-        alpha=alpha,
-        q_alpha=nemenyi_q(k, alpha),
-        critical_difference=cd,
-        groups=critical_difference_groups(average_ranks, cd),
-        note="; ".join(notes),
-        ranks=ranks,
-    )

@@ -80,7 +80,9 @@ rule comparisons:
         plan=rules.plan.output[0],
         cells=rules.tables.output.cells,
     output:
-        f"{RESULTS}/tables/comparisons.parquet",
+        comparisons=f"{RESULTS}/tables/comparisons.parquet",
+        power_md=f"{RESULTS}/tables/power.md",
+        power_csv=f"{RESULTS}/tables/power.csv",
     log:
         f"{RESULTS}/logs/comparisons.log",
     conda:
@@ -88,7 +90,8 @@ rule comparisons:
     resources:
         **CPU_JOB_RESOURCES,
     shell:
-        f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output:q}} > {{log:q}} 2>&1"
+        f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output.comparisons:q}} "
+        f"--power-md {{output.power_md:q}} --power-csv {{output.power_csv:q}} > {{log:q}} 2>&1"
 
 
 rule ols:
