@@ -45,6 +45,7 @@ include: "workflow/rules/estimate.smk"
 
 check_data_caches()
 check_cells_present()
+warn_outdated_cells()
 
 
 onstart:
