@@ -319,9 +319,10 @@ def command_clean(args: argparse.Namespace) -> int:
     from normstudy.orphans import cells_of_every_scale, outdated_cells, remove, unused_cells
     from normstudy.runlock import lock_results
 
-    results = Path(args.results)
+    workflow_config = read_config_file(args.configfile)
+    results = Path(args.results or workflow_config.get("results", "results"))
     try:
-        scales = cells_of_every_scale(read_config_file(args.configfile))
+        scales = cells_of_every_scale(workflow_config)
     except StudyError as error:
         raise refuse(f"{args.configfile}: {error}") from None
     keep = set().union(*scales.values())
@@ -331,7 +332,7 @@ def command_clean(args: argparse.Namespace) -> int:
         # versions that are no longer current: no run plans those again.
         last = set(read_json(plan_path)["cells"])
         keep |= last - set(outdated_cells(results / "cells", skip=keep))
-    if args.remove:
+    if args.remove and results.is_dir():
         # A running workflow may train cells of a config other than this file's.
         holder = lock_results(results)
         if holder:
@@ -340,7 +341,7 @@ def command_clean(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{scale} {len(cells)}" for scale, cells in scales.items())
     print(
         f"{len(unused)} cell(s) under {results} in no plan of {args.configfile} (cells per "
-        f"scale: {counts}) nor of {plan_path}:"
+        f"scale: {counts}) nor of {plan_path}{':' if unused else '.'}"
     )
     for cell in unused:
         print(f"  {cell.cell_id}  {cell.reason}  ({len(cell.paths)} path(s))")
@@ -489,7 +490,9 @@ def parser() -> argparse.ArgumentParser:
         "an edited config. Lists them; --remove deletes their directories, checkpoints, "
         "finished copies, logs and benchmarks.",
     )
-    clean.add_argument("--results", default="results", help="the results directory (results)")
+    clean.add_argument(
+        "--results", default=None, help="the results directory (the config's results: or results)"
+    )
     clean.add_argument("--configfile", default="config.yaml", help="the workflow config")
     clean.add_argument("--remove", action="store_true", help="delete them (default: list only)")
     clean.set_defaults(func=command_clean)
