@@ -194,7 +194,9 @@ def test_reference_output_is_unchanged_unless_the_version_was_bumped(part):
         + "\n  ".join(problems[:10])
         + f"\nIf the change is intended, bump {part}'s version in normstudy.behaviour.VERSIONS "
         f"(cells using it are then planned again under new ids) and regenerate its reference "
-        f"with `{UPDATE} {part}`; if not, it is a regression."
+        f"with `{UPDATE} {part}`; if not, it is a regression. (A reference also runs other "
+        "parts: a tiny digits/mlp/batch cell, a BN model. If the change is in one of those, "
+        "its own reference fails too: bump that part, then regenerate both.)"
     )
 
 
@@ -208,3 +210,15 @@ def test_reference_comparison_fails_on_a_change_and_passes_float_noise():
 
 def test_names_catalog_and_versions_agree_on_probes():
     assert set(behaviour.VERSIONS["probe"]) == set(names.PROBE_OPTIONS)
+
+
+def test_a_changed_normalizer_fails_its_reference(monkeypatch):
+    """What a fix of noisy BN (here: other noise) does to the check: its reference differs."""
+    from normstudy.norms import NoisyBatchNorm
+
+    monkeypatch.setattr(NoisyBatchNorm, "options", {**NoisyBatchNorm.options, "noise_mean": 0.6})
+    pinned = PINNED["norm.batch_noisy"]["output"]
+    assert references.differences(pinned, references.compute("norm.batch_noisy"))
+    assert not references.differences(
+        PINNED["norm.batch"]["output"], references.compute("norm.batch")
+    )
