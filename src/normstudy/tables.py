@@ -379,16 +379,15 @@ def version_problems(rows: list[dict], plan: dict) -> list[str]:
     """Why the rows of ``cells.parquet`` must not be combined: planned cells made by a
     version of a part that is not the current one, and parts with several versions."""
     problems = []
-    for row in rows:
+    records = [json.loads(row["behaviour_versions"]) for row in rows]
+    for row, made in zip(rows, records, strict=True):
         config = plan["cells"][row["cell_id"]]
-        made = json.loads(row["behaviour_versions"])
-        now = behaviour.parts_used(config)
-        changed = {p: (made.get(p, 1), v) for p, v in now.items() if made.get(p, 1) != v}
+        changed = behaviour.outdated_parts(config, {"behaviour_versions": made})
         if changed:
             problems.append(
                 f"cell {row['cell_id']} was made by {behaviour.describe_outdated(changed)}"
             )
-    mixed = behaviour.mixed_versions([json.loads(row["behaviour_versions"]) for row in rows])
+    mixed = behaviour.mixed_versions(records)
     problems.extend(
         f"part {part} has versions {', '.join(map(str, versions))} among the cells"
         for part, versions in sorted(mixed.items())
