@@ -58,7 +58,8 @@ def test_depth_rules_agree_with_builders(model):
 
 def test_parse_time_modules_do_not_import_torch():
     code = (
-        "import sys, normstudy.grid, normstudy.config, normstudy.names; "
+        "import sys, normstudy.grid, normstudy.config, normstudy.names, normstudy.behaviour, "
+        "normstudy.orphans; "
         "print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -107,14 +107,18 @@ def command_prepare_data(args: argparse.Namespace) -> int:
 
 def command_aggregate(args: argparse.Namespace) -> int:
     from normstudy.io import read_json
-    from normstudy.tables import UnreadableCellError, aggregate
+    from normstudy.orphans import outdated_cells, outdated_warning
+    from normstudy.tables import MixedVersionsError, UnreadableCellError, aggregate
 
     plan = read_json(args.plan)
     try:
         counts = aggregate(plan, args.cells_dir, args.out_dir)
-    except UnreadableCellError as error:
+    except (UnreadableCellError, MixedVersionsError) as error:
         print(f"normstudy: error: {error}", file=sys.stderr)
         return 1
+    outdated = outdated_cells(args.cells_dir, skip=plan["cells"])
+    if outdated:
+        print(outdated_warning(outdated, str(Path(args.cells_dir).parent)), file=sys.stderr)
     print(f"{counts['cells']} rows ({counts['unique_cells']} cells) -> {args.out_dir}")
     return 0
 
@@ -348,6 +352,50 @@ def command_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_clean(args: argparse.Namespace) -> int:
+    """List (or with --remove delete) the cells under RESULTS that no plan of the config uses
+    at any scale, nor the last run's ``plan.json``: the old cells of a version bump."""
+    from normstudy.grid import StudyError
+    from normstudy.io import read_json
+    from normstudy.orphans import cells_of_every_scale, outdated_cells, remove, unused_cells
+    from normstudy.runlock import lock_results
+
+    workflow_config = read_config_file(args.configfile)
+    results = Path(args.results or workflow_config.get("results", "results"))
+    try:
+        scales = cells_of_every_scale(workflow_config)
+    except StudyError as error:
+        raise refuse(f"{args.configfile}: {error}") from None
+    keep = set().union(*scales.values())
+    plan_path = results / "plan.json"
+    if plan_path.exists():
+        # The last run's plan (maybe with --config overrides), but not its cells made by
+        # versions that are no longer current: no run plans those again.
+        last = set(read_json(plan_path)["cells"])
+        keep |= last - set(outdated_cells(results / "cells", skip=keep))
+    if args.remove and results.is_dir():
+        # A running workflow may train cells of a config other than this file's.
+        holder = lock_results(results)
+        if holder:
+            raise refuse(f"{results} is in use by a workflow run ({holder}); nothing removed")
+    unused = unused_cells(results, keep)
+    counts = ", ".join(f"{scale} {len(cells)}" for scale, cells in scales.items())
+    print(
+        f"{len(unused)} cell(s) under {results} in no plan of {args.configfile} (cells per "
+        f"scale: {counts}) nor of {plan_path}{':' if unused else '.'}"
+    )
+    for cell in unused:
+        print(f"  {cell.cell_id}  {cell.reason}  ({len(cell.paths)} path(s))")
+    if not unused:
+        return 0
+    if args.remove:
+        removed = remove(unused)
+        print(f"removed {removed} path(s) of {len(unused)} cell(s)")
+    else:
+        print("nothing removed: --remove deletes their directories, checkpoints, logs, benchmarks")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -495,6 +543,21 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON document per refresh")
     status.add_argument("--all", action="store_true", help="list every cell, not only the notable")
     status.set_defaults(func=command_status)
+
+    clean = commands.add_parser(
+        "clean",
+        help="list (--remove: delete) cells no plan uses, e.g. outdated by a version bump",
+        description="Cells under RESULTS used by no plan of CONFIGFILE at any scale nor by "
+        "RESULTS/plan.json (the last run's): the old cells of a behaviour version bump, or of "
+        "an edited config. Lists them; --remove deletes their directories, checkpoints, "
+        "finished copies, logs and benchmarks.",
+    )
+    clean.add_argument(
+        "--results", default=None, help="the results directory (the config's results: or results)"
+    )
+    clean.add_argument("--configfile", default="config.yaml", help="the workflow config")
+    clean.add_argument("--remove", action="store_true", help="delete them (default: list only)")
+    clean.set_defaults(func=command_clean)
 
     figure = commands.add_parser("figure", help="draw one figure from the tables")
     figure.add_argument("name", help="figure name (normstudy.figures.catalog)")

@@ -10,9 +10,11 @@ values. Axes may name a key inside an options mapping with a dot
 (``dataset_options.n_per_class``).
 
 A cell id is a readable prefix plus a hash of every value that differs from the
-package defaults, so adding a new hyperparameter with a default value, or adding an
-unrelated study, leaves every existing id (and result) untouched; the same cell in two
-studies has one id and trains once.
+package defaults and of the behaviour versions above 1 of the parts the cell uses
+(:mod:`normstudy.behaviour`), so adding a new hyperparameter with a default value, or adding an
+unrelated study, leaves every existing id (and result) untouched, and a fix that bumps a
+part's version re-plans exactly the cells that use it; the same cell in two studies has
+one id and trains once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from normstudy import names
+from normstudy import behaviour, names
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
 from normstudy.norm_options import norm_options_errors
 
@@ -77,9 +79,19 @@ def readable_prefix(config: Mapping[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(str(p) for p in parts))
 
 
+def cell_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a cell id hashes: the non-default values, plus the versions above 1 of the parts
+    the cell uses (none at version 1, so ids made before versions existed stay)."""
+    identity = non_default_items(config)
+    bumped = behaviour.bumped_versions(config)
+    if bumped:
+        identity[behaviour.IDENTITY_KEY] = bumped
+    return identity
+
+
 def cell_id(config: Mapping[str, Any]) -> str:
-    """Readable prefix + the first 10 hex digits of the hash of the non-default values."""
-    digest = hashlib.sha256(canonical_json(non_default_items(config)).encode()).hexdigest()
+    """Readable prefix + the first 10 hex digits of the hash of :func:`cell_identity`."""
+    digest = hashlib.sha256(canonical_json(cell_identity(config)).encode()).hexdigest()
     return f"{readable_prefix(config)}-{digest[:10]}"
 
 
@@ -353,8 +365,12 @@ DATA_KEYS = ("dataset", "dataset_options", "val_size", "split_seed")
 
 
 def data_key(config: Mapping[str, Any]) -> str:
-    """Name of the tensor cache a cell reads: its dataset plus a hash of what fixes the splits."""
+    """Name of the tensor cache a cell reads: its dataset plus a hash of what fixes the splits
+    (and the dataset's behaviour version above 1: a fix of a loader needs a new cache)."""
     fixed = {key: config[key] for key in DATA_KEYS}
+    version = behaviour.version_of(f"dataset.{config['dataset']}")
+    if version > 1:
+        fixed[behaviour.IDENTITY_KEY] = version
     digest = hashlib.sha256(canonical_json(fixed).encode()).hexdigest()
     return f"{config['dataset']}-{digest[:10]}"
 

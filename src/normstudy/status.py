@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from normstudy.behaviour import describe_outdated
 from normstudy.jobs import SlurmQueue, local_training_cells, slurm_queue
+from normstudy.orphans import outdated_cells
 
 STATES = ("ok", "diverged", "failed", "running", "pending")
 ERROR_LINE = re.compile(r"^(normstudy: error: .*|[\w.]*(Error|Exception|Interrupt)\b.*)$")
@@ -197,6 +199,8 @@ class Report:
     cells: dict[str, CellState]
     activity: Activity
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    outdated: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    """Finished cells on disk, not in the plan, made by versions no longer current."""
 
     def counts(self, cell_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -291,7 +295,8 @@ def collect(
             cells.setdefault(cell_id, CellState(cell_id, [], "pending")).studies.append(name)
     for cell in cells.values():
         classify(results, cell, activity)
-    return Report(results, members, cells, activity)
+    outdated = outdated_cells(results / "cells", skip=plan["cells"])
+    return Report(results, members, cells, activity, outdated=outdated)
 
 
 def duration(seconds: float | None) -> str:
@@ -331,6 +336,8 @@ def render_text(report: Report, every_cell: bool = False) -> str:
     lines = [f"{report.results}/plan.json at {report.time}", "", *table(rows), ""]
     listing = cell_lines(report, every_cell)
     lines.extend([*listing, ""] if listing else [])
+    outdated = outdated_lines(report, every_cell)
+    lines.extend([*outdated, ""] if outdated else [])
     lines.append(
         "Time left is an estimate: mean training+evaluation seconds of the study's cells "
         f"finished ok x cells left\n(running ones by their epochs left) / {report.parallel} "
@@ -366,6 +373,23 @@ def cell_lines(report: Report, every_cell: bool) -> list[str]:
         if len(cells) > limit:
             more.append(f"... and {len(cells) - limit} more {state} (--all lists every cell)")
     return [*table(rows, right=False), *more] if rows else more
+
+
+def outdated_lines(report: Report, every_cell: bool) -> list[str]:
+    """The cells outdated by a version bump: kept on disk, replaced in the plan."""
+    if not report.outdated:
+        return []
+    lines = [
+        f"{len(report.outdated)} cell(s) on disk were made by versions no longer current "
+        "(kept, not in the tables; `normstudy clean` lists them, --remove deletes them):"
+    ]
+    cells = list(report.outdated.items())
+    limit = len(cells) if every_cell else MAX_LISTED
+    rows = [["outdated", cell, describe_outdated(changed)] for cell, changed in cells[:limit]]
+    lines.extend(table(rows, right=False))
+    if len(cells) > limit:
+        lines.append(f"... and {len(cells) - limit} more outdated (--all lists every cell)")
+    return lines
 
 
 def activity_lines(activity: Activity) -> list[str]:
@@ -406,6 +430,10 @@ def report_json(report: Report) -> dict:
             "running_at_once": report.parallel,
         },
         "cells": [asdict(cell) for cell in report.cells.values()],
+        "outdated": {
+            cell: {part: list(versions) for part, versions in changed.items()}
+            for cell, changed in report.outdated.items()
+        },
         "processes_listed": report.activity.local is not None,
         "slurm": {
             "checked": report.activity.slurm.checked,

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from normstudy import behaviour
 from normstudy.io import read_json, write_parquet_atomic
 from normstudy.names import PARAMETER_ROLES
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
@@ -118,6 +119,14 @@ CELLS_SCHEMA = pa.schema(
         *(pa.field(f"params_{role}", pa.int64()) for role in PARAMETER_ROLES),
         *(pa.field(f"trainable_{role}", pa.int64()) for role in PARAMETER_ROLES),
         pa.field("device", pa.string()),
+        pa.field(
+            "behaviour_versions",
+            pa.string(),
+            metadata={
+                "description": "JSON part -> behaviour version the cell was made by "
+                "(normstudy.behaviour; version 1 for cells from before versions were recorded)"
+            },
+        ),
         *(
             pa.field(name, kind, metadata={"description": text})
             for name, (kind, text) in PROVENANCE_COLUMNS.items()
@@ -190,6 +199,9 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
     provenance = summary.get("provenance") or {}
     for key in PROVENANCE_COLUMNS:
         row[key] = provenance.get(key)
+    row["behaviour_versions"] = json.dumps(
+        behaviour.recorded_versions(config, summary), sort_keys=True
+    )
     row["params_total"] = sum(summary["parameters"].values())
     row["params_trainable"] = sum(summary["trainable_parameters"].values())
     for role in PARAMETER_ROLES:
@@ -358,6 +370,31 @@ def damaged_cells_report(damaged: dict[str, list[str]], cells_dir: str | Path) -
     return "\n".join(lines)
 
 
+class MixedVersionsError(RuntimeError):
+    """Cells of the tables made by different versions of one part, or by versions that are
+    not current: tables that would mix old and new code silently."""
+
+
+def version_problems(rows: list[dict], plan: dict) -> list[str]:
+    """Why the rows of ``cells.parquet`` must not be combined: planned cells made by a
+    version of a part that is not the current one, and parts with several versions."""
+    problems = []
+    records = [json.loads(row["behaviour_versions"]) for row in rows]
+    for row, made in zip(rows, records, strict=True):
+        config = plan["cells"][row["cell_id"]]
+        changed = behaviour.outdated_parts(config, {"behaviour_versions": made})
+        if changed:
+            problems.append(
+                f"cell {row['cell_id']} was made by {behaviour.describe_outdated(changed)}"
+            )
+    mixed = behaviour.mixed_versions(records)
+    problems.extend(
+        f"part {part} has versions {', '.join(map(str, versions))} among the cells"
+        for part, versions in sorted(mixed.items())
+    )
+    return sorted(set(problems))
+
+
 def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     """Write cells/curves/probes tables for every cell of ``plan`` (see :func:`plan_document`).
 
@@ -377,6 +414,15 @@ def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[st
                     f"cell {cell}: {cells_dir / cell / 'summary.json'} lacks {error}; "
                     f"{REBUILD_HINT}"
                 ) from error
+    problems = version_problems(rows, plan)
+    if problems:
+        raise MixedVersionsError(
+            f"{len(problems)} problem(s) of behaviour versions; the tables are not written, "
+            "so no figure or comparison mixes old and new code:\n  "
+            + "\n  ".join(problems[:20])
+            + "\nA cell's id includes its versions, so this means its summary.json was made "
+            "by other code than its id says: delete those cell directories and run again."
+        )
     unique_cells = list(dict.fromkeys(row["cell_id"] for row in rows))
     curves = CellTables(CELL_CURVES_SCHEMA)
     probes = CellTables(CELL_PROBES_SCHEMA)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import normstudy
-from normstudy import provenance
+from normstudy import behaviour, provenance
 from normstudy.build import check_names, model_for
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
@@ -791,6 +791,7 @@ def summary_for(cell: Cell) -> dict:
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
+        "behaviour_versions": behaviour.parts_used(config),
         "seed": config["seed"],
         "provenance": {**state.runs[-1], "earlier_runs": state.runs[:-1]},
         "data": {"key": data_key(config), "digest": data_digest(cell.splits)},

@@ -39,6 +39,7 @@ from normstudy.grid import (
     plan_studies,
 )
 from normstudy.invocation import current_invocation
+from normstudy.orphans import outdated_cells, outdated_warning
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
@@ -245,6 +246,17 @@ def check_builds_while_planning():
         refuse(result.stderr.strip().removeprefix("normstudy: error: "))
     if result.returncode != 0:
         raise WorkflowError(f"normstudy check-build failed:\n{result.stderr}")
+
+
+def warn_outdated_cells():
+    """Planning: say that cells on disk were made by versions no longer current (a fix
+    bumped a part's version, so their cells are planned again under new ids); they stay.
+    """
+    if not workflow.is_main_process:
+        return
+    outdated = outdated_cells(Path(RESULTS) / "cells", skip=CELLS)
+    if outdated:
+        print(outdated_warning(outdated, RESULTS), file=sys.stderr)
 
 
 def check_data_caches():
