@@ -446,3 +446,34 @@ def test_shuffled_epochs_keep_full_batches_of_a_fresh_permutation(tmp_path, monk
     train_cell({**TINY, "epochs": 2, "train_subset": 25, "batch_size": 16}, tmp_path / "c")
     assert [len(b) for b in batches] == [16, 16]
     assert batches[0] != batches[1]
+
+
+def test_probes_get_the_optimizer_and_the_cross_entropy_without_regnorms_term(
+    tmp_path, monkeypatch
+):
+    """ "Is Batch Norm unique?" §6 and Santurkar et al. §2.2, §3.1 measure the data loss;
+    ICS steps by the optimizer's own update (Santurkar et al. §2.2)."""
+    from normstudy import train as train_module
+
+    checks = []
+    original = train_module.run_probe
+
+    def checking_run_probe(probe, ctx):
+        ctx.model.train()
+        logits = ctx.model(ctx.probe_x[:16])
+        regularizer = train_module.collect_regularizers(ctx.model)
+        cross_entropy = torch.nn.functional.cross_entropy(logits, ctx.probe_y[:16])
+        checks.append(
+            (
+                ctx.loss_fn(logits, ctx.probe_y[:16]).item() == cross_entropy.item(),
+                regularizer is not None and regularizer.item() > 0,
+                isinstance(ctx.optimizer, torch.optim.SGD),
+            )
+        )
+        return original(probe, ctx)
+
+    monkeypatch.setattr(train_module, "run_probe", checking_run_probe)
+    config = {**TINY, "norm": "regnorm", "epochs": 1, "probes": [{"name": "smoothness"}]}
+    summary = train_cell(config, tmp_path / "cell", threads=1)
+    assert summary["probe_errors"] == []
+    assert checks and all(all(check) for check in checks)

@@ -431,10 +431,21 @@ def model_batch(cell: Cell, x: torch.Tensor) -> torch.Tensor:
 def training_losses(cell: Cell, logits: torch.Tensor, y: torch.Tensor):
     """The cross-entropy, and the loss that trains: it plus ``reg_strength`` times the RegNorm
     terms of this forward pass."""
-    loss = F.cross_entropy(logits.float(), y)
+    loss = data_loss(logits, y)
     regularizer = collect_regularizers(cell.model)
     total = loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
     return loss, total
+
+
+def data_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy alone, the loss the probes differentiate.
+
+    The papers' curvature and gradient measures are of the data loss: Santurkar et al.
+    2018 §2.2 and §3.1 (ICS, smoothness), "Is Batch Norm unique?" §4.2 and §6 (gradient
+    confusion, Hessian spectra). A RegNorm model's training loss adds ``reg_strength``
+    times its regularizer (:func:`training_losses`), which the probes leave out.
+    """
+    return F.cross_entropy(logits.float(), y)
 
 
 class ProbeRunner:
@@ -471,10 +482,11 @@ class ProbeRunner:
                 config=self.cell.config,
                 probe_x=self.probe_x,
                 probe_y=self.probe_y,
-                loss_fn=lambda logits, y: training_losses(self.cell, logits, y)[1],
+                loss_fn=data_loss,
                 roles=self.roles,
                 initial_params=self.initial_params,
                 lr=float(self.cell.optimizer.param_groups[0]["lr"]),
+                optimizer=self.cell.optimizer,
                 generator=self.cell.generators["probes"],
                 epoch=state.epoch,
                 step=state.step,
