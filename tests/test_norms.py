@@ -130,6 +130,8 @@ def test_constructor_defaults_are_the_declared_options():
         ("layer", {"eps": "small"}, "eps"),
         ("batch_noisy", {"noise_var": 0.5}, "noise_var"),
         ("batch_noisy", {"noise_mean": -1}, "noise_mean"),
+        ("regnorm", {"reg_units": "layer"}, "reg_units"),
+        ("preregnorm", {"reg_reduce": "max"}, "reg_reduce"),
         ("group", {"groups": 0}, "groups"),
         ("lp", {"centered": "yes"}, "centered"),
     ],
@@ -214,11 +216,47 @@ def test_noisy_batch_norm_is_deterministic_under_manual_seed():
 def test_noisy_batch_norm_noise_has_the_drawn_ranges():
     norm = build("batch_noisy", "conv", noise_mean=0.3, noise_var=2.0)
     torch.manual_seed(0)
-    scale, shift = norm.sample_noise(torch.zeros(64, C, 8, 8, dtype=torch.float64))
+    draws = [norm.sample_noise(torch.zeros(8, C, 4, 4, dtype=torch.float64)) for _ in range(500)]
+    scale = torch.stack([s for s, _ in draws])
+    shift = torch.stack([m for _, m in draws])
+    assert scale.shape[1:] == shift.shape[1:] == (1, C, 1, 1)  # shared by batch and positions
     assert shift.abs().max() <= 0.3 and shift.std() == pytest.approx(0.3 / math.sqrt(3), rel=0.05)
     assert scale.pow(2).min() >= 1.0 and scale.pow(2).max() <= 2.0
     assert scale.pow(2).mean() == pytest.approx(1.5, rel=0.02)
-    assert shift.shape == scale.shape == (64, C, 8, 8)
+
+
+def predicted_batch_mean_drift(n_mu: float, n_sigma: float, beta: float) -> float:
+    """Closed-form std over steps of a channel's batch mean after noisy BN on a fixed input.
+
+    The BN output's batch mean is beta (x_hat has batch mean 0), so after the noise it is
+    ``sqrt(v) * beta + m`` with ``m ~ U(-n_mu, n_mu)`` and ``v ~ U(1, n_sigma)``
+    independent: Var = beta**2 Var(sqrt v) + n_mu**2 / 3, where E[v] = (1 + n_sigma) / 2
+    and E[sqrt v] = 2/3 (n_sigma**1.5 - 1) / (n_sigma - 1).
+    """
+    mean_sqrt_v = 2 / 3 * (n_sigma**1.5 - 1) / (n_sigma - 1)
+    var_sqrt_v = (1 + n_sigma) / 2 - mean_sqrt_v**2
+    return math.sqrt(beta**2 * var_sqrt_v + n_mu**2 / 3)
+
+
+@pytest.mark.parametrize(("n_mu", "n_sigma", "beta"), [(0.5, 1.25, 0.0), (0.5, 4.0, 1.0)])
+def test_noisy_batch_norm_moves_each_channels_batch_mean_every_step(n_mu, n_sigma, beta):
+    """Santurkar et al. 2018 §2.1: "this noise distribution changed at every step"; the
+    batch mean of a channel on a fixed input drifts across steps as the formula predicts."""
+    norm = build("batch_noisy", "conv", noise_mean=n_mu, noise_var=n_sigma)
+    with torch.no_grad():
+        norm.weight.fill_(1.0)
+        norm.bias.fill_(beta)
+    norm.train()
+    x = sample("conv")
+    torch.manual_seed(0)
+    steps = 500
+    means = torch.stack([norm(x).mean(dim=(0, 2, 3)) for _ in range(steps)])  # steps x C
+    drift = means.std(dim=0).pow(2).mean().sqrt().item()  # pooled over the C channels
+    # The sample std of n = steps * C independent draws has a relative standard error of
+    # sqrt((kurtosis - 1) / (4 n)); both terms are uniform-like (kurtosis <= 3), so
+    # 4 standard errors are at most 4 sqrt(1 / (2 n)) = 5.2% here.
+    tolerance = 4 * math.sqrt(1 / (2 * steps * C))
+    assert drift == pytest.approx(predicted_batch_mean_drift(n_mu, n_sigma, beta), rel=tolerance)
 
 
 # --- per-example normalizers ---------------------------------------------------------
@@ -413,7 +451,7 @@ def test_regnorm_is_layer_norm_with_squared_batch_mean_regularizer(kind):
     x = sample(kind).requires_grad_()
     x_hat = standardize(x.detach().numpy(), layer_axes(x.detach().numpy()), 1e-4)
     np.testing.assert_allclose(run(norm, x), affine(norm, x_hat), rtol=1e-10, atol=1e-12)
-    want = (x_hat.mean(batch_axes(x_hat)) ** 2).mean()
+    want = hand_regnorm_term(x_hat, "neuron", "sum")
     assert want > 0.01
     assert norm.regularizer().item() == pytest.approx(want, rel=1e-10)
     norm.regularizer().backward()
@@ -429,6 +467,45 @@ def test_regnorm_is_layer_norm_with_squared_batch_mean_regularizer(kind):
     norm(x)
     norm.train()
     assert norm.regularizer() is None
+
+
+def hand_regnorm_term(x_hat: np.ndarray, units: str, reduce: str) -> float:
+    """The RegNorm term by loops: squared batch means per neuron (channel and position)
+    or per channel, summed or averaged ("Is Batch Norm unique?" §3.2, appendix B)."""
+    n = x_hat.shape[0]
+    if units == "neuron":
+        squares = [
+            (sum(x_hat[b][unit] for b in range(n)) / n) ** 2 for unit in np.ndindex(x_hat.shape[1:])
+        ]
+    else:
+        squares = [x_hat[:, c].mean() ** 2 for c in range(x_hat.shape[1])]
+    return float(sum(squares) if reduce == "sum" else sum(squares) / len(squares))
+
+
+@pytest.mark.parametrize("name", ["regnorm", "preregnorm"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("units", ["neuron", "channel"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_regnorm_term_options_match_a_hand_computation(name, kind, units, reduce):
+    norm = build(name, kind, reg_units=units, reg_reduce=reduce)
+    x = sample(kind)
+    norm(x)
+    x_hat = norm.normalize(x).detach().numpy()
+    want = hand_regnorm_term(x_hat, units, reduce)
+    assert want > 1e-3
+    assert norm.regularizer().item() == pytest.approx(want, rel=1e-10)
+
+
+def test_the_papers_regnorm_term_exceeds_the_per_channel_mean_by_the_neuron_count():
+    """On a conv layer of M = C*H*W neurons the paper's sum over neurons and a mean over
+    channels differ by orders of magnitude, so ``reg_strength`` means different things."""
+    torch.manual_seed(0)
+    layer = nn.Conv2d(3, 16, 3, padding=1).double()
+    x = layer(torch.randn(32, 3, 8, 8, dtype=torch.float64))
+    paper = build_norm("regnorm", 16, "conv").double()
+    ours = build_norm("regnorm", 16, "conv", reg_units="channel", reg_reduce="mean").double()
+    paper(x), ours(x)
+    assert paper.regularizer() / ours.regularizer() > 100
 
 
 def test_regnorm_terms_are_summed_and_survive_deepcopy():
@@ -453,7 +530,7 @@ def test_preregnorm_is_prelayer_with_the_regnorm_term(kind):
     torch.testing.assert_close(norm.pre_affine(x), prelayer.pre_affine(x))
     torch.testing.assert_close(norm(x), prelayer(x))
     x_hat = x.numpy() / np.sqrt((x.numpy() ** 2).mean(layer_axes(x.numpy()), keepdims=True) + 1e-4)
-    want = (x_hat.mean(batch_axes(x_hat)) ** 2).mean()
+    want = hand_regnorm_term(x_hat, "neuron", "sum")
     assert norm.regularizer().item() == pytest.approx(want, rel=1e-10)
 
 

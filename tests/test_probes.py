@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -27,7 +28,10 @@ from normstudy.probes import (
     slq_density,
     slq_from_values,
 )
+from normstudy.probes.base import batch_size_for
+from normstudy.probes.landscape import optimizer_stepped
 from normstudy.registry import UnknownNameError
+from normstudy.train import data_loss
 
 FAST_OPTIONS = {
     "hessian": {"n_samples": 32, "k": 3, "n_vectors": 2, "lanczos_steps": 8},
@@ -59,15 +63,6 @@ def mlp(norm: str = "batch", freeze: str = "all", depth: int = 3) -> nn.Module:
     return model
 
 
-def training_loss(model: nn.Module):
-    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(logits, y)
-        regularizer = collect_regularizers(model)
-        return loss if regularizer is None else loss + 0.1 * regularizer
-
-    return loss_fn
-
-
 def data(n: int = 48, features: int = 6, seed: int = 1):
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(n, features, generator=generator), torch.randint(
@@ -81,7 +76,7 @@ def context(model, x, y, loss_fn=None, lr=0.1, batch_size=16, roles=None, seed=2
         config={**DEFAULTS, "batch_size": batch_size},
         probe_x=x,
         probe_y=y,
-        loss_fn=loss_fn or training_loss(model),
+        loss_fn=loss_fn or data_loss,
         roles=parameter_roles(model) if roles is None else roles,
         initial_params=initial
         if initial is not None
@@ -622,6 +617,96 @@ def test_ics_matches_the_hand_computed_gradient_change():
     assert second["ics_l2"] == pytest.approx(0.45)
     assert second["ics_relative"] == pytest.approx(0.6)
     assert second["ics_cosine"] == pytest.approx(1.0)
+
+
+def scalar_chain_optimizer(model: ScalarChain, kind: str) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9 and weight decay 0.1 whose buffer for ``first`` is 1.0, as
+    after earlier steps (plain or Nesterov), or a fresh Adam; lr 0.1."""
+    params = list(model.parameters())
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=0.1)
+    optimizer = torch.optim.SGD(
+        params, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=kind == "nesterov"
+    )
+    for param in params:
+        optimizer.state[param]["momentum_buffer"] = torch.ones_like(param)
+    return optimizer
+
+
+@pytest.mark.parametrize(
+    ("kind", "first_after"),
+    [
+        # d = dL/da + wd a = 3 + 0.05 = 3.05; buf' = 0.9 * 1 + 3.05 = 3.95; a' = a - lr buf'
+        ("momentum", 0.5 - 0.1 * 3.95),
+        # Nesterov: a' = a - lr (d + 0.9 buf') = 0.5 - 0.1 (3.05 + 3.555)
+        ("nesterov", 0.5 - 0.1 * (3.05 + 0.9 * 3.95)),
+        # Adam's first step moves by lr * sign(g) (bias-corrected m / sqrt(v), eps 1e-8)
+        ("adam", 0.5 - 0.1),
+    ],
+)
+def test_ics_steps_the_earlier_layers_by_the_optimizers_own_update(kind, first_after):
+    """Santurkar et al. §2.2: G' is taken at W(t+1), the optimizer's actual update."""
+    model = ScalarChain()
+    x = torch.tensor([[0.5], [1.5]])
+    ctx = context(model, x, torch.zeros(2), loss_fn=mean_output, lr=0.1)
+    ctx.optimizer = scalar_chain_optimizer(model, kind)
+    optimizer_before = copy.deepcopy(ctx.optimizer.state_dict())
+    before = model_state(model)
+    second = values(build_probe("ics").run(ctx), "second")
+    assert_same_state(before, model_state(model))
+    after = ctx.optimizer.state_dict()
+    for index, state in optimizer_before["state"].items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, after["state"][index][key]), key
+    # dL/db = c a m = 0.75 at a = 0.5 and c a' m = 1.5 a' after the step of a
+    assert second["grad_norm"] == pytest.approx(0.75)
+    assert second["ics_l2"] == pytest.approx(abs(0.75 - 1.5 * first_after), rel=1e-5)
+
+
+def test_optimizer_stepped_matches_sgd_by_hand_and_leaves_the_optimizer_alone():
+    model = mlp("batch")
+    x, y = data()
+    optimizer = torch.optim.SGD(
+        [
+            {"params": [model.hidden[0].layer.weight], "weight_decay": 0.01},
+            {"params": [model.hidden[0].norm.weight], "weight_decay": 0.0},
+        ],
+        lr=0.05,
+        momentum=0.9,
+    )
+    for _ in range(2):  # real steps, so that there are momentum buffers
+        optimizer.zero_grad()
+        F.cross_entropy(model(x[:16]), y[:16]).backward()
+        optimizer.step()
+    ctx = context(model, x, y)
+    ctx.optimizer = optimizer
+    names = ["hidden.0.layer.weight", "hidden.0.norm.weight"]
+    params = dict(model.named_parameters())
+    grads = {name: torch.randn_like(params[name]) for name in names}
+    buffers = {name: optimizer.state[params[name]]["momentum_buffer"].clone() for name in names}
+    got = optimizer_stepped(ctx, names, grads)
+    for name, decay in zip(names, (0.01, 0.0), strict=True):
+        w = params[name].detach()
+        want = w - 0.05 * (0.9 * buffers[name] + grads[name] + decay * w)
+        torch.testing.assert_close(got[name], want)
+        assert torch.equal(optimizer.state[params[name]]["momentum_buffer"], buffers[name])
+
+
+def test_the_probes_loss_of_a_regnorm_model_is_its_cross_entropy():
+    """The papers' Hessians and gradients are of the data loss, not of RegNorm's term:
+    with the loss the training loop hands the probes (:func:`data_loss`), the loss the
+    probes differentiate is the cross-entropy, not it plus lambda times the term."""
+    model = mlp("regnorm")
+    x, y = data()
+    ctx = context(model, x, y, loss_fn=data_loss)
+    loss0 = values(build_probe("smoothness").run(ctx))["loss/0"]
+    model.train()
+    batch = batch_size_for(None, ctx.config)
+    cross_entropy = F.cross_entropy(model(x[:batch]), y[:batch]).item()
+    regularizer = collect_regularizers(model).item()
+    assert regularizer > 1e-3
+    assert loss0 == pytest.approx(cross_entropy, rel=1e-6)
+    assert loss0 != pytest.approx(cross_entropy + 0.1 * regularizer, rel=1e-4)
 
 
 def test_smoothness_along_an_eigenvector_of_a_quadratic():

@@ -395,3 +395,85 @@ def test_compile_trains_and_keeps_state_dict_names(tmp_path):
     names = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)["model"].keys()
     compiled_checkpoint = torch.load(tmp_path / "compiled" / "checkpoint.pt", weights_only=True)
     assert compiled_checkpoint["model"].keys() == names
+
+
+@pytest.mark.parametrize(
+    ("train_subset", "batch_size", "sizes"),
+    [(25, 16, [16, 9]), (33, 16, [16, 17]), (32, 16, [16, 16])],
+)
+def test_unshuffled_epochs_train_on_every_example_in_a_fixed_order(
+    tmp_path, monkeypatch, train_subset, batch_size, sizes
+):
+    """Through ``normstudy train``: every epoch uses each example once, in the same order,
+    keeping a partial last batch and merging a one-example remainder (Morwani 2020 §5)."""
+    from normstudy import cli
+    from normstudy import train as train_module
+
+    batches: list[list[int]] = []
+    original = train_module.train_step
+
+    def recording_step(cell, indices):
+        batches.append(indices.tolist())
+        return original(cell, indices)
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    epochs = 3
+    config = {**TINY, "epochs": epochs, "shuffle": False, "train_subset": train_subset}
+    config["batch_size"] = batch_size
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["train", str(path), str(tmp_path / "cell"), "--threads", "1"]) == 0
+    per_epoch = len(sizes)
+    assert len(batches) == epochs * per_epoch
+    epoch_orders = [sum(batches[e * per_epoch : (e + 1) * per_epoch], []) for e in range(epochs)]
+    assert [len(b) for b in batches[:per_epoch]] == sizes
+    assert all(order == list(range(train_subset)) for order in epoch_orders)
+    summary = json.loads((tmp_path / "cell" / "summary.json").read_text())
+    assert summary["steps_run"] == epochs * per_epoch
+
+
+def test_shuffled_epochs_keep_full_batches_of_a_fresh_permutation(tmp_path, monkeypatch):
+    from normstudy import train as train_module
+
+    batches: list[list[int]] = []
+    original = train_module.train_step
+
+    def recording_step(cell, indices):
+        batches.append(indices.tolist())
+        return original(cell, indices)
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    train_cell({**TINY, "epochs": 2, "train_subset": 25, "batch_size": 16}, tmp_path / "c")
+    assert [len(b) for b in batches] == [16, 16]
+    assert batches[0] != batches[1]
+
+
+def test_probes_get_the_optimizer_and_the_cross_entropy_without_regnorms_term(
+    tmp_path, monkeypatch
+):
+    """ "Is Batch Norm unique?" §6 and Santurkar et al. §2.2, §3.1 measure the data loss;
+    ICS steps by the optimizer's own update (Santurkar et al. §2.2)."""
+    from normstudy import train as train_module
+
+    checks = []
+    original = train_module.run_probe
+
+    def checking_run_probe(probe, ctx):
+        ctx.model.train()
+        logits = ctx.model(ctx.probe_x[:16])
+        regularizer = train_module.collect_regularizers(ctx.model)
+        cross_entropy = torch.nn.functional.cross_entropy(logits, ctx.probe_y[:16])
+        checks.append(
+            (
+                ctx.loss_fn(logits, ctx.probe_y[:16]).item() == cross_entropy.item(),
+                regularizer is not None and regularizer.item() > 0,
+                isinstance(ctx.optimizer, torch.optim.SGD),
+            )
+        )
+        return original(probe, ctx)
+
+    monkeypatch.setattr(train_module, "run_probe", checking_run_probe)
+    config = {**TINY, "norm": "regnorm", "epochs": 1, "probes": [{"name": "smoothness"}]}
+    summary = train_cell(config, tmp_path / "cell", threads=1)
+    assert summary["probe_errors"] == []
+    assert checks and all(all(check) for check in checks)

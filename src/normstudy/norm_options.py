@@ -26,11 +26,15 @@ NORM_OPTIONS: dict[str, tuple[str, ...]] = {
     "bmlv": ("eps", "momentum"),
     "lmbv": ("eps", "momentum"),
     "prelayer": ("eps",),
-    "regnorm": ("eps",),
-    "preregnorm": ("eps",),
+    "regnorm": ("eps", "reg_units", "reg_reduce"),
+    "preregnorm": ("eps", "reg_units", "reg_reduce"),
     "lp": ("eps", "momentum", "p", "centered"),
 }
 P_VALUES = (1, 2, 3, math.inf)
+REG_UNITS = ("neuron", "channel")
+"""RegNorm's batch means: per neuron (channel and position) or per channel."""
+REG_REDUCE = ("sum", "mean")
+"""How RegNorm reduces the squared batch means: their sum or their mean."""
 
 
 def _is_real(value: object) -> bool:
@@ -70,6 +74,13 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
+def check_choice(name: str, value: object, valid: tuple[str, ...]) -> str:
+    """``value`` of option ``name``; it must be one of ``valid``."""
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(valid)}; got {value!r}")
+    return str(value)
+
+
 def parse_p(p: object) -> float:
     """The norm order: 1, 2, 3, or ``math.inf`` (given as ``float('inf')`` or ``"inf"``)."""
     if isinstance(p, str) and p.strip().lower() == "inf":
@@ -87,6 +98,8 @@ OPTION_CHECKS: dict[str, Callable[[object], object]] = {
     "groups": lambda value: check_positive_int("groups", value),
     "p": parse_p,
     "centered": lambda value: check_bool("centered", value),
+    "reg_units": lambda value: check_choice("reg_units", value, REG_UNITS),
+    "reg_reduce": lambda value: check_choice("reg_reduce", value, REG_REDUCE),
 }
 
 

@@ -131,6 +131,8 @@ class Plan:
     steps_per_epoch: int
     total_steps: int
     epochs: int
+    num_train: int
+    shuffled: bool
 
     @classmethod
     def for_config(cls, config: dict, num_train: int) -> Plan:
@@ -142,14 +144,51 @@ class Plan:
                 f"{' and train_subset' if config['train_subset'] else ''}); use at most "
                 f"{num_train} or full_batch: true"
             )
-        steps_per_epoch = num_train // batch_size
+        shuffled = config["shuffle"] and not config["full_batch"]
+        steps_per_epoch = len(batch_bounds(num_train, batch_size, shuffled=shuffled))
         if config["steps"] is not None:
             total = config["steps"]
             epochs = math.ceil(total / steps_per_epoch)
         else:
             epochs = config["epochs"]
             total = epochs * steps_per_epoch
-        return cls(batch_size, steps_per_epoch, total, epochs)
+        return cls(batch_size, steps_per_epoch, total, epochs, num_train, shuffled)
+
+    def batch(self, permutation: torch.Tensor, index: int) -> torch.Tensor:
+        """The example indices of batch ``index`` of an epoch ordered by ``permutation``."""
+        start, stop = batch_bounds(self.num_train, self.batch_size, shuffled=self.shuffled)[index]
+        return permutation[start:stop]
+
+
+def batch_bounds(num_train: int, batch_size: int, *, shuffled: bool) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each batch of an epoch, as positions in the epoch's order.
+
+    Shuffled epochs take ``num_train // batch_size`` full batches of a fresh permutation:
+    the remainder left out differs every epoch, so over epochs every example is trained
+    on equally often.
+
+    Unshuffled epochs go through the training set in the same fixed order every epoch
+    and use every example exactly once, keeping the last, partial batch. Morwani (2020)
+    §5 contrasts BN with shuffling ("BN_reg: examples are shuffled across each epoch so
+    that BN has a regularization effect") and without ("BN_without_reg: examples are not
+    shuffled"): the only difference is that without shuffling every example meets the
+    same batch companions, hence the same batch statistics, every epoch. Dropping the
+    remainder would instead never train on the same ``num_train % batch_size``
+    examples; wrapping around to fill the last batch would weight some examples twice
+    per epoch. Keeping the partial batch is what an unshuffled epoch of a standard data
+    loader does (no ``drop_last``). A remainder of a single example joins the batch
+    before it: Batch Norm in training mode needs at least two values per channel (a
+    one-example batch fails in an MLP and normalizes an image by its own statistics in
+    a convolutional net), so the last batch then has ``batch_size + 1`` examples.
+    """
+    full, remainder = divmod(num_train, batch_size)
+    bounds = [(i * batch_size, (i + 1) * batch_size) for i in range(full)]
+    if shuffled or remainder == 0:
+        return bounds
+    if remainder == 1 and bounds:
+        bounds[-1] = (bounds[-1][0], num_train)
+        return bounds
+    return [*bounds, (full * batch_size, num_train)]
 
 
 @dataclass
@@ -392,10 +431,21 @@ def model_batch(cell: Cell, x: torch.Tensor) -> torch.Tensor:
 def training_losses(cell: Cell, logits: torch.Tensor, y: torch.Tensor):
     """The cross-entropy, and the loss that trains: it plus ``reg_strength`` times the RegNorm
     terms of this forward pass."""
-    loss = F.cross_entropy(logits.float(), y)
+    loss = data_loss(logits, y)
     regularizer = collect_regularizers(cell.model)
     total = loss if regularizer is None else loss + cell.config["reg_strength"] * regularizer
     return loss, total
+
+
+def data_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy alone, the loss the probes differentiate.
+
+    The papers' curvature and gradient measures are of the data loss: Santurkar et al.
+    2018 §2.2 and §3.1 (ICS, smoothness), "Is Batch Norm unique?" §4.2 and §6 (gradient
+    confusion, Hessian spectra). A RegNorm model's training loss adds ``reg_strength``
+    times its regularizer (:func:`training_losses`), which the probes leave out.
+    """
+    return F.cross_entropy(logits.float(), y)
 
 
 class ProbeRunner:
@@ -432,10 +482,11 @@ class ProbeRunner:
                 config=self.cell.config,
                 probe_x=self.probe_x,
                 probe_y=self.probe_y,
-                loss_fn=lambda logits, y: training_losses(self.cell, logits, y)[1],
+                loss_fn=data_loss,
                 roles=self.roles,
                 initial_params=self.initial_params,
                 lr=float(self.cell.optimizer.param_groups[0]["lr"]),
+                optimizer=self.cell.optimizer,
                 generator=self.cell.generators["probes"],
                 epoch=state.epoch,
                 step=state.step,
@@ -468,7 +519,7 @@ def training_batch(cell: Cell, indices: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def epoch_permutation(cell: Cell) -> torch.Tensor:
     n = len(cell.train_y)
-    if cell.config["shuffle"] and not cell.config["full_batch"]:
+    if cell.plan.shuffled:
         return torch.randperm(n, generator=cell.generators["data"])
     return torch.arange(n)
 
@@ -706,8 +757,7 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
                     f"with status {EXIT_CHECKPOINTED}"
                 )
                 raise Checkpointed()
-            start = state.batch_in_epoch * plan.batch_size
-            reason = train_step(cell, state.permutation[start : start + plan.batch_size])
+            reason = train_step(cell, plan.batch(state.permutation, state.batch_in_epoch))
             state.batch_in_epoch += 1
             if cell.probes is not None and reason is None:
                 cell.probes.run("step")

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import torch
 
+from normstudy.norm_options import REG_REDUCE, REG_UNITS, check_choice
 from normstudy.norms.common import batch_axes
 from normstudy.norms.layer import LayerNorm
 from normstudy.norms.prelayer import PreLayerNorm
 from normstudy.norms.registry import NORMALIZERS
 
 
-def squared_batch_mean(x_hat: torch.Tensor) -> torch.Tensor:
-    """Mean over channels of the squared per-channel batch mean of ``x_hat``.
+def batch_mean_penalty(
+    x_hat: torch.Tensor, units: str = "neuron", reduce: str = "sum"
+) -> torch.Tensor:
+    """The RegNorm term of normalised activations ``x_hat``: squared batch means, reduced.
 
-    The batch mean is taken over the batch and spatial axes; the result is zero if
-    and only if every channel has zero batch mean.
+    ``units="neuron"``: one batch mean per neuron, i.e. per (channel, position) of a conv
+    layer (M = W*H*C of them, "Is Batch Norm unique?" appendix B), taken over the batch
+    axis only; ``units="channel"``: one per channel, over the batch and spatial axes.
+    ``reduce="sum"`` adds the squared means up, ``"mean"`` averages them. Either way the
+    term is zero if and only if every such batch mean is zero.
     """
-    return x_hat.mean(batch_axes(x_hat)).pow(2).mean()
+    axes = (0,) if units == "neuron" else batch_axes(x_hat)
+    squared = x_hat.mean(axes).pow(2)
+    return squared.sum() if reduce == "sum" else squared.mean()
 
 
 class _LastTerm:
@@ -36,15 +44,23 @@ class _LastTerm:
 
 
 class BatchMeanRegularized:
-    """Mixin for a Normalizer: records :func:`squared_batch_mean` of x_hat (before gamma
-    and beta) at every training forward and returns it from :meth:`regularizer`.
-    Subclasses set ``self._last = _LastTerm()`` in ``__init__``."""
+    """Mixin for a Normalizer: records :func:`batch_mean_penalty` of x_hat (before gamma
+    and beta) at every training forward and returns it from :meth:`regularizer`."""
 
     _last: _LastTerm
+    reg_units: str
+    reg_reduce: str
+
+    def init_regularizer(self, reg_units: str, reg_reduce: str) -> None:
+        self.reg_units = check_choice("reg_units", reg_units, REG_UNITS)
+        self.reg_reduce = check_choice("reg_reduce", reg_reduce, REG_REDUCE)
+        self._last = _LastTerm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_hat = self.normalize(x)
-        self._last.term = squared_batch_mean(x_hat) if self.training else None
+        self._last.term = (
+            batch_mean_penalty(x_hat, self.reg_units, self.reg_reduce) if self.training else None
+        )
         return self.affine(x_hat)
 
     def regularizer(self) -> torch.Tensor | None:
@@ -55,22 +71,42 @@ class BatchMeanRegularized:
 
 @NORMALIZERS.register("regnorm")
 class RegNorm(BatchMeanRegularized, LayerNorm):
-    """RegNorm ("Is Batch Norm unique?" 2020, §3.2): Layer Norm, plus a loss term on the
-    normalised activations whose unique minimum is a zero per-channel batch mean.
+    """RegNorm ("Is Batch Norm unique?" 2020, §3.2 and appendix B): Layer Norm, plus a loss
+    term on the normalised activations whose unique minimum is a zero batch mean.
 
-    The paper's equation 3 was lost from our copy of the text, so the term is ours:
-    ``R = mean over channels of (batch mean of x_hat)**2``, with x_hat the Layer Norm
-    output before gamma and beta and the batch mean over the batch and spatial axes.
-    It is computed after normalisation, so it does not depend on the activation
-    scale, and it is minimal (zero) exactly when every channel's batch mean is zero,
-    the property the paper requires (its appendix B). Once it is minimised the layer
-    behaves like BMLV. The training loop multiplies the sum of these terms over
-    layers (:func:`normstudy.norms.collect_regularizers`) by the strength lambda.
+    Equation 3 was lost from our copy of the text; appendix B keeps its frame: the term
+    is a function of the batch means of the normalised inputs, with "M the number of
+    neurons at layer l (W*H*C)", minimised only "when the means of all the inputs [across]
+    the batch are 0". We read it as ``R_l = sum_{i=1..M} (mean_b x_hat_{b,i})**2``: one
+    batch mean per neuron (per channel and position of a conv layer), squared and summed
+    over the M neurons, with x_hat the Layer Norm output before gamma and beta. It is
+    computed after normalisation, so it does not depend on the activation scale (§3.2).
+    The training loop adds ``lambda * sum_l R_l`` to the loss (§3.2: "the sum is over
+    network layers, and lambda is a regularization strength"), lambda being
+    ``reg_strength`` (:func:`normstudy.norms.collect_regularizers`).
+
+    The text leaves two choices open, so they are options (:func:`batch_mean_penalty`):
+    ``reg_units`` ``"neuron"`` (the paper's M = W*H*C; default) or ``"channel"`` (one
+    batch mean per feature map, over batch and positions, as Batch Norm's statistics),
+    and ``reg_reduce`` ``"sum"`` (the paper's sum over neurons; default) or ``"mean"``.
+    ``channel`` with ``mean`` is this package's earlier term; it is smaller than the
+    paper's by a factor of several hundred on a conv layer, so the same ``reg_strength``
+    is a much weaker regulariser there.
     """
 
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "sum"}
+
+    def __init__(
+        self,
+        num_features: int,
+        kind: str,
+        *,
+        eps: float = 1e-5,
+        reg_units: str = "neuron",
+        reg_reduce: str = "sum",
+    ) -> None:
         super().__init__(num_features, kind, eps=eps)
-        self._last = _LastTerm()
+        self.init_regularizer(reg_units, reg_reduce)
 
 
 @NORMALIZERS.register("preregnorm")
@@ -81,9 +117,20 @@ class PreRegNorm(BatchMeanRegularized, PreLayerNorm):
     It is to RegNorm what PreLayerNorm is to Layer Norm: the layer mean of the input is
     subtracted before the affine op and the output divided by its layer root mean
     square (:class:`~normstudy.norms.prelayer.PreLayerNorm`), and the RegNorm term
-    (:func:`squared_batch_mean` of x_hat) is recorded in training mode.
+    (:func:`batch_mean_penalty` of x_hat, same options and defaults as :class:`RegNorm`)
+    is recorded in training mode.
     """
 
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "sum"}
+
+    def __init__(
+        self,
+        num_features: int,
+        kind: str,
+        *,
+        eps: float = 1e-5,
+        reg_units: str = "neuron",
+        reg_reduce: str = "sum",
+    ) -> None:
         super().__init__(num_features, kind, eps=eps)
-        self._last = _LastTerm()
+        self.init_regularizer(reg_units, reg_reduce)

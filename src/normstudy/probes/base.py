@@ -49,11 +49,13 @@ class ProbeContext:
     - ``probe_x``, ``probe_y``: the probes' own fixed data subset (standardised, on the
       model's device), chosen once per cell with the probes' RNG; probes slice it from
       the start;
-    - ``loss_fn(logits, y)``: the scalar training loss (cross-entropy plus
-      ``reg_strength`` times the RegNorm terms of the forward that produced ``logits``);
+    - ``loss_fn(logits, y)``: the scalar loss the probes differentiate, the cross-entropy
+      (:func:`normstudy.train.data_loss`; without a RegNorm model's regularizer);
     - ``roles``: parameter name -> role (:func:`normstudy.freeze.parameter_roles`);
     - ``initial_params``: detached copies of the parameters at init;
-    - ``lr``: the current learning rate; ``generator``: the probes' own CPU RNG stream;
+    - ``lr``: the current learning rate; ``optimizer``: the cell's optimizer (read, never
+      stepped; None where there is none, then updates are plain SGD steps of ``lr``);
+      ``generator``: the probes' own CPU RNG stream;
     - ``epoch``, ``step``: completed epochs and optimizer steps; ``phase``: "init",
       "epoch", "step" or "end".
     """
@@ -70,6 +72,7 @@ class ProbeContext:
     epoch: int = 0
     step: int = 0
     phase: str = "init"
+    optimizer: torch.optim.Optimizer | None = None
 
 
 def layers(model: nn.Module) -> list[tuple[str, NormedLayer]]:
@@ -169,7 +172,7 @@ def loss_at(
     point: dict[str, torch.Tensor] | None = None,
     finite: bool = True,
 ) -> torch.Tensor:
-    """The training loss on ``(x, y)`` with the parameters replaced by ``point``.
+    """The probes' loss (``ctx.loss_fn``) on ``(x, y)`` with the parameters replaced by ``point``.
 
     Uses :func:`torch.func.functional_call`, so the model's own parameters are never
     written: probes that evaluate the loss elsewhere in parameter space (ics,
@@ -189,7 +192,7 @@ def loss_and_gradients(
     values: dict[str, torch.Tensor] | None = None,
     finite: bool = True,
 ) -> tuple[float, dict[str, torch.Tensor]]:
-    """Training loss on ``(x, y)`` and its gradient w.r.t. the parameters ``names``.
+    """The probes' loss on ``(x, y)`` and its gradient w.r.t. the parameters ``names``.
 
     Evaluated at the current parameters, or with ``values`` substituting some of them.
     Gradients go into fresh leaf tensors (no ``.grad`` is touched); parameters that do not

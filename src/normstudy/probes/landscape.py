@@ -8,6 +8,7 @@ same noise each time and the differences measure only the displacement.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -45,12 +46,51 @@ def stepped(
     return {name: current[name].detach() - eta * direction[name] for name in names}
 
 
+def optimizer_stepped(
+    ctx: ProbeContext, names: list[str], grads: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The parameters ``names`` after the step the cell's optimizer would take with
+    gradients ``grads`` (new tensors; the optimizer and the model are not touched).
+
+    The step is the optimizer's own: a copy of it (same class, param groups and state:
+    momentum buffers, Adam's moments and step counts) steps detached copies of the
+    parameters, so momentum, dampening, Nesterov, weight decay, Adam and the current
+    learning rate all enter exactly as in training. Without an optimizer in the context
+    the step is plain SGD, ``W - lr * grad``.
+    """
+    if ctx.optimizer is None:
+        return stepped(ctx, names, grads, ctx.lr)
+    wanted = {id(param): name for name, param in ctx.model.named_parameters() if name in names}
+    copies: dict[str, torch.Tensor] = {}
+    groups = []
+    for group in ctx.optimizer.param_groups:
+        params = []
+        for param in group["params"]:
+            twin = param.detach().clone().requires_grad_(True)
+            name = wanted.get(id(param))
+            if name is not None:
+                twin.grad = grads[name].detach().clone()
+                copies[name] = twin
+            params.append(twin)
+        groups.append({**group, "params": params})
+    missing = sorted(set(names) - set(copies))
+    if missing:
+        raise ProbeFailure(f"parameters not in the optimizer: {', '.join(missing)}")
+    shadow = type(ctx.optimizer)(groups)
+    shadow.load_state_dict(copy.deepcopy(ctx.optimizer.state_dict()))
+    shadow.step()
+    return {name: copies[name].detach() for name in names}
+
+
 @register_probe
 class InternalCovariateShift(Probe):
     """Santurkar et al. (2018, §2.2, definition 2.1; our copy: papers/001): for layer i,
     ``G = grad_{W_i} L(W_1, ..., W_k)`` and ``G' = grad_{W_i} L(W_1', ..., W_{i-1}', W_i,
-    ..., W_k)`` on the same minibatch, where ``W_j' = W_j - lr * grad_{W_j} L`` is the
-    plain SGD step of the earlier layers j < i (at the cell's current learning rate).
+    ..., W_k)`` on the same minibatch, where ``W_j'`` is ``W_j(t+1)``, the earlier layers
+    j < i after the update the optimizer makes from ``grad L`` (:func:`optimizer_stepped`:
+    momentum and weight decay included, at the current learning rate), "the same
+    gradient after all previous layers have been updated". L is the cross-entropy
+    (``ctx.loss_fn``), also for the update.
 
     Per normalised layer with trainable parameters (train mode, the first ``batch_size``
     probe examples): ``ics_l2`` = ``||G - G'||``, ``ics_cosine`` = cos(G, G'),
@@ -76,12 +116,15 @@ class InternalCovariateShift(Probe):
         seed = draw_seed(ctx.generator)
         with reseeded(seed):
             _, full = loss_and_gradients(ctx, x, y, sorted(trainable))
+        # SGD and Adam update each parameter from its own gradient and state alone, so one
+        # step of every parameter serves every layer's set of earlier layers.
+        updated = optimizer_stepped(ctx, sorted(trainable), full)
         records = []
         earlier: list[str] = []
         for index, layer, params in layer_parameter_names(ctx.model):
             own = [name for name in params if name in trainable]
             if own:
-                values = stepped(ctx, earlier, full, ctx.lr)
+                values = {name: updated[name] for name in earlier}
                 with reseeded(seed):
                     _, after = loss_and_gradients(ctx, x, y, own, values, finite=False)
                 g = flat([full[name] for name in own]).double()
