@@ -30,6 +30,16 @@ def bump(monkeypatch):
     return set_versions
 
 
+@pytest.fixture
+def all_at_1(bump):
+    """Every part at version 1, as before any fix was versioned (tests that pin old ids)."""
+    bump(**{part.replace(".", "__"): 1 for part in behaviour.all_parts()})
+
+
+def next_version(part: str) -> int:
+    return behaviour.version_of(part) + 1
+
+
 def test_every_registry_name_has_a_version_and_nothing_else_has():
     from normstudy.data import DATASETS
     from normstudy.freeze import FREEZE_POLICIES
@@ -75,17 +85,18 @@ def config(**overrides):
 def test_parts_used_names_exactly_the_parts_a_cell_runs():
     probes = ["propagation", {"name": "hessian", "options": {"k": 2}}]
     used = behaviour.parts_used(config(norm="batch_noisy", shuffle=False, probes=probes))
-    assert used == {
-        "dataset.digits": 1,
-        "freeze.all": 1,
-        "model.mlp": 1,
-        "norm.batch_noisy": 1,
-        "probe.hessian": 1,
-        "probe.propagation": 1,
-        "probe_helper.loss_gradients": 1,
-        "training.loop": 1,
-        "training.unshuffled_order": 1,
-    }
+    parts = [
+        "dataset.digits",
+        "freeze.all",
+        "model.mlp",
+        "norm.batch_noisy",
+        "probe.hessian",
+        "probe.propagation",
+        "probe_helper.loss_gradients",
+        "training.loop",
+        "training.unshuffled_order",
+    ]
+    assert used == {part: behaviour.version_of(part) for part in parts}
     assert "training.unshuffled_order" not in behaviour.parts_used(config())
     full = behaviour.parts_used(config(full_batch=True, shuffle=False))
     assert "training.full_batch" in full and "training.unshuffled_order" not in full
@@ -93,7 +104,7 @@ def test_parts_used_names_exactly_the_parts_a_cell_runs():
     assert "probe_helper.loss_gradients" not in only_propagation
 
 
-def test_versions_at_1_leave_every_cell_id_as_it_was():
+def test_versions_at_1_leave_every_cell_id_as_it_was(all_at_1):
     """Ids from before versions existed (pinned here) stay, so existing results stay valid."""
     assert cell_id(config()) == "digits-mlp-batch-all-s0-44136fa355"
     assert cell_id(config(norm="batch_noisy")) == "digits-mlp-batch_noisy-all-s0-456ed521fb"
@@ -105,7 +116,7 @@ def test_a_bump_changes_the_ids_of_exactly_the_cells_using_the_part(bump):
     """Over both scales of the real config: bumping noisy BN changes the noisy-BN cells only."""
     workflow = yaml.safe_load((REPO / "config.yaml").read_text())
     before = {s: plan_studies({**workflow, "scale": s}).cells for s in ("demo", "paper")}
-    bump(norm__batch_noisy=2)
+    bump(norm__batch_noisy=next_version("norm.batch_noisy"))
     for scale, cells in before.items():
         after = plan_studies({**workflow, "scale": scale}).cells
         changed = {
@@ -136,7 +147,7 @@ def test_each_planned_fix_re_plans_only_its_cells(bump, part, selects):
     """The fixes under way each have their own part: only the cells they touch re-run."""
     workflow = yaml.safe_load((REPO / "config.yaml").read_text())
     cells = plan_studies({**workflow, "scale": "paper"}).cells
-    bump(**{part.replace(".", "__"): 2})
+    bump(**{part.replace(".", "__"): next_version(part)})
     renamed = {old for old, cfg in cells.items() if cell_id(cfg) != old}
     assert renamed == {old for old, cfg in cells.items() if selects(cfg)}
 
@@ -156,7 +167,7 @@ def test_unknown_parts_in_the_test_hook_fail_with_the_valid_parts(bump):
         behaviour.current_versions()
 
 
-def test_outdated_parts_compares_the_record_with_now(bump):
+def test_outdated_parts_compares_the_record_with_now(all_at_1, bump):
     cfg = config(norm="batch_noisy")
     summary = {"behaviour_versions": behaviour.parts_used(cfg)}
     assert behaviour.outdated_parts(cfg, summary) == {}

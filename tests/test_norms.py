@@ -451,7 +451,7 @@ def test_regnorm_is_layer_norm_with_squared_batch_mean_regularizer(kind):
     x = sample(kind).requires_grad_()
     x_hat = standardize(x.detach().numpy(), layer_axes(x.detach().numpy()), 1e-4)
     np.testing.assert_allclose(run(norm, x), affine(norm, x_hat), rtol=1e-10, atol=1e-12)
-    want = hand_regnorm_term(x_hat, "neuron", "sum")
+    want = hand_regnorm_term(x_hat, "neuron", "mean")  # the default: per neuron, averaged
     assert want > 0.01
     assert norm.regularizer().item() == pytest.approx(want, rel=1e-10)
     norm.regularizer().backward()
@@ -502,7 +502,7 @@ def test_the_papers_regnorm_term_exceeds_the_per_channel_mean_by_the_neuron_coun
     torch.manual_seed(0)
     layer = nn.Conv2d(3, 16, 3, padding=1).double()
     x = layer(torch.randn(32, 3, 8, 8, dtype=torch.float64))
-    paper = build_norm("regnorm", 16, "conv").double()
+    paper = build_norm("regnorm", 16, "conv", reg_reduce="sum").double()
     ours = build_norm("regnorm", 16, "conv", reg_units="channel", reg_reduce="mean").double()
     paper(x), ours(x)
     assert paper.regularizer() / ours.regularizer() > 100
@@ -530,7 +530,7 @@ def test_preregnorm_is_prelayer_with_the_regnorm_term(kind):
     torch.testing.assert_close(norm.pre_affine(x), prelayer.pre_affine(x))
     torch.testing.assert_close(norm(x), prelayer(x))
     x_hat = x.numpy() / np.sqrt((x.numpy() ** 2).mean(layer_axes(x.numpy()), keepdims=True) + 1e-4)
-    want = hand_regnorm_term(x_hat, "neuron", "sum")
+    want = hand_regnorm_term(x_hat, "neuron", "mean")
     assert norm.regularizer().item() == pytest.approx(want, rel=1e-10)
 
 

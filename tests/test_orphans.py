@@ -69,7 +69,13 @@ def results(tmp_path) -> Path:
 
 
 def bump_noisy_bn(monkeypatch) -> None:
-    monkeypatch.setenv(behaviour.OVERRIDES_VARIABLE, json.dumps({"norm.batch_noisy": 2}))
+    bumped = behaviour.version_of("norm.batch_noisy") + 1
+    monkeypatch.setenv(behaviour.OVERRIDES_VARIABLE, json.dumps({"norm.batch_noisy": bumped}))
+
+
+NOISY_CHANGE = "v{0} (now v{1})".format(
+    behaviour.version_of("norm.batch_noisy"), behaviour.version_of("norm.batch_noisy") + 1
+)
 
 
 def noisy_cells(plan: dict) -> set[str]:
@@ -83,7 +89,8 @@ def test_a_bump_outdates_exactly_the_cells_of_that_part(results, monkeypatch):
     outdated = outdated_cells(results / "cells")
     assert set(outdated) == old and len(old) == 2
     assert {tuple(changed) for changed in outdated.values()} == {("norm.batch_noisy",)}
-    assert all(changed["norm.batch_noisy"] == (1, 2) for changed in outdated.values())
+    now = behaviour.version_of("norm.batch_noisy")
+    assert all(changed["norm.batch_noisy"] == (now - 1, now) for changed in outdated.values())
 
 
 def test_the_tables_carry_each_cells_versions(results):
@@ -102,9 +109,10 @@ def test_the_tables_refuse_cells_whose_versions_are_not_current(results):
     cell = next(iter(noisy_cells(plan)))
     path = results / "cells" / cell / "summary.json"
     record = json.loads(path.read_text())
-    record["behaviour_versions"]["norm.batch_noisy"] = 2
+    other = behaviour.version_of("norm.batch_noisy") + 1
+    record["behaviour_versions"]["norm.batch_noisy"] = other
     path.write_text(json.dumps(record))
-    with pytest.raises(MixedVersionsError, match=rf"{cell} was made by norm.batch_noisy v2"):
+    with pytest.raises(MixedVersionsError, match=rf"{cell} was made by norm.batch_noisy v{other}"):
         aggregate(plan, results / "cells", results / "tables")
     assert not (results / "tables/cells.parquet").exists()
 
@@ -134,9 +142,10 @@ def test_status_lists_the_outdated_cells(results, monkeypatch):
     text = status.render_text(report)
     assert "2 cell(s) on disk were made by versions no longer current" in text
     for cell in old:
-        assert f"outdated  {cell}  norm.batch_noisy v1 (now v2)" in text
+        assert f"outdated  {cell}  norm.batch_noisy {NOISY_CHANGE}" in text
     document = status.report_json(report)
-    assert document["outdated"][next(iter(old))] == {"norm.batch_noisy": [1, 2]}
+    now = behaviour.version_of("norm.batch_noisy")
+    assert document["outdated"][next(iter(old))] == {"norm.batch_noisy": [now - 1, now]}
 
 
 def clean(results: Path, *extra: str) -> int:
@@ -170,7 +179,7 @@ def test_clean_lists_then_removes_the_cells_a_bump_outdated(results, monkeypatch
     out = capsys.readouterr().out
     assert "2 cell(s)" in out and "nothing removed" in out
     for cell in old:
-        assert f"{cell}  made by norm.batch_noisy v1 (now v2)" in out
+        assert f"{cell}  made by norm.batch_noisy {NOISY_CHANGE}" in out
         assert (results / "cells" / cell).exists()
     assert clean(results, "--remove") == 0
     for cell in old:
