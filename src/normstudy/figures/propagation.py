@@ -11,6 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from normstudy.figures.base import (
     INTERVAL_TEXT,
+    METRICS,
     MODEL,
     FigureResult,
     Panel,
@@ -19,6 +20,7 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
+    fit_to_data,
     last_records,
     new_figure,
     panels_for,
@@ -35,7 +37,6 @@ from normstudy.figures.base import (
 NAME = "propagation"
 PROPAGATION_KEY = "correlation"
 CONFUSION_KEY = "grad_correlation_mean"
-CORRELATION_RANGE = (-1.0, 1.0)
 LAYER_LABEL = "normalised layer (0 = first)"
 
 
@@ -57,18 +58,20 @@ def whole_model(records: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def draw_lines(ax, panel: Panel, rows: pd.DataFrame, x: str, log: bool = False) -> list[int]:
-    """Mean and band of each line against ``x``; correlations' bands clipped to [-1, 1]."""
+    """Mean and band of each line against ``x``: correlations (within [-1, 1]), or
+    gradient norms on a log axis (``log``)."""
+    metric = METRICS["grad_norm" if log else "correlation"]
     counts = []
     for line in panel.lines:
         found = rows[rows["cell_id"].isin(line.rows["cell_id"])]
         if found.empty:
             continue
         summary = summarize_series(found, [x], "value", log=log)
-        clip = None if log else CORRELATION_RANGE
-        draw_mean_band(ax, summary[x], summary, line, marker=".", clip=clip)
+        draw_mean_band(ax, summary[x], summary, line, marker=".", metric=metric)
         counts += summary["n"].tolist()
     if log and not rows.empty:
         ax.set_yscale("log")
+    fit_to_data(ax, metric)
     if x == "layer_index":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(LAYER_LABEL)
