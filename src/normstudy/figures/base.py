@@ -35,7 +35,7 @@ from normstudy.figures.intervals import (  # noqa: F401
     summarize,
     summarize_series,
 )
-from normstudy.figures.metrics import METRICS
+from normstudy.figures.metrics import METRICS, MIN_SEEDS_FOR_INTERVAL  # noqa: F401
 
 # The figure modules import the style's names from here too.
 from normstudy.figures.style import (  # noqa: F401
