@@ -123,7 +123,9 @@ def no_diagram(ax, result: stats.FriedmanResult, reason: str) -> None:
     """No diagram: why, and the average ranks, as text in the panel."""
     ax.axis("off")
     ranks = ", ".join(
-        f"{level_label('norm', level)} {rank:.2f}" for level, rank in result.average_ranks.items()
+        f"{level_label('norm', level)} {rank:.2f}"
+        + (f" ({result.n_diverged[level]} diverged)" if result.n_diverged.get(level) else "")
+        for level, rank in result.average_ranks.items()
     )
     ax.text(
         0.0,
