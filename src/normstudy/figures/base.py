@@ -67,6 +67,7 @@ from normstudy.figures.style import (  # noqa: F401
     ordered_levels,
     set_panel_title,
     set_panel_titles,
+    shared_titles,
 )
 from normstudy.io import atomic_path, write_text_atomic
 from normstudy.registry import Registry
@@ -513,7 +514,8 @@ def figure_legend(
 ):
     """One legend for the whole figure, with ``note`` as its title: to the right of a
     narrow figure, else below the panels; the figure grows to make room."""
-    handles = [h for h in handles if h is not None]
+    # Labels starting with '_' are matplotlib's mark of artists kept out of legends.
+    handles = [h for h in handles if h is not None and not h.get_label().startswith("_")]
     unique = list({h.get_label(): h for h in handles}.values())
     longest = max((len(h.get_label()) for h in unique), default=10)
     entry = 0.6 + CHAR_INCHES * longest

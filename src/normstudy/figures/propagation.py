@@ -29,6 +29,7 @@ from normstudy.figures.base import (
     register_figure,
     seeds_text,
     set_panel_title,
+    shared_titles,
     skip,
     summarize_series,
     timed_records,
@@ -120,15 +121,18 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         found = records[records["cell_id"].isin(panel.rows["cell_id"])]
         rows += [(panel, name, draw) for name, key, draw in ROWS if (found["key"] == key).any()]
     fig, axes = new_figure(len(rows), 3, panel_size=(3.4, 2.6))
-    counts, handles = [], {}
+    counts, handles, subtitles = [], {}, []
     for axes_row, (panel, name, draw) in zip(axes, rows, strict=True):
         counts += draw(axes_row, panel, records[records["cell_id"].isin(panel.rows["cell_id"])])
-        subtitle = axes_row[0].get_title(loc="left")
-        title = f"{panel.title}: {name}{diverged_text(panel.rows)}\n{subtitle}"
-        set_panel_title(axes_row[0], title)
+        subtitles.append(f"{name}: {axes_row[0].get_title(loc='left')}")
         for ax in axes_row:
             for handle in ax.get_lines():
                 handles.setdefault(handle.get_label(), handle)
+    common, titles = shared_titles([p.title + diverged_text(p.rows) for p, _, _ in rows])
+    for ax, title, subtitle in zip(axes[:, 0], titles, subtitles, strict=True):
+        set_panel_title(ax, f"{title}\n{subtitle}" if title else subtitle)
+    if common:
+        fig.suptitle(common, x=0.01, ha="left", fontsize=10)
     diverged = sum(count_diverged(p.rows) for p in {id(p): p for p, _, _ in rows}.values())
     note = (
         f"mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}; gradient norm: on the "

@@ -220,26 +220,35 @@ def title_parts(title: str) -> list[str]:
     return [head, *PART_SEPARATOR.split(rest)] if colon else [head]
 
 
-def set_panel_titles(fig, axes: Sequence, titles: Sequence[str]) -> None:
-    """Panel titles with what all of them share said once, above the figure: the
-    panels then name only what differs (empty titles are skipped and shared by all)."""
+def shared_titles(titles: Sequence[str]) -> tuple[str, list[str]]:
+    """(what all non-empty ``titles`` share, each title without it); nothing is shared
+    by fewer than two titles."""
     given = [title_parts(t) for t in titles if t]
     common = [p for p in given[0] if all(p in parts for parts in given)] if given else []
     if len(given) < 2:
         common = []
-    for ax, title in zip(axes, titles, strict=True):
-        if not title:
-            continue
-        parts = title_parts(title)
-        rest = [p for p in parts[1:] if p not in common]
-        head = [] if parts[0] in common else [parts[0]]
-        text = ": ".join([*head, ", ".join(rest)] if head and rest else head or [", ".join(rest)])
-        set_panel_title(ax, text)
+    rests = []
+    for title in titles:
+        parts = title_parts(title) if title else [""]
+        rest = ", ".join(p for p in parts[1:] if p not in common)
+        head = "" if parts[0] in common else parts[0]
+        rests.append(f"{head}: {rest}" if head and rest else head or rest)
+    if not common:
+        return "", rests
+    head = common[0] if common[0] == given[0][0] else None
+    parts = common[1:] if head else common
+    return (f"{head}: {', '.join(parts)}" if head and parts else head or ", ".join(parts)), rests
+
+
+def set_panel_titles(fig, axes: Sequence, titles: Sequence[str]) -> None:
+    """Panel titles with what all of them share said once, above the figure: the
+    panels then name only what differs (empty titles are skipped and shared by all)."""
+    common, rests = shared_titles(titles)
+    for ax, title, rest in zip(axes, titles, rests, strict=True):
+        if title:
+            set_panel_title(ax, rest)
     if common:
-        head = common[0] if common[0] == given[0][0] else None
-        parts = common[1:] if head else common
-        text = f"{head}: {', '.join(parts)}" if head and parts else head or ", ".join(parts)
-        fig.suptitle(text, x=0.01, ha="left", fontsize=10)
+        fig.suptitle(common, x=0.01, ha="left", fontsize=10)
 
 
 def axis_label(axis: str) -> str:
