@@ -90,34 +90,43 @@ def loss_ceiling(panel: Panel, curves: pd.DataFrame) -> float | None:
     return 10 * float(largest) if np.isfinite(largest) else None
 
 
-def label_row(axes_row, ceiling: float | None) -> None:
-    """Labels and value axes fitted to the row's data (never to blown-up intervals)."""
+def label_row(axes_row) -> None:
     ax_acc, ax_loss, ax_gap = axes_row
     ax_acc.set_ylabel(METRICS["accuracy"].label)
-    fit_to_data(ax_acc, METRICS["accuracy"])
     ax_loss.set_ylabel(METRICS["loss"].label)
     if any(line.get_ydata().size for line in ax_loss.get_lines()):
         ax_loss.set_yscale("log")
-        fit_to_data(ax_loss, METRICS["loss"])
-        if ceiling is not None and ceiling < ax_loss.get_ylim()[1]:
-            ax_loss.set_ylim(top=ceiling)
     ax_gap.set_ylabel(METRICS["gap"].label)
     ax_gap.axhline(0, color="#666666", linewidth=0.8)
-    fit_to_data(ax_gap, METRICS["gap"])
     for ax in axes_row:
         ax.set_xlabel("epoch")
+        ax.yaxis.set_tick_params(labelleft=True)
+
+
+def fit_columns(axes, ceilings: list[float | None]) -> None:
+    """Each column's value axis, shared by its rows, fitted to the data of all of them
+    (never to blown-up intervals); the loss axis ends at the largest row's ceiling."""
+    fit_to_data(axes[:, 0], METRICS["accuracy"])
+    fit_to_data(axes[:, 2], METRICS["gap"])
+    if axes[0, 1].get_yscale() == "log":
+        fit_to_data(axes[:, 1], METRICS["loss"])
+        known = [c for c in ceilings if c is not None]
+        if known and len(known) == len(ceilings) and max(known) < axes[0, 1].get_ylim()[1]:
+            axes[0, 1].set_ylim(top=max(known))
 
 
 def study_figure(tables: Tables, study: str, curves: pd.DataFrame):
     panels = panels_for(tables, study, [], max_lines=8, styled=False)
-    fig, axes = new_figure(len(panels), len(COLUMNS), panel_size=(3.3, 2.5))
+    # Each column shows one quantity in every row: shared scales make the rows comparable.
+    fig, axes = new_figure(len(panels), len(COLUMNS), panel_size=(3.3, 2.5), sharey="col")
     handles, diverged, counts = [], 0, []
     for axes_row, panel in zip(axes, panels, strict=True):
         row_handles, row_diverged, row_counts = draw_panel_row(axes_row, panel, curves)
         handles += row_handles
         diverged += row_diverged
         counts += row_counts
-        label_row(axes_row, loss_ceiling(panel, curves))
+        label_row(axes_row)
+    fit_columns(axes, [loss_ceiling(panel, curves) for panel in panels])
     set_panel_titles(fig, axes[:, 0], [panel.title for panel in panels])
     style = [
         style_handle("test (evaluation mode)", "-"),
