@@ -130,7 +130,9 @@ def no_diagram(ax, result: stats.FriedmanResult, reason: str) -> None:
     ax.text(
         0.0,
         0.5,
-        textwrap.fill(f"No diagram: {reason}.", 110) + f"\nAverage ranks (untested): {ranks}.",
+        textwrap.fill(f"No diagram: {reason}.", 110)
+        + "\n"
+        + textwrap.fill(f"Average ranks (untested): {ranks}.", 110),
         transform=ax.transAxes,
         va="center",
         fontsize=8,
