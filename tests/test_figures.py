@@ -11,9 +11,11 @@ import sys
 import types
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from scipy import stats as sps
 
 from normstudy.figures import (
@@ -21,14 +23,19 @@ from normstudy.figures import (
     FIGURES,
     Tables,
     base,
+    curves,
     figure_tables,
     gamma_beta,
+    intervals,
     lr_stability,
     mean_ci,
+    metrics,
     norm_table,
+    ols,
     render_figure,
     render_from_dir,
     report_caption,
+    style,
 )
 from normstudy.registry import UnknownNameError
 
@@ -496,8 +503,9 @@ def test_norm_table_marks_the_best_per_column(rendered):
     assert json.loads(zoo.loc["batch", "condition"]) == {}
     markdown = (out_dir / "norm_table.md").read_text()
     zoo_column = [line for line in markdown.splitlines() if line.startswith("| BatchNorm")][0]
-    half = 100 * (expected[2] - expected[1]) / 2
-    assert f"**{100 * expected[0]:.1f} ± {half:.1f}**" in zoo_column
+    # Three seeds: the mean, the seeds' range and n, no "±" that would read as precise.
+    assert f"**{100 * expected[0]:.1f} [90.0–94.0] n=3**" in zoo_column
+    assert "±" not in markdown.split("\n\n")[0]
     none_row = [line for line in markdown.splitlines() if line.startswith("| no normalization")]
     assert "(1 diverged)" in none_row[0]
 
@@ -691,3 +699,202 @@ def test_probe_figures_render_from_records_of_real_probes(tmp_path):
         result = render_figure(name, tables, tmp_path / "figures")
         assert result.skipped is None, (name, result.skipped)
         assert {p.name for p in result.written} == {f"{name}-real.png", f"{name}-real.pdf"}
+
+
+# ------------------------------------------------- nothing impossible, few seeds shown as such
+
+
+def spread_cells(seeds: int) -> pd.DataFrame:
+    """One study, two depths, ``seeds`` seeds: one at 10%, the rest at 100% test accuracy,
+    so that a Student-t interval over them reaches beyond 100% (and below 0% with 2)."""
+    values = np.array([0.1] + [1.0] * (seeds - 1))
+    return pd.DataFrame(
+        grid(
+            "spread",
+            {"depth": [2, 8], "freeze": ["all", "norm"], "seed": list(range(seeds))},
+            lambda p: float(values[p["seed"]]),
+        )
+    )
+
+
+def accuracy_figure(cells: pd.DataFrame):
+    return base.metric_figure(Tables(cells), ["spread"], "depth", ["freeze"], ["final_test_acc"])
+
+
+def data_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+
+
+def test_with_few_seeds_each_seed_is_a_dot_and_no_interval_is_drawn():
+    assert base.MIN_SEEDS_FOR_INTERVAL == 5
+    fig = accuracy_figure(spread_cells(2))
+    for ax in data_axes(fig):
+        dots = [line for line in ax.get_lines() if intervals.is_seed_dots(line)]
+        assert dots, "the seeds' values are drawn as points"
+        assert sum(len(line.get_ydata()) for line in dots) == 2 * 2 * 2  # depths x lines x seeds
+        assert not [c for c in ax.collections if c.get_gid() == intervals.INTERVAL_GID]
+        ranges = intervals.drawn_intervals(ax)
+        assert ranges and all(10 - 1e-9 <= low and high <= 100 + 1e-9 for low, high in ranges)
+
+
+def test_with_enough_seeds_the_interval_stays_within_the_metrics_range():
+    cells = spread_cells(6)
+    assert mean_ci([0.1] + [1.0] * 5)[2] > 1.0, "the unclipped t-interval overshoots 100%"
+    fig = accuracy_figure(cells)
+    accuracy = base.METRICS["final_test_acc"]
+    for ax in data_axes(fig):
+        bands = [c for c in ax.collections if c.get_gid() == intervals.INTERVAL_GID]
+        assert bands and not [line for line in ax.get_lines() if intervals.is_seed_dots(line)]
+        for low, high in intervals.drawn_intervals(ax):
+            assert accuracy.low <= low and high <= accuracy.high
+        bottom, top = ax.get_ylim()
+        assert top <= 100 + 0.06 * 100 + 1e-9 and bottom >= -0.06 * 100 - 1e-9
+
+
+def test_value_axes_follow_the_data_not_a_wide_interval():
+    fig = Figure()
+    ax = fig.subplots()
+    ax.set_yscale("log")
+    summary = pd.DataFrame(
+        {"mean": [1.0, 2.0], "ci_low": [1e-6, 1e-6], "ci_high": [1e8, 1e8], "n": [9, 9]}
+    )
+    summary["values"] = [(1.0,) * 9, (2.0,) * 9]
+    line = base.Line("x", "#000000", "-", pd.DataFrame())
+    base.draw_mean_band(ax, [0, 1], summary, line, metric=base.METRICS["lambda_1"])
+    base.fit_to_data(ax, base.METRICS["lambda_1"])
+    low, high = ax.get_ylim()
+    assert 0.5 < low < 1.0 and 2.0 < high < 4.0
+
+
+def test_every_plotted_quantity_has_one_range_and_accuracies_are_percent():
+    for name in ("final_test_acc", "final_train_acc", "best_val_acc", "accuracy"):
+        assert base.METRICS[name].bounds == (0.0, 100.0)
+    assert base.METRICS["correlation"].bounds == (-1.0, 1.0)
+    assert base.METRICS["gap"].bounds == (-100.0, 100.0)
+    assert all(m.low >= 0 for m in base.METRICS.values() if m.log)
+    with pytest.raises(KeyError, match="known"):
+        metrics.metric("nope")
+
+
+def test_curves_value_axes_stay_within_the_possible_range(rendered):
+    tables = synthetic_tables()
+    fig = curves.study_figure(tables, "depth", curves.with_gap(tables.curves))
+    for row in np.asarray(fig.axes[:3]).reshape(-1, 3):
+        acc, loss, gap = row
+        assert -6.1 <= acc.get_ylim()[0] and acc.get_ylim()[1] <= 106.1
+        assert loss.get_ylim()[0] > 0
+        assert -106.1 <= gap.get_ylim()[0] and gap.get_ylim()[1] <= 106.1
+
+
+def test_cd_diagram_draws_no_diagram_where_the_test_is_undefined(tmp_path):
+    cells = synthetic_cells()
+    result = render_figure("cd_diagram", Tables(cells[cells["study"] == "zoo"]), tmp_path)
+    assert result.skipped is None
+    assert any("No diagram: 1 block" in text for text in result.texts)
+    assert not any(text.startswith("CD =") for text in result.texts)
+    assert any("no diagram" in note for note in result.notes)
+
+
+def test_cd_diagram_draws_a_diagram_with_several_blocks_and_levels(tmp_path):
+    norms = ["batch", "layer", "none"]
+    cells = pd.DataFrame(
+        grid(
+            "ranked",
+            {"norm": norms, "lr": [0.1, 0.2, 0.3, 0.4], "seed": [0, 1]},
+            lambda p: 0.9 - 0.1 * norms.index(p["norm"]) + 0.01 * p["seed"],
+        )
+    )
+    result = render_figure("cd_diagram", Tables(cells), tmp_path)
+    assert any(text.startswith("CD =") for text in result.texts)
+    assert not any("No diagram" in text for text in result.texts)
+
+
+def srgb_to_lab(color: str) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of an sRGB hex colour."""
+    rgb = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    x, y, z = xyz @ np.array(lin) / np.array([0.95047, 1.0, 1.08883])
+
+    def f(t):
+        return t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def ciede2000(lab1, lab2) -> float:
+    """Colour difference CIEDE2000 (Sharma, Wu & Dalal 2005, equations 1-22)."""
+    (l1, a1, b1), (l2, a2, b2) = lab1, lab2
+    mean_c = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - math.sqrt(mean_c**7 / (mean_c**7 + 25**7)))
+    a1, a2 = (1 + g) * a1, (1 + g) * a2
+    c1, c2 = math.hypot(a1, b1), math.hypot(a2, b2)
+    h1, h2 = math.degrees(math.atan2(b1, a1)) % 360, math.degrees(math.atan2(b2, a2)) % 360
+    dh = 0.0 if c1 * c2 == 0 else (h2 - h1 + 180) % 360 - 180
+    big_dh = 2 * math.sqrt(c1 * c2) * math.sin(math.radians(dh / 2))
+    mean_l, mean_cp = (l1 + l2) / 2, (c1 + c2) / 2
+    if c1 * c2 == 0:
+        mean_h = h1 + h2
+    elif abs(h1 - h2) <= 180:
+        mean_h = (h1 + h2) / 2
+    else:
+        mean_h = (h1 + h2 + 360) / 2 if h1 + h2 < 360 else (h1 + h2 - 360) / 2
+    t = (
+        1
+        - 0.17 * math.cos(math.radians(mean_h - 30))
+        + 0.24 * math.cos(math.radians(2 * mean_h))
+        + 0.32 * math.cos(math.radians(3 * mean_h + 6))
+        - 0.20 * math.cos(math.radians(4 * mean_h - 63))
+    )
+    theta = 30 * math.exp(-(((mean_h - 275) / 25) ** 2))
+    rc = 2 * math.sqrt(mean_cp**7 / (mean_cp**7 + 25**7))
+    sl = 1 + 0.015 * (mean_l - 50) ** 2 / math.sqrt(20 + (mean_l - 50) ** 2)
+    sc, sh = 1 + 0.045 * mean_cp, 1 + 0.015 * mean_cp * t
+    rt = -math.sin(math.radians(2 * theta)) * rc
+    dl, dc, dhh = (l2 - l1) / sl, (c2 - c1) / sc, big_dh / sh
+    return math.sqrt(dl**2 + dc**2 + dhh**2 + rt * dc * dhh)
+
+
+def test_ciede2000_matches_sharmas_reference_pairs():
+    assert ciede2000((50, 2.6772, -79.7751), (50, 0, -82.7485)) == pytest.approx(2.0425, abs=1e-4)
+    assert ciede2000((50, -1.3802, -84.2814), (50, 0, -82.7485)) == pytest.approx(1.0, abs=1e-4)
+    assert ciede2000((50, 2.5, 0), (73, 25, -18)) == pytest.approx(27.1492, abs=1e-4)
+
+
+def test_every_normalizer_has_its_own_clearly_distinct_colour():
+    colors = base.NORM_COLORS
+    assert set(colors) >= set(base.NORM_ORDER) and len(set(colors.values())) == len(colors) >= 12
+    labs = {norm: srgb_to_lab(color) for norm, color in colors.items()}
+    close = [
+        (a, b, round(ciede2000(labs[a], labs[b]), 1))
+        for a, b in itertools.combinations(colors, 2)
+        if ciede2000(labs[a], labs[b]) < 15
+    ]
+    assert not close, f"normalizer colours too alike (CIEDE2000 < 15): {close}"
+    assert all(lab[0] < 80 for lab in labs.values()), "no colour so light it vanishes on white"
+
+
+def test_a_frozen_spike_is_cut_even_when_the_initial_spike_matches_it():
+    assert gamma_beta.spike_cut([1.0, 0.98, 0.2, 0.15]) == pytest.approx(0.23)
+    assert gamma_beta.spike_cut([0.3, 0.25, 0.2]) is None
+
+
+def test_what_all_panel_titles_share_is_said_once():
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    style.set_panel_titles(
+        fig, axes, ["zoo: digits, resnet14, lr=0.1", "zoo: digits, resnet14, lr=1"]
+    )
+    assert [ax.get_title(loc="left") for ax in axes] == ["lr=0.1", "lr=1"]
+    assert fig.get_suptitle() == "zoo: digits, resnet14"
+
+
+def test_ols_colours_mean_kappa_in_every_panel():
+    """Residuals and trajectories alike: colour is the condition number, never the method."""
+    frame = synthetic_ols()
+    fig, _ = ols.ols_figure(frame, 0.5)
+    colors = ols.kappa_colors(sorted(float(k) for k in frame["kappa"].unique()))
+    used = {
+        matplotlib.colors.to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()
+    }
+    assert used == {matplotlib.colors.to_hex(c) for c in colors.values()}

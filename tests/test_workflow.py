@@ -75,6 +75,7 @@ AFTER_TRAINING = {
     "check_cells": 1,
     "tables": 1,
     "comparisons": 1,
+    "comparison_table": 1,
     "figure": 12,
     "all": 1,
 }
@@ -93,6 +94,7 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
         "check_cells": 1,
         "tables": 1,
         "comparisons": 1,
+        "comparison_table": 1,
         "ols": 1,
         "figure": 12,
         "all": 1,
@@ -229,6 +231,17 @@ def test_slurm_profile_template_dry_run(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
     assert train and all("gpu=1" in line for line in train), train
+
+
+def test_report_holds_the_figures_and_the_comparison_table(finished_run):
+    """``snakemake --report`` works with the declared dependencies and includes the
+    statistics, not only figures."""
+    report = finished_run / "report.html"
+    snakemake(finished_run, "--report", str(report))
+    text = report.read_text(errors="replace")
+    assert "comparisons.html" in text
+    assert "Statistical comparisons" in text
+    assert "acc_vs_depth" in text or "curves" in text
 
 
 def test_editing_one_figures_code_reruns_only_that_figure(finished_run):

@@ -30,7 +30,29 @@ rule figure:
         + " figure {wildcards.figure} {params.tables_dir:q} {output:q} > {log:q} 2>&1"
 
 
+rule comparison_table:
+    input:
+        comparisons=rules.comparisons.output[0],
+        code=f"{PACKAGE}/figures/comparison_table.py",
+    output:
+        report(
+            f"{RESULTS}/tables/comparisons.html",
+            caption="../report/comparisons.rst",
+            category="Statistics",
+        ),
+    log:
+        f"{RESULTS}/logs/comparison_table.log",
+    conda:
+        ENVIRONMENT
+    resources:
+        **CPU_JOB_RESOURCES,
+    shell:
+        f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.figures.comparison_table"
+        " {input.comparisons:q} {output:q} > {log:q} 2>&1"
+
+
 rule figures:
     input:
         [f"{RESULTS}/figures/{name}" for name in FIGURE_NAMES],
+        rules.comparison_table.output,
     localrule: True

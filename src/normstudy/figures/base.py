@@ -20,14 +20,55 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
-from scipy import stats as sps
 
 from normstudy import stats
 from normstudy.figures.catalog import CATALOG, TABLE_NAMES, figure_info
+from normstudy.figures.intervals import (  # noqa: F401
+    INTERVAL_TEXT,
+    MAX_BANDS,
+    draw_mean_band,
+    fit_to_data,
+    mean_ci,
+    summarize,
+    summarize_series,
+)
+from normstudy.figures.metrics import METRICS, MIN_SEEDS_FOR_INTERVAL  # noqa: F401
+
+# The figure modules import the style's names from here too.
+from normstudy.figures.style import (  # noqa: F401
+    AXIS_LABELS,
+    AXIS_SHORT,
+    CHANCE_COLOR,
+    DIVERGED_COLOR,
+    FIXED_COLORS,
+    FREEZE_COLORS,
+    FREEZE_LABELS,
+    FREEZE_ORDER,
+    LEVEL_ORDERS,
+    LINESTYLES,
+    NORM_COLORS,
+    NORM_DASHES,
+    NORM_LABELS,
+    NORM_ORDER,
+    PALETTE,
+    ROLE_COLORS,
+    ROLE_LABELS,
+    ROLE_ORDER,
+    STYLE,
+    TITLE_CHARS_PER_INCH,
+    axis_label,
+    condition_label,
+    level_label,
+    line_styles,
+    number_text,
+    ordered_levels,
+    set_panel_title,
+    set_panel_titles,
+    shared_titles,
+)
 from normstudy.io import atomic_path, write_text_atomic
 from normstudy.registry import Registry
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
@@ -35,8 +76,6 @@ from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 log = logging.getLogger("normstudy.figures")
 
 SEED_AXIS = "seed"
-CONFIDENCE = 0.95
-PERCENT = (0.0, 100.0)
 
 # ------------------------------------------------------------------------------- tables
 
@@ -218,314 +257,7 @@ def skip(name: str, reason: str) -> FigureResult:
     return FigureResult(name=name, skipped=reason)
 
 
-# -------------------------------------------------------------------------------- style
-
-OKABE_ITO = [
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#56B4E9",
-    "#D55E00",
-    "#F0E442",
-    "#000000",
-]
-"""Okabe & Ito's colour-blind-safe palette (2008, "Color Universal Design")."""
-
-EXTRA_COLORS = ["#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#9467BD", "#2CA02C", "#FF7F0E"]
-PALETTE = OKABE_ITO[:6] + EXTRA_COLORS + OKABE_ITO[6:]
-DIVERGED_COLOR = "#C00000"
-CHANCE_COLOR = "#666666"
-
-STYLE = {
-    "figure.dpi": 100,
-    "savefig.dpi": 200,
-    "savefig.bbox": "tight",
-    "savefig.pad_inches": 0.05,
-    "figure.constrained_layout.use": True,
-    "font.size": 9,
-    "axes.titlesize": 9.5,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "legend.title_fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.5,
-    "lines.linewidth": 1.5,
-    "lines.markersize": 4,
-    "legend.frameon": False,
-    "axes.prop_cycle": cycler(color=PALETTE),
-    "image.cmap": "viridis",
-    "pdf.fonttype": 42,
-    "ps.fonttype": 42,
-}
-"""One style for every figure (``matplotlib.rc_context``)."""
-
-NORM_ORDER = [
-    "batch",
-    "batch_train",
-    "batch_noisy",
-    "layer",
-    "instance",
-    "group",
-    "weight",
-    "lp",
-    "bmlv",
-    "lmbv",
-    "prelayer",
-    "regnorm",
-    "preregnorm",
-    "none",
-]
-NORM_LABELS = {
-    "batch": "BatchNorm",
-    "batch_train": "Batch-Train",
-    "batch_noisy": "noisy BatchNorm",
-    "layer": "LayerNorm",
-    "instance": "InstanceNorm",
-    "group": "GroupNorm",
-    "weight": "WeightNorm",
-    "lp": "Lp norm",
-    "bmlv": "BMLV",
-    "lmbv": "LMBV",
-    "prelayer": "PreLayerNorm",
-    "regnorm": "RegNorm",
-    "preregnorm": "PreRegNorm",
-    "none": "no normalization",
-}
-NORM_COLORS = {
-    "batch": "#0072B2",
-    "batch_train": "#56B4E9",
-    "batch_noisy": "#17BECF",
-    "layer": "#E69F00",
-    "instance": "#F0E442",
-    "group": "#8C564B",
-    "weight": "#7F7F7F",
-    "lp": "#BCBD22",
-    "bmlv": "#9467BD",
-    "lmbv": "#CC79A7",
-    "prelayer": "#009E73",
-    "regnorm": "#D55E00",
-    "preregnorm": "#2CA02C",
-    "none": "#000000",
-}
-NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--"}
-FREEZE_ORDER = ["all", "norm+head", "norm", "head", "all-but-norm", "gamma", "beta"]
-FREEZE_LABELS = {
-    "all": "all trained",
-    "norm": "γ, β only",
-    "head": "output layer only",
-    "norm+head": "γ, β + output layer",
-    "all-but-norm": "all but γ, β",
-    "gamma": "γ only",
-    "beta": "β only",
-}
-FREEZE_COLORS = {
-    "all": "#000000",
-    "norm": "#0072B2",
-    "head": "#E69F00",
-    "norm+head": "#009E73",
-    "all-but-norm": "#CC79A7",
-    "gamma": "#56B4E9",
-    "beta": "#D55E00",
-}
-ROLE_ORDER = ["norm_gamma", "norm_beta", "weight", "bias", "head", "all"]
-ROLE_LABELS = {
-    "norm_gamma": "γ (normalizers)",
-    "norm_beta": "β (normalizers)",
-    "weight": "weights",
-    "bias": "biases",
-    "head": "output layer",
-    "all": "all parameters",
-}
-ROLE_COLORS = {
-    "norm_gamma": "#0072B2",
-    "norm_beta": "#56B4E9",
-    "weight": "#D55E00",
-    "bias": "#E69F00",
-    "head": "#009E73",
-    "all": "#000000",
-}
-AXIS_LABELS = {
-    "depth": "depth (layers)",
-    "lr": "learning rate",
-    "batch_size": "batch size (examples)",
-    "eval_batch_size": "test batch size",
-    "width": "width",
-    "dataset_options.n_per_class": "training examples per class",
-    "seed": "seed",
-}
-AXIS_SHORT = {
-    "dataset_options.n_per_class": "n/class",
-    "batch_size": "batch",
-    "eval_batch_size": "test batch",
-}
-LEVEL_ORDERS = {"norm": NORM_ORDER, "freeze": FREEZE_ORDER}
-
-
-def ordered_levels(axis: str, values: Iterable[object]) -> list[object]:
-    """Distinct values of ``axis``: normalizers and freeze policies in the study's order,
-    anything else sorted."""
-    levels = list(dict.fromkeys(stats.python_value(v) for v in values))
-    order = LEVEL_ORDERS.get(axis)
-    if order is not None:
-        return sorted(levels, key=lambda v: (order.index(v) if v in order else len(order), v))
-    try:
-        return sorted(levels)
-    except TypeError:
-        return sorted(levels, key=str)
-
-
-def number_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def level_label(axis: str, value: object) -> str:
-    """A readable label of one axis value (``BatchNorm``, ``γ, β only``, ``lr=0.1``)."""
-    value = stats.python_value(value)
-    if axis == "norm":
-        return NORM_LABELS.get(value, str(value))
-    if axis == "freeze":
-        return FREEZE_LABELS.get(value, str(value))
-    if axis == "shuffle" and isinstance(value, bool):
-        return "shuffled" if value else "not shuffled"
-    if axis in ("dataset", "model"):
-        return str(value)
-    return f"{AXIS_SHORT.get(axis, axis)}={number_text(value)}"
-
-
-def condition_label(axes: Sequence[str], key: Sequence[object]) -> str:
-    return ", ".join(level_label(a, v) for a, v in zip(axes, key, strict=True)) or "all cells"
-
-
-TITLE_CHARS_PER_INCH = 13
-
-
-def set_panel_title(ax, text: str) -> None:
-    """A left-aligned panel title wrapped to the panel's width (each line on its own)."""
-    width = ax.get_position().width * ax.figure.get_figwidth()
-    chars = max(20, int(width * TITLE_CHARS_PER_INCH))
-    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
-    ax.set_title("\n".join(lines), loc="left")
-
-
-def axis_label(axis: str) -> str:
-    return AXIS_LABELS.get(axis, axis)
-
-
-LINESTYLES = ["-", "--", ":", "-."]
-FIXED_COLORS = {"norm": NORM_COLORS, "freeze": FREEZE_COLORS}
-
-
-def line_styles(
-    axes: Sequence[str], keys: Sequence[tuple], styled: bool = True
-) -> dict[tuple, tuple[str, str]]:
-    """(colour, line style) of each line key (values of ``axes``, in display order).
-
-    A normalizer or freeze policy keeps its colour in every figure; a second axis with
-    at most four levels then sets the line style (e.g. shuffled vs not). Anything else
-    takes palette colours in order. ``styled=False`` (figures that use line styles
-    themselves) keeps every line solid, so it keeps fixed colours for one axis only.
-    """
-    fixed = FIXED_COLORS.get(axes[0]) if axes else None
-    if fixed is not None and not styled and len(axes) == 1:
-        return {
-            key: (fixed.get(key[0], PALETTE[i % len(PALETTE)]), "-") for i, key in enumerate(keys)
-        }
-    if fixed is None or not styled or len(axes) > 2:
-        return {key: (PALETTE[i % len(PALETTE)], "-") for i, key in enumerate(keys)}
-    first = ordered_levels(axes[0], [k[0] for k in keys])
-    second = ordered_levels(axes[1], [k[1] for k in keys]) if len(axes) == 2 else []
-    if len(second) > len(LINESTYLES):
-        return {key: (PALETTE[i % len(PALETTE)], "-") for i, key in enumerate(keys)}
-    styles = {}
-    for key in keys:
-        color = fixed.get(key[0], PALETTE[first.index(key[0]) % len(PALETTE)])
-        if second:
-            linestyle = LINESTYLES[second.index(stats.python_value(key[1]))]
-        else:
-            linestyle = NORM_DASHES.get(key[0], "-") if axes[0] == "norm" else "-"
-        styles[key] = (color, linestyle)
-    return styles
-
-
 # --------------------------------------------------------------------------- statistics
-
-
-def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE):
-    """``(mean, low, high, n)`` of the finite ``values``: the two-sided Student-t interval
-    mean ± t_{(1+c)/2, n-1} s / sqrt(n) (``scipy.stats.t.interval``); NaN bounds for
-    fewer than two values, a zero-width interval when they are all equal."""
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, n
-    sem = float(sps.sem(x))
-    if sem == 0:
-        return mean, mean, mean, n
-    low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high), n
-
-
-def counted_values(frame: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
-    """The value each cell contributes (a diverged cell: chance accuracy, as the
-    comparisons' default policy) and whether it diverged."""
-    policy = "chance" if metric.endswith("_acc") else "worst"
-    return stats.metric_values(frame, metric, policy), stats.failed_cells(frame, metric)
-
-
-def summarize(frame: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
-    """Per combination of ``by``: mean, 95% t-interval, n and diverged count of ``metric``
-    over the rows (seeds), diverged cells counted at chance."""
-    values, failed = counted_values(frame, metric)
-    rows = []
-    for key, group in stats.grouped_by(frame, list(by)):
-        mean, low, high, n = mean_ci(values[group.index])
-        rows.append(
-            {
-                **dict(zip(by, key, strict=True)),
-                "mean": mean,
-                "ci_low": low,
-                "ci_high": high,
-                "n": n,
-                "n_diverged": int(failed[group.index].sum()),
-            }
-        )
-    return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n", "n_diverged"])
-
-
-def summarize_series(
-    frame: pd.DataFrame, by: Sequence[str], value: str, log: bool = False
-) -> pd.DataFrame:
-    """Per combination of ``by``: mean and 95% t-interval of the finite ``value`` column.
-
-    With ``log``, of the positive values on a log scale, i.e. the geometric mean and a
-    multiplicative interval, which stays positive on the log axes where such values
-    (losses, gradient magnitudes, eigenvalues) are drawn.
-    """
-    rows = []
-    for key, group in stats.grouped_by(frame, list(by)):
-        values = group[value].to_numpy(dtype=float)
-        if log:
-            values = np.log(values[values > 0])
-        mean, low, high, n = mean_ci(values)
-        if log:
-            mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
-        row = {"mean": mean, "ci_low": low, "ci_high": high, "n": n}
-        rows.append({**dict(zip(by, key, strict=True)), **row})
-    return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n"])
 
 
 def chance_accuracy(frame: pd.DataFrame) -> float | None:
@@ -587,12 +319,6 @@ def panel_title(
             parts.append(str(value))
     parts += [level_label(a, frame[a].iloc[0]) for a in shown if frame[a].nunique() <= 1]
     return f"{study}: {', '.join(parts)}" if parts else study
-
-
-MAX_BANDS = 5
-INTERVAL_TEXT = (
-    f"band: 95% Student-t interval (error bars when a panel has more than {MAX_BANDS} lines)"
-)
 
 
 @dataclass
@@ -718,42 +444,6 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     return math.ceil(n / ncols), ncols
 
 
-def draw_mean_band(
-    ax,
-    x,
-    summary: pd.DataFrame,
-    line: Line,
-    *,
-    scale: float = 1.0,
-    clip: tuple[float, float] | None = None,
-    **kwargs,
-):
-    """The mean line with markers and its confidence band (clipped to ``clip``, e.g. an
-    accuracy's [0, 100] %, which a t-interval over few seeds can overshoot)."""
-    x = np.asarray(x, dtype=float)
-    mean = summary["mean"].to_numpy(dtype=float) * scale
-    (handle,) = ax.plot(
-        x,
-        mean,
-        color=line.color,
-        linestyle=kwargs.pop("linestyle", line.linestyle),
-        marker=kwargs.pop("marker", "o"),
-        label=line.label,
-        **kwargs,
-    )
-    low = summary["ci_low"].to_numpy(dtype=float) * scale
-    high = summary["ci_high"].to_numpy(dtype=float) * scale
-    if clip is not None:
-        low, high = np.clip(low, *clip), np.clip(high, *clip)
-    if not np.isfinite(low).any():
-        return handle
-    if line.band:
-        ax.fill_between(x, low, high, color=line.color, alpha=0.15, linewidth=0)
-    else:
-        ax.vlines(x, low, high, color=line.color, alpha=0.6, linewidth=0.9)
-    return handle
-
-
 def mark_diverged(ax, x, y) -> int:
     """Red × at each diverged cell; returns how many were drawn."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -824,7 +514,8 @@ def figure_legend(
 ):
     """One legend for the whole figure, with ``note`` as its title: to the right of a
     narrow figure, else below the panels; the figure grows to make room."""
-    handles = [h for h in handles if h is not None]
+    # Labels starting with '_' are matplotlib's mark of artists kept out of legends.
+    handles = [h for h in handles if h is not None and not h.get_label().startswith("_")]
     unique = list({h.get_label(): h for h in handles}.values())
     longest = max((len(h.get_label()) for h in unique), default=10)
     entry = 0.6 + CHAR_INCHES * longest
@@ -967,13 +658,6 @@ def conditions(tables: Tables, study: str) -> list[tuple[str, pd.DataFrame]]:
 
 # ------------------------------------------------------------------ metric against an axis
 
-ACCURACY_LABELS = {
-    "final_test_acc": "test accuracy (%)",
-    "final_train_acc": "training accuracy (%)",
-    "final_val_acc": "validation accuracy (%)",
-    "best_val_acc": "best validation accuracy (%)",
-}
-
 
 def metric_figure(
     tables: Tables,
@@ -985,13 +669,15 @@ def metric_figure(
 ) -> Figure:
     """Accuracy ``metrics`` (columns) against axis ``x`` (log axis when its values span
     more than a factor of 4), one line per value of ``line_axes``, one row per panel of
-    each study (its other axes); means over seeds with 95% t-bands, diverged cells
+    each study (its other axes); means over seeds with intervals or seed dots
+    (:func:`draw_mean_band`), the shared value axis fitted to the data, diverged cells
     counted at chance and drawn as red × there (in every metric's panel; the legend counts
     each cell once), chance dotted."""
     panels = [p for s in studies for p in panels_for(tables, s, line_axes, exclude=[x])]
     single = len(metrics) == 1
     shape = grid_shape(len(panels)) if single else (len(panels), len(metrics))
-    fig, axes = new_figure(*shape, panel_size=(3.6, 2.8))
+    # Every panel shows an accuracy in percent: one shared scale makes them comparable.
+    fig, axes = new_figure(*shape, panel_size=(3.6, 2.8), sharey=True)
     cells = [(ax, panel, metrics[0]) for ax, panel in zip(axes.ravel(), panels, strict=False)]
     if not single:
         cells = [
@@ -1005,7 +691,9 @@ def metric_figure(
             summary = summarize(line.rows, [x], metric)
             if relabel is not None:
                 line = Line(relabel(line, metric), line.color, line.linestyle, line.rows, line.band)
-            handle = draw_mean_band(ax, summary[x], summary, line, scale=100, clip=PERCENT)
+            handle = draw_mean_band(
+                ax, summary[x], summary, line, scale=100, metric=METRICS[metric]
+            )
             handles.setdefault(handle.get_label(), handle)
             counts += summary["n"].tolist()
             failed = line.rows[stats.failed_cells(line.rows, metric)]
@@ -1014,10 +702,15 @@ def metric_figure(
             diverged.update(failed["cell_id"])
         chance_line(ax, chance_accuracy(panel.rows))
         value_ticks(ax, panel.rows[x].dropna().astype(float))
-        set_panel_title(ax, panel.title)
         ax.set_xlabel(axis_label(x))
-        ax.set_ylabel(ACCURACY_LABELS.get(metric, metric))
+        ax.set_ylabel(METRICS[metric].label)
+        ax.yaxis.set_tick_params(labelleft=True)
     hide_unused(axes, len(cells))
+    fit_to_data([ax for ax, _, _ in cells], METRICS["accuracy"])
+    titles = [panel.title for _, panel, _ in cells]
+    if not single:
+        titles = [t if i % len(metrics) == 0 else "" for i, t in enumerate(titles)]
+    set_panel_titles(fig, [ax for ax, _, _ in cells], titles)
     note = f"mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}"
     legend = list(handles.values()) + [chance_handle(), diverged_handle(len(diverged))]
     figure_legend(fig, legend, note)

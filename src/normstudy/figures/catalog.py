@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from normstudy.figures.metrics import MIN_SEEDS_FOR_INTERVAL
+
+SEEDS_TEXT = (
+    f"With fewer than {MIN_SEEDS_FOR_INTERVAL} seeds a point shows no interval: each seed's "
+    "value is a dot and a thin bar spans their range, since a t-interval over so few seeds "
+    f"mostly shows the t quantile (12.7 at 2 seeds). From {MIN_SEEDS_FOR_INTERVAL} seeds: "
+)
 CI_TEXT = (
-    "Points are means over seeds; bands (error bars when a panel has more than five "
-    "lines) are two-sided 95% Student-t confidence intervals of the mean, "
-    "mean ± t(0.975, n−1)·s/√n (none for a single seed)."
+    "Points are means over seeds. "
+    + SEEDS_TEXT
+    + "bands (error bars when a panel has more than five lines) are two-sided 95% "
+    "Student-t confidence intervals of the mean, mean ± t(0.975, n−1)·s/√n, clipped to the "
+    "values the quantity can take (accuracy 0–100%, correlation −1 to 1). Value axes are "
+    "fitted to the data, not to the intervals."
 )
 LOG_CI_TEXT = (
-    "Lines are geometric means over seeds; bands (error bars when a panel has more than "
-    "five lines) are 95% Student-t intervals computed on the log scale (none for a single "
-    "seed)."
+    "Lines are geometric means over seeds. "
+    + SEEDS_TEXT
+    + "bands (error bars when a panel has more than five lines) are 95% Student-t "
+    "intervals computed on the log scale. Value axes are fitted to the data."
 )
 DIVERGED_TEXT = (
     "Diverged cells are never dropped: they count as chance accuracy (1/classes) in the "
@@ -61,10 +72,12 @@ CATALOG: dict[str, FigureInfo] = {
         "figures/norm_table.py",
         "Test accuracy by normalizer",
         "Final test accuracy (%) of every normalizer (rows) in every study and combination "
-        "of its other grid axes (columns: dataset/model and those axes' values), as mean ± "
-        "half-width of the 95% Student-t interval over seeds; the best mean of each column "
-        "is bold and framed (ties all marked). Colour encodes the mean; beyond 12 columns "
-        "there is one heatmap per study. Diverged cells count "
+        "of its other grid axes (columns: dataset/model and those axes' values), as the mean "
+        f"over seeds and, with at least {MIN_SEEDS_FOR_INTERVAL} seeds, ± half-width of the "
+        "95% Student-t interval, with fewer the seeds' range [lowest–highest] and n (the "
+        "CSV has both and names the one shown in its 'interval' column); the best mean of "
+        "each column is bold and framed (ties all marked). Colour encodes the mean; beyond "
+        "12 columns there is one heatmap per study. Diverged cells count "
         "as chance accuracy and their number is given in the cell. The same numbers are in "
         "norm_table.csv (one row per normalizer and column, with a 'best' flag) and "
         'norm_table.md. After "Is Batch Norm unique?" (2020), table 3.',
@@ -90,7 +103,9 @@ CATALOG: dict[str, FigureInfo] = {
         "(right) at the end of training, one line per freeze policy (pooled over seeds; "
         "fraction of all features per bin, from the norm_params probe; values beyond the "
         "histogram range are counted in the legend), with the distribution at "
-        "initialisation in grey. The legend gives the share of γ with absolute value "
+        "initialisation in grey; a spike that stands more than twice above the other "
+        "histograms (β = 0 at initialisation and while β is frozen) is cut at the axis top "
+        "and its share written in the panel. The legend gives the share of γ with absolute value "
         "below 0.05 (features switched off). Diverged cells are left out of the "
         "histograms and counted in the panel title. After Torri (2022), figures 4–5, "
         "and Frankle et al. (2020), §5: under BN-only training, γ and β pile up at 0.",
@@ -175,9 +190,10 @@ CATALOG: dict[str, FigureInfo] = {
         "OLS with and without the Batch Norm reparameterisation",
         "Ordinary least squares by gradient descent on w (solid) and on the Batch Norm "
         "reparameterisation γ·w/√(wᵀHw) (dashed): the residual loss against steps (log "
-        "axis) for each condition number κ of H (colour), and the trajectories of the "
-        "effective weights (start ○, end ●), one row per dimension d (2 or 3), one file per "
-        "learning rate when there are several. The view of a trajectory shows every start "
+        "axis) for each condition number κ of H (colour, the same in every panel), and the "
+        "trajectories of the effective weights (start ○, end ●; line style: the method), one "
+        "row per dimension d (2 or 3), one file per learning rate when there are several. "
+        "The view of a trajectory shows every start "
         "and every run whose loss did not grow; a run that leaves it is cut at its edge "
         "and marked ×; runs that diverged (non-finite or beyond 1e6) are counted in the "
         "legend and marked × at their last finite residual. After Morwani (2020), §2: with Batch "
@@ -191,7 +207,9 @@ CATALOG: dict[str, FigureInfo] = {
         "(1 = best final test accuracy) over blocks, a block being one combination of the "
         "study's other grid axes with seeds averaged; normalizers joined by a thick bar do "
         "not differ significantly by the Nemenyi test (critical difference CD at α = 0.05, "
-        "drawn above the axis). The title gives the Friedman and Iman–Davenport tests. "
+        "drawn above the axis). The title gives the Friedman and Iman–Davenport tests. Where "
+        "the test is undefined (one block, or only two normalizers) no diagram is drawn: "
+        "the panel says why and lists the untested average ranks. "
         "Diverged cells count as chance accuracy and are counted after each name. After "
         "Demšar (2006), §3.2.2 and figures 1–2 (normstudy.stats.friedman_ranks).",
     ),

@@ -4,6 +4,7 @@ from :func:`normstudy.stats.friedman_ranks`, one panel per study with a ``norm``
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from normstudy import stats
@@ -25,6 +26,10 @@ METRIC = "final_test_acc"
 AXIS_Y = 0.0
 STEP_Y = 0.55
 BAR_Y = 0.9
+MIN_BLOCKS = 2
+"""The Friedman test compares ranks across blocks: with one block there is no
+variation to test (Iman–Davenport's F is 0/0 and the critical difference is not a
+difference of anything), so no diagram is drawn, only why."""
 
 
 def p_text(p: float) -> str:
@@ -102,6 +107,38 @@ def draw_diagram(ax, result: stats.FriedmanResult) -> None:
     ax.set_ylim(AXIS_Y - STEP_Y * (left + 0.6), BAR_Y + 0.45)
 
 
+def untestable(result: stats.FriedmanResult) -> str | None:
+    """Why the ranks cannot be tested (too few blocks, or no Friedman p-value), or None."""
+    if result.n_blocks < MIN_BLOCKS:
+        return (
+            f"{result.n_blocks} block (one combination of the other grid axes); the Friedman "
+            f"test and the Nemenyi critical difference need at least {MIN_BLOCKS} blocks"
+        )
+    if not math.isfinite(result.p_value):
+        return "the Friedman test is undefined here" + (f" ({result.note})" if result.note else "")
+    return None
+
+
+def no_diagram(ax, result: stats.FriedmanResult, reason: str) -> None:
+    """No diagram: why, and the average ranks, as text in the panel."""
+    ax.axis("off")
+    ranks = ", ".join(
+        f"{level_label('norm', level)} {rank:.2f}"
+        + (f" ({result.n_diverged[level]} diverged)" if result.n_diverged.get(level) else "")
+        for level, rank in result.average_ranks.items()
+    )
+    ax.text(
+        0.0,
+        0.5,
+        textwrap.fill(f"No diagram: {reason}.", 110)
+        + "\n"
+        + textwrap.fill(f"Average ranks (untested): {ranks}.", 110),
+        transform=ax.transAxes,
+        va="center",
+        fontsize=8,
+    )
+
+
 def rankings(tables: Tables, studies: list[str]) -> tuple[list, list[str]]:
     """(study, FriedmanResult) for every study that can be ranked, and why others cannot."""
     found, notes = [], []
@@ -131,14 +168,23 @@ def render(tables: Tables, out_dir: Path) -> FigureResult:
     found, notes = rankings(tables, studies)
     if not found:
         return skip(NAME, "no study's normalizers can be ranked: " + "; ".join(notes))
-    heights = [0.9 + STEP_Y * 0.5 * (math.ceil(len(r.levels) / 2) + 2) for _, r in found]
+    heights = [
+        0.9 + STEP_Y * 0.5 * (math.ceil(len(r.levels) / 2) + 2) if not untestable(r) else 0.9
+        for _, r in found
+    ]
     fig, axes = new_figure(
         len(found), 1, panel_size=(7.0, 1.0), gridspec_kw={"height_ratios": heights}
     )
     fig.set_figheight(sum(heights))
     for ax, (study, result) in zip(axes[:, 0], found, strict=True):
-        draw_diagram(ax, result)
-        ax.set_title(title_of(study, result), loc="left", fontsize=8.5)
+        reason = untestable(result)
+        if reason is None:
+            draw_diagram(ax, result)
+            ax.set_title(title_of(study, result), loc="left", fontsize=8.5)
+        else:
+            no_diagram(ax, result, reason)
+            ax.set_title(study, loc="left", fontsize=8.5)
+            notes.append(f"study {study}: no diagram: {reason}")
     fig.supxlabel(
         "Final test accuracy ranked within each block (a combination of the other grid axes, "
         "seeds averaged);\ndiverged cells count as chance accuracy; thick bars join "

@@ -9,20 +9,21 @@ import pandas as pd
 
 from normstudy.figures.base import (
     INTERVAL_TEXT,
-    PERCENT,
+    METRICS,
     FigureResult,
     Panel,
     Tables,
     diverged_handle,
     draw_mean_band,
     figure_legend,
+    fit_to_data,
     mark_diverged,
     new_figure,
     panels_for,
     per_study_files,
     register_figure,
     seeds_text,
-    set_panel_title,
+    set_panel_titles,
     skip,
     style_handle,
     summarize_series,
@@ -59,21 +60,21 @@ def draw_panel_row(axes_row, panel: Panel, curves: pd.DataFrame) -> tuple[list, 
         counts += series["test_acc"]["n"].tolist()
         ax_acc, ax_loss, ax_gap = axes_row
         epochs = series["test_acc"]["epoch"]
+        accuracy, loss, gap = METRICS["accuracy"], METRICS["loss"], METRICS["gap"]
         handles.append(
             draw_mean_band(
-                ax_acc, epochs, series["test_acc"], line, scale=100, clip=PERCENT, **TEST_STYLE
+                ax_acc, epochs, series["test_acc"], line, scale=100, metric=accuracy, **TEST_STYLE
             )
         )
         draw_mean_band(
-            ax_acc, epochs, series["train_acc"], line, scale=100, clip=PERCENT, **TRAIN_STYLE
+            ax_acc, epochs, series["train_acc"], line, scale=100, metric=accuracy, **TRAIN_STYLE
         )
+        for column, style in (("test_loss", TEST_STYLE), ("train_loss", TRAIN_STYLE)):
+            summary = series[column]
+            draw_mean_band(ax_loss, summary["epoch"], summary, line, metric=loss, **style)
         draw_mean_band(
-            ax_loss, series["test_loss"]["epoch"], series["test_loss"], line, **TEST_STYLE
+            ax_gap, series["gap"]["epoch"], series["gap"], line, metric=gap, **TEST_STYLE
         )
-        draw_mean_band(
-            ax_loss, series["train_loss"]["epoch"], series["train_loss"], line, **TRAIN_STYLE
-        )
-        draw_mean_band(ax_gap, series["gap"]["epoch"], series["gap"], line, **TEST_STYLE)
         failed = line.rows.loc[line.rows["status"] == "diverged", "cell_id"]
         last = rows[rows["cell_id"].isin(failed)].sort_values("epoch").groupby("cell_id").last()
         diverged += mark_diverged(ax_acc, last["epoch"], 100 * last["test_acc"].astype(float))
@@ -89,31 +90,44 @@ def loss_ceiling(panel: Panel, curves: pd.DataFrame) -> float | None:
     return 10 * float(largest) if np.isfinite(largest) else None
 
 
-def label_row(axes_row, title: str, ceiling: float | None) -> None:
+def label_row(axes_row) -> None:
     ax_acc, ax_loss, ax_gap = axes_row
-    set_panel_title(ax_acc, title)
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_loss.set_ylabel("cross-entropy loss")
+    ax_acc.set_ylabel(METRICS["accuracy"].label)
+    ax_loss.set_ylabel(METRICS["loss"].label)
     if any(line.get_ydata().size for line in ax_loss.get_lines()):
         ax_loss.set_yscale("log")
-        if ceiling is not None and ceiling < ax_loss.get_ylim()[1]:
-            ax_loss.set_ylim(top=ceiling)
-    ax_gap.set_ylabel("train − test accuracy (pp)")
+    ax_gap.set_ylabel(METRICS["gap"].label)
     ax_gap.axhline(0, color="#666666", linewidth=0.8)
     for ax in axes_row:
         ax.set_xlabel("epoch")
+        ax.yaxis.set_tick_params(labelleft=True)
+
+
+def fit_columns(axes, ceilings: list[float | None]) -> None:
+    """Each column's value axis, shared by its rows, fitted to the data of all of them
+    (never to blown-up intervals); the loss axis ends at the largest row's ceiling."""
+    fit_to_data(axes[:, 0], METRICS["accuracy"])
+    fit_to_data(axes[:, 2], METRICS["gap"])
+    if axes[0, 1].get_yscale() == "log":
+        fit_to_data(axes[:, 1], METRICS["loss"])
+        known = [c for c in ceilings if c is not None]
+        if known and len(known) == len(ceilings) and max(known) < axes[0, 1].get_ylim()[1]:
+            axes[0, 1].set_ylim(top=max(known))
 
 
 def study_figure(tables: Tables, study: str, curves: pd.DataFrame):
     panels = panels_for(tables, study, [], max_lines=8, styled=False)
-    fig, axes = new_figure(len(panels), len(COLUMNS), panel_size=(3.3, 2.5))
+    # Each column shows one quantity in every row: shared scales make the rows comparable.
+    fig, axes = new_figure(len(panels), len(COLUMNS), panel_size=(3.3, 2.5), sharey="col")
     handles, diverged, counts = [], 0, []
     for axes_row, panel in zip(axes, panels, strict=True):
         row_handles, row_diverged, row_counts = draw_panel_row(axes_row, panel, curves)
         handles += row_handles
         diverged += row_diverged
         counts += row_counts
-        label_row(axes_row, panel.title, loss_ceiling(panel, curves))
+        label_row(axes_row)
+    fit_columns(axes, [loss_ceiling(panel, curves) for panel in panels])
+    set_panel_titles(fig, axes[:, 0], [panel.title for panel in panels])
     style = [
         style_handle("test (evaluation mode)", "-"),
         style_handle("train (running mean over the epoch)", "--"),

@@ -64,22 +64,29 @@ def off_fraction(records: pd.DataFrame) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
+def spike_cut(peaks: list[float]) -> float | None:
+    """The axis top that leaves out the spikes: the peaks that stand more than twice
+    above every lower one (β = 0 at init and while β is frozen: often two such spikes,
+    which a rule about the single largest peak would miss), or None when there are none."""
+    ordered = sorted(p for p in peaks if p > 0)
+    for index in range(1, len(ordered)):
+        if ordered[index] > 2 * ordered[index - 1]:
+            return 1.15 * ordered[index - 1]
+    return None
+
+
 def clip_spikes(ax, series: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
-    """When one histogram's peak is more than twice every other's (β = 0 at init or
-    while β is frozen), cut the axis above the others and write the cut peak's share."""
-    peaks = sorted(
-        ((share.max(initial=0.0), name, share, edges) for name, share, edges in series),
-        key=lambda item: item[0],
-    )
-    if len(peaks) < 2 or peaks[-2][0] <= 0 or peaks[-1][0] <= 2 * peaks[-2][0]:
+    """Cut the axis above the histograms that are not spikes and write each cut
+    spike's share and bin, so that a frozen β does not flatten the trained ones."""
+    top = spike_cut([share.max(initial=0.0) for _, share, _ in series])
+    if top is None:
         return
-    top = 1.15 * peaks[-2][0]
     ax.set_ylim(0, top)
     notes = [
         f"{name}: {100 * share.max():.0f}% in [{edges[np.argmax(share)]:g}, "
         f"{edges[np.argmax(share) + 1]:g}) (cut)"
-        for peak, name, share, edges in peaks
-        if peak > top
+        for name, share, edges in series
+        if share.max(initial=0.0) > top
     ]
     ax.text(
         0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=7, color="#555555"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from normstudy.figures.base import (
+    INTERVAL_TEXT,
+    METRICS,
     MODEL,
     ROLE_COLORS,
     ROLE_LABELS,
@@ -20,6 +22,7 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
+    fit_to_data,
     grid_shape,
     hide_unused,
     new_figure,
@@ -27,7 +30,7 @@ from normstudy.figures.base import (
     probe_labels,
     register_figure,
     seeds_text,
-    set_panel_title,
+    set_panel_titles,
     skip,
     summarize_series,
     timed_records,
@@ -61,22 +64,28 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         for title, rows in conditions(tables, study)
     ]
     panels = [(title, rows, found) for title, rows, found in panels if not found.empty]
-    fig, axes = new_figure(*grid_shape(len(panels), 3), panel_size=(3.4, 2.6))
+    # Every panel shows the same quantity: one shared scale makes them comparable.
+    fig, axes = new_figure(*grid_shape(len(panels), 3), panel_size=(3.4, 2.6), sharey=True)
     handles, counts, diverged = {}, [], 0
-    for ax, (title, rows, found) in zip(axes.ravel(), panels, strict=False):
+    for ax, (_, rows, found) in zip(axes.ravel(), panels, strict=False):
         for key, line in role_lines(found):
             summary = summarize_series(line.rows, ["time"], "value", log=True)
-            handles[key] = draw_mean_band(ax, summary["time"], summary, line, marker=".")
+            handles[key] = draw_mean_band(
+                ax, summary["time"], summary, line, marker=".", metric=METRICS["grad_magnitude"]
+            )
             counts += summary["n"].tolist()
         ax.set_yscale("log")
-        set_panel_title(ax, title + diverged_text(rows))
+        ax.yaxis.set_tick_params(labelleft=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean |∂L/∂θ|")
         diverged += count_diverged(rows)
     hide_unused(axes, len(panels))
+    used = axes.ravel()[: len(panels)]
+    fit_to_data(used, METRICS["grad_magnitude"])
+    set_panel_titles(fig, used, [title + diverged_text(rows) for title, rows, _ in panels])
     note = (
-        f"geometric mean over seeds ({seeds_text(counts)}), band: 95% Student-t interval on "
-        f"the log scale; diverged cells: {diverged} (non-finite records left out)"
+        f"geometric mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT} (on the log "
+        f"scale); diverged cells: {diverged} (non-finite records left out)"
     )
     ordered = [handles[PREFIX + r] for r in ROLE_ORDER if PREFIX + r in handles]
     ordered += [h for key, h in handles.items() if key.removeprefix(PREFIX) not in ROLE_ORDER]

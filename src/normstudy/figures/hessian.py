@@ -13,6 +13,7 @@ from matplotlib.ticker import NullLocator
 
 from normstudy.figures.base import (
     INTERVAL_TEXT,
+    METRICS,
     MODEL,
     FigureResult,
     Panel,
@@ -20,6 +21,7 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
+    fit_to_data,
     last_records,
     new_figure,
     panels_for,
@@ -27,7 +29,7 @@ from normstudy.figures.base import (
     probe_labels,
     register_figure,
     seeds_text,
-    set_panel_title,
+    set_panel_titles,
     skip,
     summarize_series,
     timed_records,
@@ -130,10 +132,11 @@ def draw_over_time(ax, panel: Panel, records: pd.DataFrame, key: str) -> list[in
         if rows.empty:
             continue
         summary = summarize_series(rows, ["time"], "value", log=positive)
-        draw_mean_band(ax, summary["time"], summary, line, marker=".")
+        draw_mean_band(ax, summary["time"], summary, line, marker=".", metric=METRICS[key])
         counts += summary["n"].tolist()
     if positive and not values.empty:
         ax.set_yscale("log")
+    fit_to_data(ax, METRICS[key])
     ax.set_xlabel("epoch")
     return counts
 
@@ -152,11 +155,11 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
     rows = study_rows(tables, study, records)
     labels = {label for _, label, _ in rows}
     fig, axes = new_figure(len(rows), COLUMNS, panel_size=(3.2, 2.5))
-    counts, diverged, handles = [], set(), {}
+    counts, diverged, handles, titles = [], set(), {}, []
     for axes_row, (panel, label, found) in zip(axes, rows, strict=True):
         k = eigenvalue_count(found)
         counts += draw_over_time(axes_row[0], panel, found, "lambda_1")
-        axes_row[0].set_ylabel("top eigenvalue λ1")
+        axes_row[0].set_ylabel(METRICS["lambda_1"].label)
         draw_over_time(axes_row[1], panel, found, "outlier_ratio")
         axes_row[1].set_ylabel(f"outlier ratio λ1/λ{k}")
         draw_density(axes_row[2], panel, found, at_init=True)
@@ -164,10 +167,11 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         title = panel.title
         if len(labels) > 1:
             title += f" [{label}, {mode_of(found)} mode]"
-        set_panel_title(axes_row[0], title + diverged_text(panel.rows))
+        titles.append(title + diverged_text(panel.rows))
         diverged.update(panel.rows.loc[panel.rows["status"] == "diverged", "cell_id"])
         for handle in axes_row[0].get_lines():
             handles.setdefault(handle.get_label(), handle)
+    set_panel_titles(fig, axes[:, 0], titles)
     note = (
         f"λ1 and λ1/λk: geometric mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}, "
         "on the log scale; density: SLQ pooled over seeds, Gaussian σ = 1% of each "

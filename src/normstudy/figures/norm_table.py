@@ -7,6 +7,7 @@ normalizer and column, machine-readable) and ``norm_table.md`` (the table as tex
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from matplotlib.patches import Rectangle
 
 from normstudy import stats
 from normstudy.figures.base import (
+    MIN_SEEDS_FOR_INTERVAL,
     NORM_LABELS,
     FigureResult,
     Tables,
@@ -47,8 +49,18 @@ CSV_COLUMNS = [
     "test_acc_mean",
     "test_acc_ci_low",
     "test_acc_ci_high",
+    "test_acc_min",
+    "test_acc_max",
+    "interval",
     "best",
 ]
+SEED_RANGE = "range of the seeds"
+T_INTERVAL = "95% Student-t"
+EXPLANATION = (
+    f"final test accuracy (%): mean over seeds, then with at least {MIN_SEEDS_FOR_INTERVAL} "
+    f"seeds ± half-width of the {T_INTERVAL} interval, with fewer the {SEED_RANGE} "
+    "[lowest–highest] and n; diverged cells count as chance accuracy"
+)
 
 
 def column_label(frame: pd.DataFrame, axes: list[str], key: tuple) -> str:
@@ -91,6 +103,11 @@ def table_rows(tables: Tables, studies: list[str]) -> pd.DataFrame:
                         "test_acc_mean": record["mean"],
                         "test_acc_ci_low": record["ci_low"],
                         "test_acc_ci_high": record["ci_high"],
+                        "test_acc_min": min(record["values"], default=math.nan),
+                        "test_acc_max": max(record["values"], default=math.nan),
+                        "interval": (
+                            T_INTERVAL if record["n"] >= MIN_SEEDS_FOR_INTERVAL else SEED_RANGE
+                        ),
                     }
                 )
     table = pd.DataFrame(rows, columns=CSV_COLUMNS[:-1])
@@ -105,12 +122,20 @@ def best_flags(table: pd.DataFrame) -> pd.Series:
 
 
 def cell_text(row: pd.Series) -> str:
-    """``97.2 ± 0.8`` in percent, with the diverged count if any."""
+    """``97.2 ± 0.8`` in percent with enough seeds for an interval, else the mean and
+    the seeds' range with n (``78.1 [60.2–96.0] n=2``: two seeds give no precision to
+    claim); the diverged count if any."""
     mean = 100 * row["test_acc_mean"]
     if not math.isfinite(mean):
         return "–"
-    half = 100 * (row["test_acc_ci_high"] - row["test_acc_ci_low"]) / 2
-    text = f"{mean:.1f} ± {half:.1f}" if math.isfinite(half) else f"{mean:.1f}"
+    if row["interval"] == T_INTERVAL:
+        half = 100 * (row["test_acc_ci_high"] - row["test_acc_ci_low"]) / 2
+        text = f"{mean:.1f} ± {half:.1f}"
+    elif row["n"] > 1:
+        low, high = 100 * row["test_acc_min"], 100 * row["test_acc_max"]
+        text = f"{mean:.1f} [{low:.1f}–{high:.1f}] n={int(row['n'])}"
+    else:
+        text = f"{mean:.1f} n=1"
     if row["n_diverged"]:
         text += f" ({int(row['n_diverged'])} diverged)"
     return text
@@ -130,8 +155,7 @@ def markdown(table: pd.DataFrame, norms: list[str], columns: list[str]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Final test accuracy (%), mean ± half-width of the 95% Student-t interval over "
-        "seeds; diverged cells count as chance accuracy; **bold**: best mean of the column.",
+        f"{EXPLANATION[0].upper()}{EXPLANATION[1:]}; **bold**: best mean of the column.",
         "",
     ]
     return "\n".join(lines)
@@ -146,7 +170,7 @@ def heatmap(table: pd.DataFrame, norms: list[str], columns: list[str]):
             if (norm, column) in lookup:
                 values[i, j] = 100 * lookup[(norm, column)]["test_acc_mean"]
     width = 2.2 + 1.45 * len(columns)
-    height = 1.6 + 0.42 * len(norms) + 0.12 * max(c.count("\n") for c in columns)
+    height = 1.6 + 0.55 * len(norms) + 0.12 * max(c.count("\n") for c in columns)
     fig, axes = new_figure(1, 1, panel_size=(width, height))
     ax = axes[0, 0]
     ax.grid(False)
@@ -164,7 +188,7 @@ def heatmap(table: pd.DataFrame, norms: list[str], columns: list[str]):
             ax.text(
                 j,
                 i,
-                cell_text(row).replace(" (", "\n("),
+                cell_text(row).replace(" [", "\n[").replace(" (", "\n("),
                 ha="center",
                 va="center",
                 fontsize=7.5,
@@ -183,10 +207,7 @@ def heatmap(table: pd.DataFrame, norms: list[str], columns: list[str]):
     ax.xaxis.tick_top()
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_xlabel(
-        "final test accuracy (%): mean ± half-width of the 95% Student-t interval over seeds;"
-        "\nbold, framed: best of the column; diverged cells count as chance accuracy"
-    )
+    ax.set_xlabel(textwrap.fill(EXPLANATION + "; bold, framed: best mean of the column", 110))
     return fig
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import mpl_toolkits.mplot3d  # noqa: F401  (registers the 3d projection)
 import numpy as np
 import pandas as pd
@@ -16,7 +17,6 @@ from matplotlib.figure import Figure
 
 from normstudy.figures.base import (
     DIVERGED_COLOR,
-    PALETTE,
     FigureResult,
     Tables,
     figure_legend,
@@ -31,7 +31,6 @@ from normstudy.figures.base import (
 NAME = "ols"
 COLUMNS = ["kappa", "d", "method", "lr", "step", "loss", "w_0", "w_1", "w_2"]
 METHODS = {"gd": ("gradient descent on w", "-"), "bn": ("with BN reparameterisation", "--")}
-METHOD_COLORS = {"gd": "#000000", "bn": "#0072B2"}
 FAR = 1e6
 
 
@@ -52,10 +51,17 @@ def finite_part(rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, b
     return rows.iloc[: int(np.argmax(bad))], True
 
 
-def draw_residuals(ax, frame: pd.DataFrame, kappas: list[float]) -> int:
+def kappa_colors(kappas: list[float]) -> dict[float, tuple]:
+    """One colour per condition number, in every panel (residuals and trajectories), from
+    a sequential map because κ is ordered; the method is the line style everywhere."""
+    cmap = matplotlib.colormaps["viridis"]
+    positions = np.linspace(0.0, 0.8, len(kappas)) if len(kappas) > 1 else [0.0]
+    return {kappa: cmap(position) for kappa, position in zip(kappas, positions, strict=True)}
+
+
+def draw_residuals(ax, frame: pd.DataFrame, colors: dict[float, tuple]) -> int:
     diverged = 0
-    for index, kappa in enumerate(kappas):
-        color = PALETTE[index % len(PALETTE)]
+    for kappa, color in colors.items():
         for method, rows in runs(frame[frame["kappa"] == kappa]):
             kept, failed = finite_part(rows, ["loss"])
             kept = kept[kept["loss"] > 0]
@@ -107,9 +113,10 @@ def inside(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> int:
     return int(np.argmax(outside)) if outside.any() else len(points)
 
 
-def draw_trajectory(ax, frame: pd.DataFrame, d: int, kappa: float) -> int:
-    """Each method's effective weights from start (○) to end (●); a run that leaves the
-    view (it diverged or its loss grew) is cut at the edge and marked ×."""
+def draw_trajectory(ax, frame: pd.DataFrame, d: int, kappa: float, color) -> int:
+    """Each method's effective weights (line style) from start (○) to end (●) in the
+    colour of ``kappa``; a run that leaves the view (it diverged or its loss grew) is cut
+    at the edge and marked ×."""
     weights = [f"w_{i}" for i in range(d)]
     paths = [(method, *trajectory(rows, weights)) for method, rows in runs(frame)]
     paths = [path for path in paths if len(path[1])]
@@ -118,7 +125,6 @@ def draw_trajectory(ax, frame: pd.DataFrame, d: int, kappa: float) -> int:
     low, high = view_box([path[1:] for path in paths])
     diverged, left = 0, []
     for method, points, failed, _ in paths:
-        color = METHOD_COLORS.get(method, "#7F7F7F")
         shown = points[: max(inside(points, low, high), 1)]
         linestyle = METHODS.get(method, ("", ":"))[1]
         ax.plot(*shown.T, color=color, linestyle=linestyle, linewidth=1.2)
@@ -146,6 +152,7 @@ def draw_trajectory(ax, frame: pd.DataFrame, d: int, kappa: float) -> int:
 def ols_figure(frame: pd.DataFrame, lr: float | None) -> tuple[Figure, int]:
     dims = sorted(int(d) for d in frame["d"].unique())
     kappas = sorted(float(k) for k in frame["kappa"].unique())
+    colors = kappa_colors(kappas)
     ncols = 1 + len(kappas)
     fig = Figure(figsize=(3.3 * ncols, 3.0 * len(dims)))
     grid = fig.add_gridspec(len(dims), ncols)
@@ -153,21 +160,15 @@ def ols_figure(frame: pd.DataFrame, lr: float | None) -> tuple[Figure, int]:
     for row, d in enumerate(dims):
         in_d = frame[frame["d"] == d]
         ax = fig.add_subplot(grid[row, 0])
-        diverged += draw_residuals(ax, in_d, kappas)
+        diverged += draw_residuals(ax, in_d, colors)
         title = f"residual, d = {d}" + (f", lr = {number_text(lr)}" if lr is not None else "")
         ax.set_title(title, loc="left")
         for column, kappa in enumerate(kappas, start=1):
             projection = "3d" if d == 3 else None
             ax = fig.add_subplot(grid[row, column], projection=projection)
-            diverged += draw_trajectory(ax, in_d[in_d["kappa"] == kappa], d, kappa)
-    handles = [
-        style_handle(f"κ = {number_text(k)}", "-", PALETTE[i % len(PALETTE)])
-        for i, k in enumerate(kappas)
-    ]
-    handles += [
-        style_handle(f"{label} ({'black' if m == 'gd' else 'blue'} in trajectories)", dash)
-        for m, (label, dash) in METHODS.items()
-    ]
+            diverged += draw_trajectory(ax, in_d[in_d["kappa"] == kappa], d, kappa, colors[kappa])
+    handles = [style_handle(f"κ = {number_text(k)}", "-", c) for k, c in colors.items()]
+    handles += [style_handle(label, dash) for label, dash in METHODS.values()]
     note = (
         f"trajectories: start ○, end ●, × where a run leaves the view; runs that diverged "
         f"(non-finite or beyond {FAR:g}): {diverged} (× at their last finite residual)"

@@ -11,6 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from normstudy.figures.base import (
     INTERVAL_TEXT,
+    METRICS,
     MODEL,
     FigureResult,
     Panel,
@@ -19,6 +20,7 @@ from normstudy.figures.base import (
     diverged_text,
     draw_mean_band,
     figure_legend,
+    fit_to_data,
     last_records,
     new_figure,
     panels_for,
@@ -27,6 +29,7 @@ from normstudy.figures.base import (
     register_figure,
     seeds_text,
     set_panel_title,
+    shared_titles,
     skip,
     summarize_series,
     timed_records,
@@ -35,7 +38,6 @@ from normstudy.figures.base import (
 NAME = "propagation"
 PROPAGATION_KEY = "correlation"
 CONFUSION_KEY = "grad_correlation_mean"
-CORRELATION_RANGE = (-1.0, 1.0)
 LAYER_LABEL = "normalised layer (0 = first)"
 
 
@@ -57,18 +59,20 @@ def whole_model(records: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def draw_lines(ax, panel: Panel, rows: pd.DataFrame, x: str, log: bool = False) -> list[int]:
-    """Mean and band of each line against ``x``; correlations' bands clipped to [-1, 1]."""
+    """Mean and band of each line against ``x``: correlations (within [-1, 1]), or
+    gradient norms on a log axis (``log``)."""
+    metric = METRICS["grad_norm" if log else "correlation"]
     counts = []
     for line in panel.lines:
         found = rows[rows["cell_id"].isin(line.rows["cell_id"])]
         if found.empty:
             continue
         summary = summarize_series(found, [x], "value", log=log)
-        clip = None if log else CORRELATION_RANGE
-        draw_mean_band(ax, summary[x], summary, line, marker=".", clip=clip)
+        draw_mean_band(ax, summary[x], summary, line, marker=".", metric=metric)
         counts += summary["n"].tolist()
     if log and not rows.empty:
         ax.set_yscale("log")
+    fit_to_data(ax, metric)
     if x == "layer_index":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(LAYER_LABEL)
@@ -117,15 +121,18 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         found = records[records["cell_id"].isin(panel.rows["cell_id"])]
         rows += [(panel, name, draw) for name, key, draw in ROWS if (found["key"] == key).any()]
     fig, axes = new_figure(len(rows), 3, panel_size=(3.4, 2.6))
-    counts, handles = [], {}
+    counts, handles, subtitles = [], {}, []
     for axes_row, (panel, name, draw) in zip(axes, rows, strict=True):
         counts += draw(axes_row, panel, records[records["cell_id"].isin(panel.rows["cell_id"])])
-        subtitle = axes_row[0].get_title(loc="left")
-        title = f"{panel.title}: {name}{diverged_text(panel.rows)}\n{subtitle}"
-        set_panel_title(axes_row[0], title)
+        subtitles.append(f"{name}: {axes_row[0].get_title(loc='left')}")
         for ax in axes_row:
             for handle in ax.get_lines():
                 handles.setdefault(handle.get_label(), handle)
+    common, titles = shared_titles([p.title + diverged_text(p.rows) for p, _, _ in rows])
+    for ax, title, subtitle in zip(axes[:, 0], titles, subtitles, strict=True):
+        set_panel_title(ax, f"{title}\n{subtitle}" if title else subtitle)
+    if common:
+        fig.suptitle(common, x=0.01, ha="left", fontsize=10)
     diverged = sum(count_diverged(p.rows) for p in {id(p): p for p, _, _ in rows}.values())
     note = (
         f"mean over seeds ({seeds_text(counts)}), {INTERVAL_TEXT}; gradient norm: on the "
