@@ -73,9 +73,8 @@ def bump_noisy_bn(monkeypatch) -> None:
     monkeypatch.setenv(behaviour.OVERRIDES_VARIABLE, json.dumps({"norm.batch_noisy": bumped}))
 
 
-NOISY_CHANGE = "v{0} (now v{1})".format(
-    behaviour.version_of("norm.batch_noisy"), behaviour.version_of("norm.batch_noisy") + 1
-)
+NOISY_NOW = behaviour.version_of("norm.batch_noisy")
+NOISY_CHANGE = f"v{NOISY_NOW} (now v{NOISY_NOW + 1})"
 
 
 def noisy_cells(plan: dict) -> set[str]:
