@@ -301,24 +301,27 @@ def test_power_report_and_suggested_seeds_plan_only_the_new_cells(finished_run):
 def test_a_version_bump_reruns_exactly_the_cells_using_that_part(tmp_path, monkeypatch):
     """Bumping noisy BN's version (through the test hook, which the Snakemake subprocess
     and its jobs see) re-plans the noisy-BN cell only; the old cell stays on disk, flagged."""
-    from normstudy.behaviour import OVERRIDES_VARIABLE
+    from normstudy.behaviour import OVERRIDES_VARIABLE, version_of
 
+    now = version_of("norm.batch_noisy")
     write_config(tmp_path, {"pair": {"grid": {"norm": ["batch", "batch_noisy"], "seed": [0]}}})
     snakemake(tmp_path, "tables")
     old_cells = sorted(p.name for p in (tmp_path / "results/cells").iterdir())
-    monkeypatch.setenv(OVERRIDES_VARIABLE, json.dumps({"training.unshuffled_order": 2}))
+    unshuffled = version_of("training.unshuffled_order") + 1
+    monkeypatch.setenv(OVERRIDES_VARIABLE, json.dumps({"training.unshuffled_order": unshuffled}))
     assert planned_jobs(tmp_path, "tables") == {}  # no cell of this study uses it
-    monkeypatch.setenv(OVERRIDES_VARIABLE, json.dumps({"norm.batch_noisy": 2}))
+    monkeypatch.setenv(OVERRIDES_VARIABLE, json.dumps({"norm.batch_noisy": now + 1}))
     after_training = {"plan": 1, "check_build": 1, "check_cells": 1, "tables": 1}
     assert planned_jobs(tmp_path, "tables") == {**after_training, "train": 1}
     result = snakemake(tmp_path, "tables")
     assert "1 cell(s) under results/cells were made by versions no longer current" in (
         result.stderr
     )
-    assert "norm.batch_noisy v1 (now v2)" in (tmp_path / "results/logs/tables.log").read_text()
+    log = (tmp_path / "results/logs/tables.log").read_text()
+    assert f"norm.batch_noisy v{now} (now v{now + 1})" in log
     cells = pq.read_table(tmp_path / "results/tables/cells.parquet").to_pylist()
     versions = {row["norm"]: json.loads(row["behaviour_versions"]) for row in cells}
-    assert versions["batch_noisy"]["norm.batch_noisy"] == 2
+    assert versions["batch_noisy"]["norm.batch_noisy"] == now + 1
     assert versions["batch"]["norm.batch"] == 1 and "norm.batch_noisy" not in versions["batch"]
     on_disk = sorted(p.name for p in (tmp_path / "results/cells").iterdir())
     assert set(old_cells) < set(on_disk) and len(on_disk) == 3  # the old noisy cell is kept
