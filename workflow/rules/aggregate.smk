@@ -21,10 +21,10 @@ rule check_build:
     log:
         f"{RESULTS}/logs/check_build.log",
     localrule: True
-    params:
-        results=lambda wildcards, input: str(Path(input.plan).parent),
     conda:
         ENVIRONMENT
+    params:
+        results=lambda wildcards, input: str(Path(input.plan).parent),
     shell:
         f"{NORMSTUDY} check-build {{input.plan:q}} {{output:q}} --results {{params.results:q}} "
         "> {log:q} 2>&1"

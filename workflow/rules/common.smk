@@ -233,7 +233,9 @@ def check_builds_while_planning():
         return
     if stamp_path(RESULTS, builds_digest(plan_document(PLAN))).exists():
         return
-    print("normstudy: checking that every cell shape builds", file=sys.stderr, flush=True)
+    print(
+        "normstudy: checking that every cell shape builds", file=sys.stderr, flush=True
+    )
     command = [sys.executable, "-m", "normstudy.cli", "check-build", "-"]
     result = subprocess.run(
         [*command, "--results", RESULTS],
