@@ -329,7 +329,8 @@ def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, use
     assert_equals_an_uninterrupted_run(tmp_path, cell, SLOW, summary)
 
 
-MEDIUM = {"model": "mlp", "depth": 1, "width": 16, "epochs": 12, "batch_size": 8}
+# 24 epochs: a cell trains for a few seconds, long enough to be caught training.
+MEDIUM = {"model": "mlp", "depth": 1, "width": 16, "epochs": 24, "batch_size": 8}
 
 
 def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, user_config, tmp_path):
@@ -344,14 +345,16 @@ def test_the_workflow_killed_and_started_again_resumes(slurm_cluster, user_confi
     # the finished copy, not retraining, but with new file times).
     process = start_slurm(slurm_cluster, user_config, tmp_path, "tables", "--jobs", "1")
     cells_dir = tmp_path / "results" / "cells"
+
+    def one_finished_and_another_running() -> bool:
+        # A finishing cell has its summary and, for a moment, still its checkpoint: the
+        # checkpoint must be another cell's, or the kill may catch no cell training.
+        finished = {path.parent.name for path in cells_dir.glob("*/summary.json")}
+        checkpoints = (tmp_path / "results" / "checkpoints").glob("*.pt")
+        return bool(finished) and any(path.stem not in finished for path in checkpoints)
+
     wait_until(
-        lambda: (
-            cells_dir.is_dir()
-            and list(cells_dir.glob("*/summary.json"))
-            and list((tmp_path / "results" / "checkpoints").glob("*.pt"))
-        ),
-        "no cell finished while another was running",
-        process,
+        one_finished_and_another_running, "no cell finished while another was running", process
     )
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
