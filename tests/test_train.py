@@ -397,26 +397,33 @@ def test_compile_trains_and_keeps_state_dict_names(tmp_path):
     assert compiled_checkpoint["model"].keys() == names
 
 
+@pytest.fixture
+def batches(monkeypatch) -> list[list[int]]:
+    """The example indices of every training step, in order (train_step still runs)."""
+    from normstudy import train as train_module
+
+    recorded: list[list[int]] = []
+    original = train_module.train_step
+
+    def recording_step(cell, indices):
+        recorded.append(indices.tolist())
+        return original(cell, indices)
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    return recorded
+
+
 @pytest.mark.parametrize(
     ("train_subset", "batch_size", "sizes"),
     [(25, 16, [16, 9]), (33, 16, [16, 17]), (32, 16, [16, 16])],
 )
 def test_unshuffled_epochs_train_on_every_example_in_a_fixed_order(
-    tmp_path, monkeypatch, train_subset, batch_size, sizes
+    tmp_path, batches, train_subset, batch_size, sizes
 ):
     """Through ``normstudy train``: every epoch uses each example once, in the same order,
     keeping a partial last batch and merging a one-example remainder (Morwani 2020 §5)."""
     from normstudy import cli
-    from normstudy import train as train_module
 
-    batches: list[list[int]] = []
-    original = train_module.train_step
-
-    def recording_step(cell, indices):
-        batches.append(indices.tolist())
-        return original(cell, indices)
-
-    monkeypatch.setattr(train_module, "train_step", recording_step)
     epochs = 3
     config = {**TINY, "epochs": epochs, "shuffle": False, "train_subset": train_subset}
     config["batch_size"] = batch_size
@@ -432,17 +439,7 @@ def test_unshuffled_epochs_train_on_every_example_in_a_fixed_order(
     assert summary["steps_run"] == epochs * per_epoch
 
 
-def test_shuffled_epochs_keep_full_batches_of_a_fresh_permutation(tmp_path, monkeypatch):
-    from normstudy import train as train_module
-
-    batches: list[list[int]] = []
-    original = train_module.train_step
-
-    def recording_step(cell, indices):
-        batches.append(indices.tolist())
-        return original(cell, indices)
-
-    monkeypatch.setattr(train_module, "train_step", recording_step)
+def test_shuffled_epochs_keep_full_batches_of_a_fresh_permutation(tmp_path, batches):
     train_cell({**TINY, "epochs": 2, "train_subset": 25, "batch_size": 16}, tmp_path / "c")
     assert [len(b) for b in batches] == [16, 16]
     assert batches[0] != batches[1]

@@ -45,13 +45,25 @@ class _LastTerm:
 
 class BatchMeanRegularized:
     """Mixin for a Normalizer: records :func:`batch_mean_penalty` of x_hat (before gamma
-    and beta) at every training forward and returns it from :meth:`regularizer`."""
+    and beta) at every training forward and returns it from :meth:`regularizer`; the
+    options and constructor RegNorm and PreRegNorm share."""
 
     _last: _LastTerm
     reg_units: str
     reg_reduce: str
 
-    def init_regularizer(self, reg_units: str, reg_reduce: str) -> None:
+    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "mean"}
+
+    def __init__(
+        self,
+        num_features: int,
+        kind: str,
+        *,
+        eps: float = 1e-5,
+        reg_units: str = "neuron",
+        reg_reduce: str = "mean",
+    ) -> None:
+        super().__init__(num_features, kind, eps=eps)
         self.reg_units = check_choice("reg_units", reg_units, REG_UNITS)
         self.reg_reduce = check_choice("reg_reduce", reg_reduce, REG_REDUCE)
         self._last = _LastTerm()
@@ -98,20 +110,6 @@ class RegNorm(BatchMeanRegularized, LayerNorm):
     with ``mean`` is this package's term before behaviour version 2.
     """
 
-    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "mean"}
-
-    def __init__(
-        self,
-        num_features: int,
-        kind: str,
-        *,
-        eps: float = 1e-5,
-        reg_units: str = "neuron",
-        reg_reduce: str = "mean",
-    ) -> None:
-        super().__init__(num_features, kind, eps=eps)
-        self.init_regularizer(reg_units, reg_reduce)
-
 
 @NORMALIZERS.register("preregnorm")
 class PreRegNorm(BatchMeanRegularized, PreLayerNorm):
@@ -124,17 +122,3 @@ class PreRegNorm(BatchMeanRegularized, PreLayerNorm):
     (:func:`batch_mean_penalty` of x_hat, same options and defaults as :class:`RegNorm`)
     is recorded in training mode.
     """
-
-    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "mean"}
-
-    def __init__(
-        self,
-        num_features: int,
-        kind: str,
-        *,
-        eps: float = 1e-5,
-        reg_units: str = "neuron",
-        reg_reduce: str = "mean",
-    ) -> None:
-        super().__init__(num_features, kind, eps=eps)
-        self.init_regularizer(reg_units, reg_reduce)
