@@ -130,6 +130,23 @@ BAD_STUDIES = [
     ({"grid": {"norm_options.momentum": [0.1, 0]}}, "momentum must be a number in (0, 1]"),
     ({"set": {"norm_options": {"groups": 4}}}, "'batch' has no option(s) groups"),
     ({"demo": {"grid": {"seed": [0]}, "epochs": 3}}, "unknown demo key(s) epochs"),
+    ({"grid": {"seed": [0]}, "exclude": [{"norm": "none"}]}, "'norm' is not a grid axis"),
+    ({"grid": {"seed": [0, 1]}, "exclude": [{"seed": 2}]}, "2 is not a level of 'seed'"),
+    ({"grid": {"seed": [0]}, "exclude": [{"seed": 0}]}, "exclude drops every point"),
+    ({"grid": {"seed": [0]}, "exclude": {"seed": 0}}, "exclude must be a list"),
+    ({"grid": {"seed": [0]}, "when": [{"match": {"seed": 0}}]}, "exactly the keys match, set"),
+    (
+        {"grid": {"seed": [0]}, "when": [{"match": {"seed": 0}, "set": {"seed": 3}}]},
+        "sets the grid axis seed",
+    ),
+    (
+        {"grid": {"seed": [0]}, "when": [{"match": {"seed": 0}, "set": {"lr": -1}}]},
+        "when[0]: config key 'lr' = -1",
+    ),
+    (
+        {"grid": {"seed": [0]}, "when": [{"match": {"seed": 0}, "set": {"lrr": 1}}]},
+        "unknown when[0].set key 'lrr'",
+    ),
 ]
 
 
@@ -196,3 +213,45 @@ def test_new_hyperparameter_with_default_value_keeps_ids(monkeypatch):
     monkeypatch.setitem(DEFAULTS, "new_knob", 3)
     assert cell_id({**resolved, "new_knob": 3}) == before
     assert cell_id({**resolved, "new_knob": 4}) != before
+
+
+def test_exclude_drops_matching_points_and_when_sets_values_where_it_matches():
+    study = {
+        "grid": {"norm": ["batch", "none"], "freeze": ["all", "norm"], "seed": [0, 1]},
+        "exclude": [{"norm": "none", "freeze": "norm"}],
+        "when": [
+            {"match": {"freeze": "norm"}, "set": {"epochs": 7}},
+            {"match": {"norm": ["none"], "seed": [1]}, "set": {"lr": 0.5}},
+        ],
+    }
+    plan = plan_studies(workflow_config(s=study))
+    cells = plan.studies["s"].cells
+    points = plan.studies["s"].points
+    assert len(cells) == 6
+    assert {"norm": "none", "freeze": "norm", "seed": 0} not in points
+    for point, cell in zip(points, cells, strict=True):
+        assert cell.config["epochs"] == (7 if point["freeze"] == "norm" else 1)
+        assert cell.config["lr"] == (0.5 if point["norm"] == "none" and point["seed"] == 1 else 0.1)
+    from normstudy.grid import cell_counts
+
+    assert cell_counts(workflow_config(s=study)) == {"s": 6}
+
+
+def test_exclude_names_levels_of_either_scale():
+    study = {
+        "grid": {"width": [16, 32], "seed": [0]},
+        "demo": {"grid": {"width": [8, 16]}},
+        "exclude": [{"width": [32, 8]}],
+    }
+    demo = plan_studies(workflow_config(s=study))
+    paper = plan_studies({**workflow_config(s=study), "scale": "paper"})
+    assert [p["width"] for p in demo.studies["s"].points] == [16]
+    assert [p["width"] for p in paper.studies["s"].points] == [16]
+
+
+def test_when_keeps_the_ids_of_cells_it_does_not_touch():
+    plain = {"grid": {"freeze": ["all", "norm"], "seed": [0]}}
+    with_when = {**plain, "when": [{"match": {"freeze": "norm"}, "set": {"epochs": 3}}]}
+    before = plan_studies(workflow_config(s=plain)).studies["s"].cells
+    after = plan_studies(workflow_config(s=with_when)).studies["s"].cells
+    assert before[0].id == after[0].id and before[1].id != after[1].id

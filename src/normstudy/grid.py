@@ -4,7 +4,8 @@ A study is ``grid:`` (axis -> list of values; its cells are the Cartesian produc
 ``set:`` (fixed overrides) and optionally ``demo:`` (a ``grid``/``set`` pair that
 replaces the given axes and keys at ``scale: demo``) and optionally ``scales:`` (the scales
 the study runs at; default all, e.g. ``[paper]`` for a part of a paper with no demo-sized
-counterpart). A cell's config is resolved as
+counterpart) and ``exclude:``/``when:`` (grid points to drop, settings that hold only at
+some points: :mod:`normstudy.conditions`). A cell's config is resolved as
 package defaults < the config file's ``defaults:`` < the study's ``set:`` < its grid
 values. Axes may name a key inside an options mapping with a dot
 (``dataset_options.n_per_class``).
@@ -27,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from normstudy import behaviour, names
+from normstudy import behaviour, conditions, names
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
 from normstudy.norm_options import norm_options_errors
 
 SCALES = ("demo", "paper")
-STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales")
+STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales", "exclude", "when")
 OPTION_KEYS = ("dataset_options", "model_options", "norm_options")
 STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_ERRORS = 20
@@ -222,12 +223,17 @@ def expand_study(
     except ConfigError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     check_axis_values(name, base, grid)
+    exclude, when = study_conditions(name, study, grid, base)
     axes = list(grid)
     cells, points, errors = [], [], []
     problems_of: dict[tuple, list[str]] = {}
     for values in itertools.product(*(grid[a] for a in axes)):
         point = dict(zip(axes, values, strict=True))
+        if conditions.excluded(point, exclude):
+            continue
         config = dict(base)
+        for key, value in conditions.settings_at(point, when):
+            assign(config, key, copy.deepcopy(value))
         for key, value in point.items():
             assign(config, key, value)
         names_key = (
@@ -246,9 +252,46 @@ def expand_study(
         points.append(point)
     if errors:
         raise StudyError("\n".join(errors[:MAX_ERRORS]))
+    if not cells:
+        raise StudyError(f"study {name!r}: exclude drops every point of the grid")
     comparisons = list(study.get("comparisons") or [])
     check_comparisons(name, comparisons, grid)
     return Study(name, axes, cells, points, comparisons, str(study.get("description", "")))
+
+
+def axis_levels(study: Mapping[str, Any], grid: Mapping[str, list]) -> dict[str, list]:
+    """Each axis's levels at either scale: ``exclude`` and ``when`` may name both."""
+    demo_grid = (study.get("demo") or {}).get("grid") or {}
+    levels = {}
+    for axis, values in grid.items():
+        merged = list(values)
+        for other in ((study.get("grid") or {}).get(axis) or [], demo_grid.get(axis) or []):
+            known = {canonical_json(v) for v in merged}
+            merged += [v for v in other if canonical_json(v) not in known]
+        levels[axis] = merged
+    return levels
+
+
+def study_conditions(
+    name: str, study: Mapping[str, Any], grid: Mapping[str, list], base: Mapping[str, Any]
+) -> tuple[list[conditions.Match], list[conditions.When]]:
+    """The study's ``exclude`` and ``when`` entries, parsed and their settings validated."""
+    levels = axis_levels(study, grid)
+    try:
+        exclude = conditions.parse_exclude(study.get("exclude"), levels)
+        when = conditions.parse_when(study.get("when"), levels, list(grid))
+    except conditions.ConditionError as error:
+        raise StudyError(f"study {name!r}: {error}") from None
+    for i, entry in enumerate(when):
+        trial = copy.deepcopy(dict(base))
+        for key, value in entry.settings.items():
+            check_axis_name(name, key, f"when[{i}].set")
+            assign(trial, key, copy.deepcopy(value))
+        try:
+            resolve_cell_config(trial)
+        except ConfigError as error:
+            raise StudyError(f"study {name!r}, when[{i}]: {error}") from None
+    return exclude, when
 
 
 def check_comparisons(name: str, comparisons: list, grid: Mapping[str, list]) -> None:
@@ -326,8 +369,23 @@ def cell_counts(config: Mapping[str, Any], only: list[str] | None = None) -> dic
         count = 1
         for values in grid.values():
             count *= len(values)
+        if studies[name].get("exclude"):
+            count = exact_count(name, studies[name], grid)
         counts[name] = count
     return counts
+
+
+def exact_count(name: str, study: Mapping[str, Any], grid: Mapping[str, list]) -> int:
+    """Points of ``grid`` that ``exclude`` keeps (enumerated: no configs are built)."""
+    try:
+        exclude = conditions.parse_exclude(study.get("exclude"), axis_levels(study, grid))
+    except conditions.ConditionError as error:
+        raise StudyError(f"study {name!r}: {error}") from None
+    axes = list(grid)
+    return sum(
+        not conditions.excluded(dict(zip(axes, values, strict=True)), exclude)
+        for values in itertools.product(*(grid[a] for a in axes))
+    )
 
 
 def scale_problem(counts: Mapping[str, int], max_cells: int) -> str | None:
