@@ -290,6 +290,23 @@ def test_summary_and_cells_table_record_the_provenance(tmp_path, monkeypatch):
     assert b"description" in table.schema.field("git_commit").metadata
 
 
+def test_cells_table_carries_the_final_distance_from_init_of_the_norms_probe(tmp_path):
+    defaults = {**TINY, "epochs": 2, "probes": ["norms"]}
+    plan = plan_document(plan_studies({"defaults": defaults, "studies": {"s": {"grid": {}}}}))
+    ((cell, config),) = plan["cells"].items()
+    train_cell(config, tmp_path / "cells" / cell, threads=1)
+    aggregate(plan, tmp_path / "cells", tmp_path / "tables")
+    probes = pq.read_table(tmp_path / "cells" / cell / "probes.parquet").to_pylist()
+    distances = [
+        (r["step"], r["value"])
+        for r in probes
+        if r["key"] == "distance_from_init" and r["layer"] == "model"
+    ]
+    (row,) = pq.read_table(tmp_path / "tables" / "cells.parquet").to_pylist()
+    assert row["final_distance_from_init"] == max(distances)[1] > 0
+    assert row["final_hessian_top_eigenvalue"] is None
+
+
 def test_corrupt_or_foreign_checkpoint_is_reported_and_ignored(tmp_path, capsys):
     checkpoint = tmp_path / "checkpoint.pt"
     checkpoint.write_bytes(b"not a checkpoint")

@@ -32,6 +32,10 @@ METRICS: dict[str, str] = {
     "final_val_loss": "lower",
     "final_train_loss": "lower",
     "generalization_gap": "lower",
+    # from the probes (normstudy.probe_metrics); "lower" after Li et al. (2020), whom
+    # Morwani (2020) §4 follows: a flatter, nearer optimum is expected to generalize better
+    "final_distance_from_init": "lower",
+    "final_hessian_top_eigenvalue": "lower",
 }
 """Metric columns of ``cells`` that can be compared, and which direction is better."""
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from normstudy import behaviour
 from normstudy.io import read_json, write_parquet_atomic
 from normstudy.names import PARAMETER_ROLES
+from normstudy.probe_metrics import PROBE_METRICS, probe_metrics
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 
 HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
@@ -105,6 +106,10 @@ CELLS_SCHEMA = pa.schema(
         pa.field("diverged_step", pa.int64()),
         pa.field("diverged_epoch", pa.int64()),
         *(pa.field(m, pa.float64()) for m in METRICS),
+        *(
+            pa.field(name, pa.float64(), metadata={"description": text})
+            for name, (_, text) in PROBE_METRICS.items()
+        ),
         pa.field("best_val_epoch", pa.int64()),
         pa.field("epochs_run", pa.int64()),
         pa.field("epochs_planned", pa.int64()),
@@ -426,12 +431,16 @@ def aggregate(plan: dict, cells_dir: str | Path, out_dir: str | Path) -> dict[st
     unique_cells = list(dict.fromkeys(row["cell_id"] for row in rows))
     curves = CellTables(CELL_CURVES_SCHEMA)
     probes = CellTables(CELL_PROBES_SCHEMA)
+    from_probes = {}
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         read = pool.map(read_cell_tables, itertools.repeat(cells_dir), unique_cells)
         for cell, (curve, probe) in zip(unique_cells, read, strict=True):
             curves.add(cell, curve)
+            from_probes[cell] = probe_metrics(probe)
             if probe is not None:
                 probes.add(cell, probe)
+    for row in rows:
+        row.update(from_probes[row["cell_id"]])
     write_parquet_atomic(out_dir / "cells.parquet", cells_table(rows))
     write_parquet_atomic(out_dir / "curves.parquet", curves.table())
     write_parquet_atomic(out_dir / "probes.parquet", probes.table())
