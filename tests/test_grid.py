@@ -255,3 +255,15 @@ def test_when_keeps_the_ids_of_cells_it_does_not_touch():
     before = plan_studies(workflow_config(s=plain)).studies["s"].cells
     after = plan_studies(workflow_config(s=with_when)).studies["s"].cells
     assert before[0].id == after[0].id and before[1].id != after[1].id
+
+
+def test_a_demo_when_replaces_the_studys_at_demo_scale_only():
+    study = {
+        "grid": {"freeze": ["all", "norm"], "seed": [0]},
+        "when": [{"match": {"freeze": "norm"}, "set": {"epochs": 200}}],
+        "demo": {"when": [{"match": {"freeze": "norm"}, "set": {"epochs": 3}}]},
+    }
+    demo = plan_studies(workflow_config(s=study))
+    paper = plan_studies({**workflow_config(s=study), "scale": "paper"})
+    assert [c.config["epochs"] for c in demo.studies["s"].cells] == [1, 3]
+    assert [c.config["epochs"] for c in paper.studies["s"].cells] == [1, 200]

@@ -35,6 +35,7 @@ from normstudy.norm_options import norm_options_errors
 SCALES = ("demo", "paper")
 STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales", "exclude", "when")
 OPTION_KEYS = ("dataset_options", "model_options", "norm_options")
+DEMO_KEYS = ("grid", "set", "exclude", "when")
 STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_ERRORS = 20
 
@@ -134,10 +135,11 @@ def study_parts(name: str, study: Mapping[str, Any], scale: str):
     settings = dict(study.get("set") or {})
     if scale == "demo" and study.get("demo"):
         demo = study["demo"]
-        unknown = sorted(set(demo) - {"grid", "set"})
+        unknown = sorted(set(demo) - set(DEMO_KEYS))
         if unknown:
             raise StudyError(
-                f"study {name!r}: unknown demo key(s) {', '.join(unknown)}; valid: grid, set"
+                f"study {name!r}: unknown demo key(s) {', '.join(unknown)}; valid: "
+                f"{', '.join(DEMO_KEYS)}"
             )
         grid.update(demo.get("grid") or {})
         settings.update(demo.get("set") or {})
@@ -223,7 +225,7 @@ def expand_study(
     except ConfigError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     check_axis_values(name, base, grid)
-    exclude, when = study_conditions(name, study, grid, base)
+    exclude, when = study_conditions(name, conditional_parts(study, scale), grid, base)
     axes = list(grid)
     cells, points, errors = [], [], []
     problems_of: dict[tuple, list[str]] = {}
@@ -257,6 +259,15 @@ def expand_study(
     comparisons = list(study.get("comparisons") or [])
     check_comparisons(name, comparisons, grid)
     return Study(name, axes, cells, points, comparisons, str(study.get("description", "")))
+
+
+def conditional_parts(study: Mapping[str, Any], scale: str) -> Mapping[str, Any]:
+    """The study with its ``exclude`` and ``when`` at ``scale``: a demo's replace the
+    study's (a demo may need fewer epochs where the paper's BN-only arm trains longer)."""
+    demo = study.get("demo") or {}
+    if scale != "demo" or not any(key in demo for key in ("exclude", "when")):
+        return study
+    return {**study, **{key: demo[key] for key in ("exclude", "when") if key in demo}}
 
 
 def axis_levels(study: Mapping[str, Any], grid: Mapping[str, list]) -> dict[str, list]:
@@ -369,8 +380,9 @@ def cell_counts(config: Mapping[str, Any], only: list[str] | None = None) -> dic
         count = 1
         for values in grid.values():
             count *= len(values)
-        if studies[name].get("exclude"):
-            count = exact_count(name, studies[name], grid)
+        parts = conditional_parts(studies[name], scale)
+        if parts.get("exclude"):
+            count = exact_count(name, parts, grid)
         counts[name] = count
     return counts
 
