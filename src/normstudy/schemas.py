@@ -1,4 +1,4 @@
-"""Explicit pyarrow schemas of every table the study writes (DESIGN.md, "Tables")."""
+"""Explicit pyarrow schemas of every table the study writes (docs/design.md, "Contracts")."""
 
 from __future__ import annotations
 

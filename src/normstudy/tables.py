@@ -1,4 +1,4 @@
-"""Aggregation of finished cells into the study's Parquet tables (DESIGN.md, "Tables").
+"""Aggregation of finished cells into the study's Parquet tables (docs/design.md, "Contracts").
 
 ``cells.parquet`` has one row per (study, cell): the study, the cell id, the study's
 axes, every scalar hyperparameter, the options as JSON, the status and the final

@@ -1,4 +1,4 @@
-"""The study's figures: one registry, one module per figure (DESIGN.md, "figures/").
+"""The study's figures: one registry, one module per figure (docs/design.md, "Layout").
 
 :mod:`normstudy.figures.catalog` holds every figure's name, module, title and caption and
 imports nothing heavy, so the workflow can read it while Snakemake parses the Snakefile;

@@ -1,6 +1,6 @@
 """What every probe shares: its context, its records, isolation from training, failures.
 
-A probe is a measurement taken inside a cell (DESIGN.md, "probes/"). It sees the live
+A probe is a measurement taken inside a cell (docs/design.md, "Layout"). It sees the live
 model through a :class:`ProbeContext` and returns long-format records
 ``(probe, layer, layer_index, key, value)``; the training loop adds ``epoch`` and
 ``step`` (:data:`normstudy.schemas.PROBE_RECORDS_SCHEMA`). A probe must never change
