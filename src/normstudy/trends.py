@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import stats as sps
 
-from normstudy.comparison_specs import TrendSpec, metric_direction
+from normstudy.comparison_specs import TrendSpec, metric_direction, parse_trends  # noqa: F401
 from normstudy.stats_common import (
     check_columns,
     check_statuses,
