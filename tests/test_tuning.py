@@ -119,7 +119,9 @@ def test_excluded_grid_points_leave_a_level_fewer_values():
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"tune": ["lr"], "tune_metric": "final_test_acc"}, "is the compared metric"),
+        ({"tune": ["lr"], "tune_metric": "final_test_acc"}, "reads the test set"),
+        ({"tune": ["lr"], "tune_metric": "final_test_loss"}, "reads the test set"),
+        ({"tune": "lr"}, "tune must be a list of grid axes"),
         ({"tune": ["lr"], "metric": "final_val_acc"}, "is the compared metric"),
         ({"tune": ["seed"]}, "cannot tune 'seed'; axes that can be tuned: lr"),
         ({"tune": ["norm"]}, "cannot tune 'norm'"),
@@ -133,6 +135,13 @@ def test_bad_tuning_fails_clearly(entry, message):
     with pytest.raises(ComparisonSpecError, match="comparison of 'norm'|unknown metric") as err:
         stats.parse_comparisons([{"factor": "norm", "reference": "batch"} | entry], AXES)
     assert message in str(err.value)
+
+
+def test_a_tune_metric_without_values_fails_clearly():
+    cells = make_cells().assign(final_val_acc=math.nan)
+    spec = ComparisonSpec("norm", "batch", tune=("lr",))
+    with pytest.raises(ValueError, match="no finite value in any ok cell"):
+        stats.compare(cells, spec, AXES, study="s")
 
 
 def test_the_planning_check_names_the_study():

@@ -197,6 +197,11 @@ def validate_tuning(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str) -
             )
     tune_metric = spec.tune_metric or DEFAULT_TUNE_METRIC
     metric_direction(tune_metric)
+    if tune_metric.startswith("final_test"):
+        raise ComparisonSpecError(
+            f"comparison of {spec.factor!r}: tune_metric {tune_metric!r} reads the test set; "
+            "tune on a validation metric (final_val_acc, final_val_loss, best_val_acc)"
+        )
     if tune_metric == spec.metric:
         raise ComparisonSpecError(
             f"comparison of {spec.factor!r}: tune_metric {tune_metric!r} is the compared "
@@ -265,9 +270,8 @@ def tune_axes(entry: Mapping) -> tuple[str, ...] | None:
     tune = entry.get("tune")
     if tune is None:
         return None
-    if isinstance(tune, str):
-        return (tune,)
-    if not isinstance(tune, Sequence) or not all(isinstance(axis, str) for axis in tune):
+    is_list = isinstance(tune, Sequence) and not isinstance(tune, (str, bytes))
+    if not is_list or not all(isinstance(axis, str) for axis in tune):
         raise ComparisonSpecError(
             f"comparison of {entry['factor']!r}: tune must be a list of grid axes, not {tune!r}"
         )

@@ -106,6 +106,11 @@ def select_tuned(
     direction = metric_direction(metric)
     values = metric_values(frame, metric, spec.diverged)
     failed = failed_cells(frame, metric)
+    if (failed & (frame["status"] == "ok")).all():
+        raise ValueError(
+            f"study {study!r}: tune_metric {metric!r} has no finite value in any ok cell "
+            "(no validation split?); declare another tune_metric"
+        )
     condition_axes = [a for a in axes if a not in (spec.factor, seed_axis, *tune)]
     keep, chosen, rows = [], {}, []
     for key, group in grouped_by(frame, [*condition_axes, spec.factor]):
