@@ -140,3 +140,17 @@ def test_tost_power_with_no_difference_and_small_sd():
     candidate = rng.normal(0.8, 0.002, (REPLICATIONS, 5))
     rate = float(np.mean(tost_p(candidate, reference, 0.01, paired=True) < 0.05))
     assert rate > 0.99, rate
+
+
+def test_tost_p_is_holm_adjusted_within_the_family():
+    rows = [
+        {"study": "s", "norm": norm, "width": width, "seed": seed, "status": "ok"}
+        | {"num_classes": 10, "final_test_acc": value + 0.001 * width}
+        for width in (1, 2)
+        for norm, values in (("batch", Y), ("noisy", X))
+        for seed, value in enumerate(values)
+    ]
+    spec = ComparisonSpec("norm", "batch", equivalence_margin=0.01)
+    table = stats.comparisons_table(pd.DataFrame(rows), {"s": (["norm", "width", "seed"], [spec])})
+    assert table["p_holm_tost"].to_numpy() == pytest.approx(stats.holm(table["tost_p"]))
+    stats.comparisons_arrow(table)

@@ -221,13 +221,22 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
         "TOST p-value: the larger of the two one-sided t-tests of diff against ±margin "
         "(same paired/Welch t as p_value; not Holm-adjusted)",
     ),
+    (
+        "p_holm_tost",
+        pa.float64(),
+        True,
+        "Holm-adjusted tost_p within the family: for claiming equivalence in some "
+        "conditions; equivalence in every condition needs only each tost_p < 0.05 "
+        "(intersection-union test, Berger & Hsu 1996, Stat. Sci. 11:283)",
+    ),
     ("eq_low", pa.float64(), True, "lower end of the 90% t interval of diff (TOST's interval)"),
     ("eq_high", pa.float64(), True, "upper end of the 90% t interval of diff"),
     (
         "equivalence",
         pa.string(),
         True,
-        "equivalence verdict at alpha 0.05 (normstudy.equivalence.VERDICTS); null if no margin",
+        "equivalence verdict at alpha 0.05 on the unadjusted tost_p and p_value "
+        "(normstudy.equivalence.VERDICTS); null if no margin",
     ),
     (
         "tuned_axes",
@@ -468,9 +477,10 @@ def empty_comparisons() -> pd.DataFrame:
 
 
 def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with p_holm and p_holm_rank adjusted within each family."""
+    """``rows`` with p_holm, p_holm_rank and p_holm_tost adjusted within each family."""
     rows = rows.copy()
-    for column, adjusted in (("p_value", "p_holm"), ("p_value_rank", "p_holm_rank")):
+    pairs = [("p_value", "p_holm"), ("p_value_rank", "p_holm_rank"), ("tost_p", "p_holm_tost")]
+    for column, adjusted in pairs:
         rows[adjusted] = np.nan
         for _, family in rows.groupby("family", sort=False):
             rows.loc[family.index, adjusted] = holm(family[column].to_numpy(dtype=float))
@@ -599,6 +609,7 @@ def comparison_row(
         **numbers,
         "p_holm": math.nan,
         "p_holm_rank": math.nan,
+        "p_holm_tost": math.nan,
         "note": "; ".join(notes + number_notes),
         "tuned_axes": None,
         "tune_metric": None,
