@@ -193,6 +193,7 @@ def command_compare(args: argparse.Namespace) -> int:
     table = comparisons_table(cells, studies)
     write_parquet_atomic(args.output, comparisons_arrow(table))
     print(f"{len(table)} comparisons -> {args.output}")
+    write_trends_and_tuning(args, plan, cells, studies, table)
     if args.power_md or args.power_csv:
         from normstudy.io import write_text_atomic
         from normstudy.power_report import power_csv, power_markdown, power_rows
@@ -205,6 +206,31 @@ def command_compare(args: argparse.Namespace) -> int:
             write_text_atomic(args.power_csv, power_csv(rows))
             print(f"power table -> {args.power_csv}")
     return 0
+
+
+def write_trends_and_tuning(args, plan: dict, cells, studies: dict, table) -> None:
+    """The trend tests, the tuning table and the Markdown summary, where asked for."""
+    from normstudy.comparison_summary import summary_markdown
+    from normstudy.io import write_parquet_atomic, write_text_atomic
+    from normstudy.stats import tuning_table
+    from normstudy.trends import parse_trends, trends_arrow, trends_table
+    from normstudy.tuning import tuning_arrow
+
+    trend_specs = {
+        name: (entry["axes"], parse_trends(entry["comparisons"], entry["axes"]))
+        for name, entry in plan["studies"].items()
+    }
+    trends = trends_table(cells, trend_specs)
+    tuning = tuning_table(cells, studies)
+    if args.trends:
+        write_parquet_atomic(args.trends, trends_arrow(trends))
+        print(f"{len(trends)} trend tests -> {args.trends}")
+    if args.tuning:
+        write_parquet_atomic(args.tuning, tuning_arrow(tuning))
+        print(f"{len(tuning)} tuning rows -> {args.tuning}")
+    if args.summary_md:
+        write_text_atomic(args.summary_md, summary_markdown(table, trends, tuning))
+        print(f"summary -> {args.summary_md}")
 
 
 def command_power(args: argparse.Namespace) -> int:
@@ -473,6 +499,9 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("output", help="comparisons.parquet to write")
     compare.add_argument("--power-md", help="power report (Markdown) to write")
     compare.add_argument("--power-csv", help="power table (CSV) to write")
+    compare.add_argument("--trends", help="trend tests (trends.parquet) to write")
+    compare.add_argument("--tuning", help="tuning table (tuning.parquet) to write")
+    compare.add_argument("--summary-md", help="Markdown summary of the comparisons to write")
     compare.set_defaults(func=command_compare)
 
     power = commands.add_parser(

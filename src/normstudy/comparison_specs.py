@@ -48,7 +48,20 @@ DIVERGED_POLICIES: dict[str, str] = {
 accuracy metrics; ``worst`` is the lowest accuracy, or the highest loss or gap)."""
 
 STATUSES = ("ok", "diverged")
-SPEC_KEYS = ("factor", "reference", "metric", "candidates", "diverged", "smallest_effect")
+SPEC_KEYS = (
+    "factor",
+    "reference",
+    "metric",
+    "candidates",
+    "diverged",
+    "smallest_effect",
+    "equivalence_margin",
+    "tune",
+    "tune_metric",
+)
+TREND_KEYS = ("trend", "metric", "scale", "diverged")
+TREND_SCALES = ("log", "linear")
+DEFAULT_TUNE_METRIC = "final_val_acc"
 FEWER_THAN_TWO = "fewer than two seeds on a side: no test, no interval, no effect size"
 
 
@@ -72,6 +85,21 @@ class ComparisonSpec:
     candidates: tuple | None = None
     diverged: str = "chance"
     smallest_effect: float | None = None
+    equivalence_margin: float | None = None
+    tune: tuple[str, ...] | None = None
+    tune_metric: str | None = None
+
+
+@dataclass(frozen=True)
+class TrendSpec:
+    """A ``{trend: axis, metric: ..., scale: log|linear, diverged: ...}`` entry: whether the
+    metric improves along an ordered numeric axis (Frankle, Schwab & Morcos 2020, §4 and
+    figure 2: BN-only accuracy grows with depth); :mod:`normstudy.trends` computes it."""
+
+    trend: str
+    metric: str = "final_test_acc"
+    scale: str = "log"
+    diverged: str = "chance"
 
 
 # ---------------------------------------------------------------------------- validation
@@ -132,7 +160,7 @@ def validate_levels(spec: ComparisonSpec, levels: Sequence[object]) -> None:
             )
 
 
-def validate_smallest_effect(factor: str, value: object) -> None:
+def validate_smallest_effect(factor: str, value: object, key: str = "smallest_effect") -> None:
     """None, or a positive finite number (not a boolean, which YAML makes of ``yes``)."""
     if value is None:
         return
@@ -143,9 +171,47 @@ def validate_smallest_effect(factor: str, value: object) -> None:
         or value <= 0
     ):
         raise ComparisonSpecError(
-            f"comparison of {factor!r}: smallest_effect must be a positive number in the "
+            f"comparison of {factor!r}: {key} must be a positive number in the "
             f"metric's units (e.g. 0.01 for one point of accuracy), not {value!r}"
         )
+
+
+def validate_tuning(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str) -> None:
+    """``tune`` lists grid axes other than the factor and the seed; ``tune_metric`` is a
+    known metric other than the compared one ("Is Batch Norm unique?" 2020, §7: each
+    normalizer at its own tuned learning rate, chosen on validation, reported on test)."""
+    if spec.tune is None:
+        if spec.tune_metric is not None:
+            raise ComparisonSpecError(
+                f"comparison of {spec.factor!r}: tune_metric {spec.tune_metric!r} needs "
+                "tune: [axis, ...] (the axes to tune)"
+            )
+        return
+    if len(spec.tune) == 0 or len(set(spec.tune)) != len(spec.tune):
+        raise ComparisonSpecError(
+            f"comparison of {spec.factor!r}: tune must list distinct grid axes, "
+            f"not {list(spec.tune)!r}"
+        )
+    for axis in spec.tune:
+        if axis in (spec.factor, seed_axis) or axis not in axes:
+            valid = [a for a in axes if a not in (spec.factor, seed_axis)]
+            raise ComparisonSpecError(
+                f"comparison of {spec.factor!r}: cannot tune {axis!r}; "
+                f"axes that can be tuned: {', '.join(valid) or '(none)'}"
+            )
+    tune_metric = spec.tune_metric or DEFAULT_TUNE_METRIC
+    metric_direction(tune_metric)
+    if tune_metric.startswith("final_test"):
+        raise ComparisonSpecError(
+            f"comparison of {spec.factor!r}: tune_metric {tune_metric!r} reads the test set; "
+            "tune on a validation metric (final_val_acc, final_val_loss, best_val_acc)"
+        )
+    if tune_metric == spec.metric:
+        raise ComparisonSpecError(
+            f"comparison of {spec.factor!r}: tune_metric {tune_metric!r} is the compared "
+            "metric; tune on a validation metric (e.g. final_val_acc) and compare on another"
+        )
+    validate_diverged_policy(spec.diverged, tune_metric)
 
 
 def validate_spec(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str = "seed") -> None:
@@ -154,6 +220,8 @@ def validate_spec(spec: ComparisonSpec, axes: Sequence[str], seed_axis: str = "s
     metric_direction(spec.metric)
     validate_diverged_policy(spec.diverged, spec.metric)
     validate_smallest_effect(spec.factor, spec.smallest_effect)
+    validate_smallest_effect(spec.factor, spec.equivalence_margin, "equivalence_margin")
+    validate_tuning(spec, axes, seed_axis)
     if spec.candidates is not None:
         if len(spec.candidates) == 0:
             raise ComparisonSpecError(f"comparison of {spec.factor!r}: candidates is empty")
@@ -194,9 +262,89 @@ def spec_from_entry(entry: object, axes: Sequence[str], seed_axis: str) -> Compa
         candidates=candidates,
         diverged=entry.get("diverged", ComparisonSpec.diverged),
         smallest_effect=entry.get("smallest_effect"),
+        equivalence_margin=entry.get("equivalence_margin"),
+        tune=tune_axes(entry),
+        tune_metric=entry.get("tune_metric"),
     )
     validate_spec(spec, list(axes), seed_axis)
     return spec
+
+
+def tune_axes(entry: Mapping) -> tuple[str, ...] | None:
+    tune = entry.get("tune")
+    if tune is None:
+        return None
+    is_list = isinstance(tune, Sequence) and not isinstance(tune, (str, bytes))
+    if not is_list or not all(isinstance(axis, str) for axis in tune):
+        raise ComparisonSpecError(
+            f"comparison of {entry['factor']!r}: tune must be a list of grid axes, not {tune!r}"
+        )
+    return tuple(tune)
+
+
+# ----------------------------------------------------------------------------- trends
+
+
+def trend_from_entry(entry: Mapping, axes: Sequence[str], seed_axis: str) -> TrendSpec:
+    unknown = sorted(set(entry) - set(TREND_KEYS))
+    if unknown:
+        raise ComparisonSpecError(
+            f"unknown trend key(s) {', '.join(map(repr, unknown))}; "
+            f"valid keys: {', '.join(TREND_KEYS)}"
+        )
+    spec = TrendSpec(
+        trend=entry["trend"],
+        metric=entry.get("metric", TrendSpec.metric),
+        scale=entry.get("scale", TrendSpec.scale),
+        diverged=entry.get("diverged", TrendSpec.diverged),
+    )
+    validate_factor(spec.trend, axes, seed_axis)
+    metric_direction(spec.metric)
+    validate_diverged_policy(spec.diverged, spec.metric)
+    if spec.scale not in TREND_SCALES:
+        raise ComparisonSpecError(
+            f"trend of {spec.trend!r}: unknown scale {spec.scale!r}; "
+            f"valid scales: {', '.join(TREND_SCALES)}"
+        )
+    return spec
+
+
+def validate_trend_levels(spec: TrendSpec, levels: Sequence[object]) -> None:
+    """The trend axis must be numeric (not boolean) with two or more values, all positive
+    on a log scale."""
+    listed = ", ".join(level_text(level) for level in levels)
+    numeric = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in levels
+    )
+    if not numeric or len(set(levels)) < 2:
+        raise ComparisonSpecError(
+            f"trend of {spec.trend!r}: the axis needs two or more finite numeric values; "
+            f"values: {listed}"
+        )
+    if spec.scale == "log" and min(levels) <= 0:
+        raise ComparisonSpecError(
+            f"trend of {spec.trend!r}: scale 'log' needs positive values; values: {listed}; "
+            "use scale: linear"
+        )
+
+
+def parse_trends(
+    entries: Sequence[Mapping],
+    axes: Sequence[str] | Mapping[str, Sequence],
+    *,
+    seed_axis: str = "seed",
+) -> list[TrendSpec]:
+    """The trend entries (those with a ``trend`` key) of a study's comparisons, validated;
+    given the grid (axis -> values), the axis's values are checked too."""
+    specs = [
+        trend_from_entry(entry, list(axes), seed_axis)
+        for entry in entries
+        if isinstance(entry, Mapping) and "trend" in entry
+    ]
+    if isinstance(axes, Mapping):
+        for spec in specs:
+            validate_trend_levels(spec, list(axes[spec.trend]))
+    return specs
 
 
 def parse_comparisons(
@@ -208,9 +356,15 @@ def parse_comparisons(
     """The comparisons of one study, validated.
 
     ``axes`` lists the study's grid axes; given the grid itself (axis -> values), the
-    reference and candidates are also checked against the axis's values.
+    reference and candidates are also checked against the axis's values. Trend entries
+    (``trend:`` key) are validated too but returned by :func:`parse_trends`, not here.
     """
-    specs = [spec_from_entry(entry, list(axes), seed_axis) for entry in entries]
+    parse_trends(entries, axes, seed_axis=seed_axis)
+    specs = [
+        spec_from_entry(entry, list(axes), seed_axis)
+        for entry in entries
+        if not (isinstance(entry, Mapping) and "trend" in entry)
+    ]
     if isinstance(axes, Mapping):
         for spec in specs:
             validate_levels(spec, list(axes[spec.factor]))

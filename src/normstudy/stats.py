@@ -27,9 +27,10 @@ not finite counts as diverged too.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,7 @@ from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
     validate_levels,
     validate_spec,
 )
+from normstudy.equivalence import equivalence_numbers
 from normstudy.intervals import (  # noqa: F401  (re-exported)
     INTERVAL_METHODS,
     NO_INTERVAL,
@@ -89,6 +91,7 @@ from normstudy.stats_common import (  # noqa: F401  (re-exported)
     study_cells,
     worst_value,
 )
+from normstudy.tuning import TUNING_COLUMNS, select_tuned, tune_metric_of
 
 # ------------------------------------------------------------------ statistics primitives
 
@@ -205,6 +208,50 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
         "seeds per side for 80% power at smallest_effect, standardized by the observed SD",
     ),
     ("note", pa.string(), False, "why numbers are missing and how diverged cells entered"),
+    (
+        "equivalence_margin",
+        pa.float64(),
+        True,
+        "equivalence margin declared in config.yaml (metric units); null if none",
+    ),
+    (
+        "tost_p",
+        pa.float64(),
+        True,
+        "TOST p-value: the larger of the two one-sided t-tests of diff against ±margin "
+        "(same paired/Welch t as p_value; not Holm-adjusted)",
+    ),
+    (
+        "p_holm_tost",
+        pa.float64(),
+        True,
+        "Holm-adjusted tost_p within the family: for claiming equivalence in some "
+        "conditions; equivalence in every condition needs only each tost_p < 0.05 "
+        "(intersection-union test, Berger & Hsu 1996, Stat. Sci. 11:283)",
+    ),
+    ("eq_low", pa.float64(), True, "lower end of the 90% t interval of diff (TOST's interval)"),
+    ("eq_high", pa.float64(), True, "upper end of the 90% t interval of diff"),
+    (
+        "equivalence",
+        pa.string(),
+        True,
+        "equivalence verdict at alpha 0.05 on the unadjusted tost_p and p_value "
+        "(normstudy.equivalence.VERDICTS); null if no margin",
+    ),
+    (
+        "tuned_axes",
+        pa.string(),
+        True,
+        "axes tuned per level (JSON list), on tune_metric; null if not a tuned comparison",
+    ),
+    ("tune_metric", pa.string(), True, "metric the tuned values were chosen on"),
+    (
+        "reference_tuned",
+        pa.string(),
+        True,
+        "the reference's chosen values of the tuned axes in this condition (JSON)",
+    ),
+    ("candidate_tuned", pa.string(), True, "the candidate's chosen values (JSON)"),
 ]
 
 COMPARISONS_SCHEMA = pa.schema(
@@ -321,6 +368,7 @@ def comparison_numbers(
     paired: bool,
     confidence: float,
     smallest_effect: float | None = None,
+    equivalence_margin: float | None = None,
 ) -> tuple[dict, list[str]]:
     """Tests, intervals, effect size and power of one comparison, and notes on what is
     missing."""
@@ -343,9 +391,11 @@ def comparison_numbers(
     power, power_notes = power_numbers(x, y, paired=paired, smallest_effect=smallest_effect)
     row.update(power)
     if x.size < 2 or y.size < 2:
+        row.update(equivalence_numbers(x, y, equivalence_margin, paired=paired, p_value=math.nan))
         return row, [FEWER_THAN_TWO]
     tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
     row.update(tests)
+    row.update(equivalence_numbers(x, y, equivalence_margin, paired=paired, p_value=row["p_value"]))
     degenerate = np.ptp(x - y) == 0 if paired else (np.ptp(x) == 0 and np.ptp(y) == 0)
     if not degenerate:
         low, high, method = mean_difference_interval(x, y, paired=paired, confidence=confidence)
@@ -358,8 +408,68 @@ def comparison_numbers(
     return row, notes + power_notes
 
 
-def family_name(study: str, factor: str, reference: object, metric: str) -> str:
-    return f"{study}/{factor}={level_text(reference)}/{metric}"
+def family_name(study: str, factor: str, reference: object, metric: str, tune=None) -> str:
+    """study/factor=reference/metric, with /tuned:axes for a tuned comparison."""
+    family = f"{study}/{factor}={level_text(reference)}/{metric}"
+    return f"{family}/tuned:{','.join(tune)}" if tune else family
+
+
+def tuned_compare(
+    cells: pd.DataFrame,
+    spec: ComparisonSpec,
+    axes: Sequence[str],
+    *,
+    study: str,
+    seed_axis: str = "seed",
+    confidence: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(comparison rows, tuning rows) of a ``tune:`` comparison (:mod:`normstudy.tuning`):
+    each level at its own best values of the tuned axes, then :func:`compare` on those
+    cells with the tuned axes dropped, paired by seed as usual."""
+    frame = study_cells(cells, study)
+    check_columns(frame, [*axes, "status", spec.metric, tune_metric_of(spec)])
+    check_statuses(frame)
+    check_unique_cells(frame, axes)
+    family = family_name(study, spec.factor, spec.reference, spec.metric, spec.tune)
+    chosen_cells, chosen, tuning = select_tuned(
+        frame, spec, axes, study=study, family=family, seed_axis=seed_axis
+    )
+    untuned = replace(spec, tune=None, tune_metric=None)
+    rest = [axis for axis in axes if axis not in spec.tune]
+    rows = compare(
+        chosen_cells, untuned, rest, study=study, seed_axis=seed_axis, confidence=confidence
+    )
+    if not len(rows):
+        return rows, tuning
+    rows["family"] = family
+    rows["tuned_axes"] = json.dumps(list(spec.tune))
+    rows["tune_metric"] = tune_metric_of(spec)
+    for side in ("reference", "candidate"):
+        rows[f"{side}_tuned"] = [
+            chosen.get((level, condition))
+            for level, condition in zip(rows[side], rows["condition"], strict=True)
+        ]
+    return with_holm(rows), tuning
+
+
+def tuning_table(
+    cells: pd.DataFrame,
+    studies: Mapping[str, tuple[Sequence[str], Sequence[ComparisonSpec]]],
+    *,
+    seed_axis: str = "seed",
+) -> pd.DataFrame:
+    """Every tuned value's mean tune_metric per level, chosen ones marked
+    (:data:`normstudy.tuning.TUNING_COLUMNS`), for the ``tune:`` comparisons of ``studies``."""
+    parts = [
+        tuned_compare(cells, spec, axes, study=study, seed_axis=seed_axis)[1]
+        for study, (axes, specs) in studies.items()
+        for spec in specs
+        if spec.tune
+    ]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in TUNING_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
 
 
 def empty_comparisons() -> pd.DataFrame:
@@ -367,9 +477,10 @@ def empty_comparisons() -> pd.DataFrame:
 
 
 def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with p_holm and p_holm_rank adjusted within each family."""
+    """``rows`` with p_holm, p_holm_rank and p_holm_tost adjusted within each family."""
     rows = rows.copy()
-    for column, adjusted in (("p_value", "p_holm"), ("p_value_rank", "p_holm_rank")):
+    pairs = [("p_value", "p_holm"), ("p_value_rank", "p_holm_rank"), ("tost_p", "p_holm_tost")]
+    for column, adjusted in pairs:
         rows[adjusted] = np.nan
         for _, family in rows.groupby("family", sort=False):
             rows.loc[family.index, adjusted] = holm(family[column].to_numpy(dtype=float))
@@ -398,6 +509,10 @@ def compare(
     """
     axes = list(axes)
     validate_spec(spec, axes, seed_axis)
+    if spec.tune:
+        return tuned_compare(
+            cells, spec, axes, study=study, seed_axis=seed_axis, confidence=confidence
+        )[0]
     frame = study_cells(cells, study)
     check_columns(frame, [*axes, "status", spec.metric])
     check_statuses(frame)
@@ -438,6 +553,7 @@ def compare(
                     seed_axis=seeds,
                     confidence=confidence,
                     smallest_effect=spec.smallest_effect,
+                    equivalence_margin=spec.equivalence_margin,
                 )
             )
     if not rows:
@@ -455,6 +571,7 @@ def comparison_row(
     seed_axis: str | None,
     confidence: float,
     smallest_effect: float | None = None,
+    equivalence_margin: float | None = None,
 ) -> dict:
     notes = []
     for name, side in (("reference", reference), ("candidate", candidate)):
@@ -473,6 +590,7 @@ def comparison_row(
         paired=paired,
         confidence=confidence,
         smallest_effect=smallest_effect,
+        equivalence_margin=equivalence_margin,
     )
     mean_ref, mean_cand = mean(reference.values), mean(candidate.values)
     return {
@@ -491,7 +609,12 @@ def comparison_row(
         **numbers,
         "p_holm": math.nan,
         "p_holm_rank": math.nan,
+        "p_holm_tost": math.nan,
         "note": "; ".join(notes + number_notes),
+        "tuned_axes": None,
+        "tune_metric": None,
+        "reference_tuned": None,
+        "candidate_tuned": None,
     }
 
 

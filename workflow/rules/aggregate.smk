@@ -83,6 +83,9 @@ rule comparisons:
         comparisons=f"{RESULTS}/tables/comparisons.parquet",
         power_md=f"{RESULTS}/tables/power.md",
         power_csv=f"{RESULTS}/tables/power.csv",
+        trends=f"{RESULTS}/tables/trends.parquet",
+        tuning=f"{RESULTS}/tables/tuning.parquet",
+        summary_md=f"{RESULTS}/tables/comparisons.md",
     log:
         f"{RESULTS}/logs/comparisons.log",
     conda:
@@ -91,7 +94,9 @@ rule comparisons:
         **CPU_JOB_RESOURCES,
     shell:
         f"{NORMSTUDY} compare {{input.plan:q}} {{input.cells:q}} {{output.comparisons:q}} "
-        f"--power-md {{output.power_md:q}} --power-csv {{output.power_csv:q}} > {{log:q}} 2>&1"
+        f"--power-md {{output.power_md:q}} --power-csv {{output.power_csv:q}} "
+        f"--trends {{output.trends:q}} --tuning {{output.tuning:q}} "
+        f"--summary-md {{output.summary_md:q}} > {{log:q}} 2>&1"
 
 
 rule ols:

@@ -33,6 +33,8 @@ rule figure:
 rule comparison_table:
     input:
         comparisons=rules.comparisons.output[0],
+        trends=rules.comparisons.output.trends,
+        tuning=rules.comparisons.output.tuning,
         code=f"{PACKAGE}/figures/comparison_table.py",
     output:
         report(
@@ -48,7 +50,8 @@ rule comparison_table:
         **CPU_JOB_RESOURCES,
     shell:
         f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.figures.comparison_table"
-        " {input.comparisons:q} {output:q} > {log:q} 2>&1"
+        " {input.comparisons:q} {output:q} --trends {input.trends:q}"
+        " --tuning {input.tuning:q} > {log:q} 2>&1"
 
 
 rule figures:

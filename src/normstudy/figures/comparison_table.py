@@ -1,21 +1,26 @@
-"""The statistical comparisons (``comparisons.parquet``) as an HTML table for the report.
+"""The statistical comparisons (``comparisons.parquet``, and ``trends.parquet`` and
+``tuning.parquet`` when given) as an HTML page for the report.
 
-Renders whatever columns the table has, so that it keeps working while the statistics
-gain or rename columns; numbers are shown to four significant digits.
+Readable views first (:mod:`normstudy.comparison_summary`: differences and slopes with
+their intervals, equivalence verdicts with their margins, the tuned values each side was
+compared at), then every column of each table, so that the page keeps working while the
+statistics gain or rename columns; numbers are shown to four significant digits.
 
-Usage: ``python -m normstudy.figures.comparison_table comparisons.parquet out.html``
+Usage: ``python -m normstudy.figures.comparison_table comparisons.parquet out.html
+[--trends trends.parquet] [--tuning tuning.parquet]``
 """
 
 from __future__ import annotations
 
+import argparse
 import html
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from normstudy.comparison_summary import comparisons_view, trends_view, tuning_view
 from normstudy.io import write_text_atomic
 
 STYLE = (
@@ -23,6 +28,7 @@ STYLE = (
     "th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}"
     "th{background:#f0f0f0;position:sticky;top:0}"
 )
+EMPTY = "<p>No comparisons: no study's config asks for any, or no cell finished.</p>"
 
 
 def cell_text(value: object) -> str:
@@ -31,29 +37,58 @@ def cell_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def to_html(frame: pd.DataFrame, title: str) -> str:
-    """A standalone HTML page with ``frame`` as one table (a note when it is empty)."""
+def table_html(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
-    body = (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-        if len(frame)
-        else "<p>No comparisons: no study's config asks for any, or no cell finished.</p>"
-    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def page(title: str, body: str) -> str:
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
         f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{len(frame)} rows.</p>{body}</body></html>\n"
+        f"{body}</body></html>\n"
     )
 
 
+def to_html(frame: pd.DataFrame, title: str) -> str:
+    """A standalone HTML page with ``frame`` as one table (a note when it is empty)."""
+    body = table_html(frame) if len(frame) else EMPTY
+    return page(title, f"<p>{len(frame)} rows.</p>{body}")
+
+
+def sections_html(
+    comparisons: pd.DataFrame, trends: pd.DataFrame | None, tuning: pd.DataFrame | None
+) -> str:
+    """Summary views of the comparisons, trends and tuning, then every column of each."""
+    parts = [f"<p>{len(comparisons)} rows.</p>"]
+    if len(comparisons):
+        parts += ["<h2>Summary</h2>", table_html(comparisons_view(comparisons))]
+    if trends is not None and len(trends):
+        parts += ["<h2>Trends</h2>", table_html(trends_view(trends))]
+    if tuning is not None and len(tuning):
+        parts += ["<h2>Tuning (chosen values marked)</h2>", table_html(tuning_view(tuning))]
+    parts += ["<h2>All columns</h2>", table_html(comparisons) if len(comparisons) else EMPTY]
+    if trends is not None and len(trends):
+        parts += ["<h2>Trends: all columns</h2>", table_html(trends)]
+    return "".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    source, target = (argv if argv is not None else sys.argv[1:])[:2]
-    frame = pq.read_table(source).to_pandas()
-    write_text_atomic(Path(target), to_html(frame, "Statistical comparisons"))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("comparisons")
+    parser.add_argument("target")
+    parser.add_argument("--trends")
+    parser.add_argument("--tuning")
+    args = parser.parse_args(argv)
+    frame = pq.read_table(args.comparisons).to_pandas()
+    trends = pq.read_table(args.trends).to_pandas() if args.trends else None
+    tuning = pq.read_table(args.tuning).to_pandas() if args.tuning else None
+    body = sections_html(frame, trends, tuning)
+    write_text_atomic(Path(args.target), page("Statistical comparisons", body))
     return 0
 
 
