@@ -402,7 +402,12 @@ TRAIN_SIZES = {
     "cifar10": 45000,
     "cifar100": 45000,
     "svhn": 65931,
+    "synthetic_sentiment": 1440,
+    "sentiment140": 90000,
 }
+VOCAB_SIZES = {"synthetic_sentiment": 2000, "sentiment140": 27000}
+"""Rough vocabulary sizes at the default options (Sentiment140: our estimate, see
+:class:`normstudy.models.lstm.TextLSTMClassifier`), for job resources only."""
 INPUT_SIZES = {"digits": 64, "mnist5k": 784, "gaussian_noise": 1000, "mnist": 784}
 
 
@@ -429,6 +434,12 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
     if model == "lstm":
         depth, width = depth or 1, width or 128
         return 8 * width * width * depth + 100 * width
+    if model == "lstm_text":
+        # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
+        depth, width = depth or 1, width or 102
+        dim = config["model_options"].get("embedding_dim", 200)
+        vocab = VOCAB_SIZES.get(config["dataset"], 27000)
+        return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
     return 1e6
 
 
