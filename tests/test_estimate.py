@@ -96,6 +96,23 @@ def test_lstm_flops_include_the_recurrent_products():
     assert train == forward + rows * 2 * lstm_layer + head
 
 
+def test_text_lstm_flops_count_no_embedding_products():
+    """synthetic_sentiment: T = 20 token steps; an embedding lookup is not a matrix product
+    (0 FLOPs), an LSTM layer of 16 units on 8-dim embeddings, a 16 -> 2 head."""
+    steps, head = 20, 2 * 16 * 2
+    lstm_layer = 2 * 4 * 16 * (8 + 16)
+    base = {"dataset": "synthetic_sentiment", "model": "lstm_text", "width": 16}
+    cell = {**base, "model_options": {"embedding_dim": 8}, "norm": "none"}
+    train, evaluation = counted(cell)
+    forward = steps * lstm_layer + head
+    assert evaluation == forward
+    # backward: the LSTM's inputs (the embedding trains), states and weights; the head's
+    assert train == forward + steps * 2 * lstm_layer + 2 * head
+    # BN-only: the gradient reaches the embedding's normalizer through the frozen LSTM
+    train, _ = counted({**cell, "norm": "batch", "freeze": "norm"})
+    assert train == forward + steps * lstm_layer + head
+
+
 def test_resnet_flops_match_the_hand_count():
     """ResNet-8 on 1x8x8 digits: stem 1 -> 16; stages of one block (16 at 8x8, 32 at 4x4,
     64 at 2x2; strided 1x1 projection shortcuts); a 64 -> 10 head. A k x k convolution
