@@ -199,3 +199,18 @@ def test_estimate_command_rejects_a_bad_study(tmp_path):
     )
     assert result.returncode == 2
     assert "nonsense" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_sentiment140_cells_are_estimated_and_checked_on_a_stand_in():
+    """No CSV here: the planning-time build check and the FLOP count use random token ids
+    with the real split sizes; lstm_text at Torri's scale (E = 200, H = 102, T = 40)."""
+    from normstudy.buildcheck import build_problem
+    from normstudy.estimate import splits_for_estimate
+
+    config = resolve_cell_config({"dataset": "sentiment140", "model": "lstm_text", "norm": "batch"})
+    splits, stand_in = splits_for_estimate(config)
+    assert stand_in and splits.sizes() == {"train": 90000, "val": 10000, "test": 25000}
+    assert build_problem(config) is None
+    assert "cannot read" in build_problem({**config, "model": "lstm"})
+    _, evaluation = counted({"dataset": "sentiment140", "model": "lstm_text", "norm": "batch"})
+    assert evaluation == 40 * 2 * 4 * 102 * (200 + 102) + 2 * 102 * 2

@@ -275,3 +275,50 @@ def load_sentiment140(
         max_length=max_length,
         glove=vectors,
     )
+
+
+STAND_IN_VOCABULARY = 26_900
+"""Vocabulary of the Sentiment140 stand-in: our estimate of the words seen twice in 90k
+tweets (:class:`~normstudy.models.lstm.TextLSTMClassifier`), for costs only."""
+
+
+def sentiment140_stand_in(
+    *,
+    val_size: int | float,
+    split_seed: int,
+    pool_size: int = 100_000,
+    test_size: int = 25_000,
+    max_length: int = 40,
+    **_: object,
+) -> DatasetSplits:
+    """Random token ids with Sentiment140's split sizes, ``max_length`` and an estimated
+    vocabulary (:data:`STAND_IN_VOCABULARY`), split like the real file would be: for the
+    cost estimate and the planning-time build check where the CSV is not at hand (a step's
+    cost does not depend on which words a tweet has). Never for results. Lengths are
+    uniform in 1..``max_length``; no GloVe matrix (its dimension is checked at training)."""
+    generator = np.random.default_rng(0)
+    total = pool_size + test_size
+    ids = generator.integers(2, STAND_IN_VOCABULARY, (total, max_length))
+    lengths = generator.integers(1, max_length + 1, total)
+    ids[np.arange(max_length) >= lengths[:, None]] = PAD
+    labels = np.arange(total) % 2
+    pool_idx, test_idx = np.arange(pool_size), np.arange(pool_size, total)
+    train_rel, val_rel = stratified_holdout(
+        labels[pool_idx], holdout_count(val_size, pool_size), split_seed
+    )
+    parts = {"train": pool_idx[train_rel], "val": pool_idx[val_rel], "test": test_idx}
+    tensors = {
+        f"{split}_{axis}": torch.from_numpy(np.ascontiguousarray(array[idx]).astype(np.int64))
+        for split, idx in parts.items()
+        for axis, array in (("x", ids), ("y", labels))
+    }
+    return DatasetSplits(
+        name="sentiment140",
+        **tensors,
+        mean=(),
+        std=(),
+        num_classes=2,
+        input_shape=(max_length,),
+        augment=False,
+        vocab_size=STAND_IN_VOCABULARY,
+    )
