@@ -80,7 +80,8 @@ def mnist5k() -> DatasetSplits:
 
 def test_registry_lists_every_dataset():
     expected = {"digits", "mnist5k", "gaussian_noise", "mnist", "fashion_mnist", "cifar10"}
-    assert expected | {"cifar100", "svhn"} == set(DATASETS.names())
+    text = {"sentiment140", "synthetic_sentiment"}
+    assert expected | {"cifar100", "svhn"} | text == set(DATASETS.names())
 
 
 def test_unknown_dataset_lists_valid_names():
@@ -678,3 +679,21 @@ def text_data_synthetic():
 def test_token_splits_pass_standardize_unchanged():
     splits = load_dataset("synthetic_sentiment", n=100)
     assert torch.equal(standardize(splits.train_x, splits), splits.train_x)
+
+
+def test_token_splits_and_glove_survive_the_data_cache(tmp_path):
+    from normstudy.config import resolve_cell_config
+    from normstudy.datacache import load_cache, save_cache
+
+    write_sentiment140(tmp_path)
+    write_glove(tmp_path)
+    options = {"pool_size": 30, "test_size": 10, "glove": "tiny.4d.txt"}
+    config = resolve_cell_config(
+        {"dataset": "sentiment140", "model": "lstm_text", "dataset_options": options, "val_size": 6}
+    )
+    splits = load_dataset("sentiment140", data_dir=tmp_path, val_size=6, **options)
+    save_cache(splits, config, tmp_path / "cache.pt")
+    loaded = load_cache(tmp_path / "cache.pt", config)
+    assert loaded.vocab_size == splits.vocab_size and loaded.tokens
+    assert torch.equal(loaded.embeddings, splits.embeddings)
+    assert torch.equal(loaded.train_x, splits.train_x)
