@@ -103,3 +103,12 @@ def test_text_datasets_take_only_text_models_and_text_models_only_text():
         message = names.compatibility_error(dataset, "lstm_text", "batch")
         assert "text datasets: sentiment140, synthetic_sentiment" in message
     assert "synthetic_sentiment" in names.EMBEDDED_DATASETS
+
+
+def test_probes_needing_float_inputs_are_refused_on_text():
+    assert (
+        names.token_probe_errors("synthetic_sentiment", ["norm_params", {"name": "hessian"}]) == []
+    )
+    errors = names.token_probe_errors("sentiment140", ["norms", {"name": "propagation"}])
+    assert len(errors) == 2 and "needs float inputs" in errors[0]
+    assert names.token_probe_errors("digits", ["norms"]) == []

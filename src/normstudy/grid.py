@@ -176,6 +176,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
     errors.extend(names.model_options_errors(config["model"], config["model_options"]))
     errors.extend(names.probe_errors(config["probes"]))
+    errors.extend(names.token_probe_errors(config["dataset"], config["probes"]))
     if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
             f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"

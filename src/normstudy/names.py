@@ -209,6 +209,27 @@ def model_options_errors(model: str, options: object) -> list[str]:
     return [] if valid is None else options_errors("model", model, options, valid)
 
 
+FLOAT_INPUT_PROBES = ("norms", "propagation")
+"""Probes that differentiate by or perturb the inputs themselves, so need float inputs:
+token ids of a text dataset are indices, neither differentiable nor noisy."""
+
+
+def token_probe_errors(dataset: str, probes: object) -> list[str]:
+    """Probes of ``probes`` that cannot run on the token inputs of a text ``dataset``."""
+    if DATASETS.get(dataset) != "tokens" or not isinstance(probes, list):
+        return []
+    used = [
+        entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+        for entry in probes
+    ]
+    return [
+        f"probe {name!r} needs float inputs (it differentiates by or adds noise to them); "
+        f"dataset {dataset!r} gives token ids"
+        for name in used
+        if name in FLOAT_INPUT_PROBES
+    ]
+
+
 def probe_errors(probes: object) -> list[str]:
     """Unknown probe names and options of the config's ``probes:`` list (the rest of an
     entry is checked where the probes are built)."""
