@@ -632,3 +632,12 @@ def test_text_and_image_models_refuse_each_others_inputs():
         build_model(
             "lstm", input_shape=(7,), num_classes=2, norm=make_norm_factory("none"), vocab_size=30
         )
+
+
+def test_planner_parameter_estimate_of_lstm_text_is_close():
+    from normstudy.grid import VOCAB_SIZES, estimated_parameters
+
+    config = {"model": "lstm_text", "dataset": "sentiment140", "depth": None, "width": None}
+    estimate = estimated_parameters({**config, "model_options": {}})
+    model = text_model(vocab_size=VOCAB_SIZES["sentiment140"], width=None, embedding_dim=200)
+    assert estimate == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)

@@ -406,9 +406,11 @@ TRAIN_SIZES = {
     "synthetic_sentiment": 1440,
     "sentiment140": 90000,
 }
-VOCAB_SIZES = {"synthetic_sentiment": 2000, "sentiment140": 27000}
-"""Rough vocabulary sizes at the default options (Sentiment140: our estimate, see
-:class:`normstudy.models.lstm.TextLSTMClassifier`), for job resources only."""
+VOCAB_SIZES = {"synthetic_sentiment": 2000, "sentiment140": 26_900}
+"""Rough vocabulary sizes at the default options, for job resources and the Sentiment140
+stand-in (:func:`normstudy.data.text.sentiment140_stand_in`) only. Sentiment140's is our
+estimate of the words seen twice in 90k tweets, the size at which Torri's 5.5M parameters
+fit (:class:`normstudy.models.lstm.TextLSTMClassifier`)."""
 INPUT_SIZES = {"digits": 64, "mnist5k": 784, "gaussian_noise": 1000, "mnist": 784}
 
 
@@ -439,7 +441,7 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
         # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
         depth, width = depth or 1, width or 102
         dim = config["model_options"].get("embedding_dim", 200)
-        vocab = VOCAB_SIZES.get(config["dataset"], 27000)
+        vocab = VOCAB_SIZES.get(config["dataset"], VOCAB_SIZES["sentiment140"])
         return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
     return 1e6
 

@@ -41,6 +41,7 @@ from normstudy.data.base import (
     stratified_holdout,
 )
 from normstudy.data.registry import DATASETS
+from normstudy.grid import VOCAB_SIZES
 
 TEST_SEED = 20090101
 POOL_SEED = 20220809
@@ -277,7 +278,7 @@ def load_sentiment140(
     )
 
 
-STAND_IN_VOCABULARY = 26_900
+STAND_IN_VOCABULARY = VOCAB_SIZES["sentiment140"]
 """Vocabulary of the Sentiment140 stand-in: our estimate of the words seen twice in 90k
 tweets (:class:`~normstudy.models.lstm.TextLSTMClassifier`), for costs only."""
 

@@ -1,4 +1,5 @@
-"""An LSTM classifier with normalizers between its components (Torri 2022 §3.1)."""
+"""LSTM classifiers with normalizers between their components (Torri 2022 §3.1): ``lstm``
+reads images as sequences of rows, ``lstm_text`` token ids of a text dataset."""
 
 from __future__ import annotations
 
