@@ -590,10 +590,12 @@ def test_sentiment140_reads_latin1_csv_and_splits_stratified(tmp_path):
             np.bincount(splits.split(split)[1].numpy()).tolist()
             == [len(splits.split(split)[1]) // 2] * 2
         )
-    vocabulary = text_data.build_vocabulary(
-        [text_data.tokenize(t) for t in ["café"] * 2], min_count=2
+    texts, labels = text_data.read_sentiment140(
+        tmp_path / "sentiment140" / text_data.SENTIMENT140_FILE
     )
-    assert vocabulary[-1] == "café"  # latin-1 bytes decode to the accented word
+    assert texts[0] == "I hate this, naïve &amp; sad rare0" and labels[:2].tolist() == [0, 1]
+    assert text_data.tokenize(texts[2]) == ["so", "sad", "hate", "it", "rare2"]
+    assert "café" in text_data.tokenize(texts[3])  # latin-1 bytes decode to the accent
     # rare{i} words occur once: never in the vocabulary, always OOV.
     assert (splits.train_x == OOV).sum() >= 24
     assert splits.embeddings is None
