@@ -30,6 +30,8 @@ from normstudy.data import (
     to_float,
     torchvision_sets,
 )
+from normstudy.data import text as text_data
+from normstudy.data.base import OOV, PAD
 from normstudy.registry import UnknownNameError
 
 SMALL_NOISE = {
@@ -78,7 +80,8 @@ def mnist5k() -> DatasetSplits:
 
 def test_registry_lists_every_dataset():
     expected = {"digits", "mnist5k", "gaussian_noise", "mnist", "fashion_mnist", "cifar10"}
-    assert expected | {"cifar100", "svhn"} == set(DATASETS.names())
+    text = {"sentiment140", "synthetic_sentiment"}
+    assert expected | {"cifar100", "svhn"} | text == set(DATASETS.names())
 
 
 def test_unknown_dataset_lists_valid_names():
@@ -522,3 +525,177 @@ def test_bad_augmentation_arguments_are_rejected():
         augment_batch(x, torch.Generator(), padding="wrap")
     with pytest.raises(ValueError, match="translate=10"):
         augment_batch(x, torch.Generator(), translate=10)
+
+
+# --- Token datasets: Sentiment140 format, GloVe, synthetic sentiment (Torri 2022, §3.1) ---
+
+POSITIVE = ["I love this café déjà vu", "great day @friend http://t.co/x", "so happy love it"]
+NEGATIVE = ["I hate this, naïve &amp; sad", "bad day @enemy www.bad.com", "so sad hate it"]
+
+
+def write_sentiment140(directory, rows=40):
+    """A Sentiment140-format file: latin-1, no header, polarity/id/date/query/user/text."""
+    folder = directory / "sentiment140"
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(rows):
+        polarity, texts = ("4", POSITIVE) if i % 2 else ("0", NEGATIVE)
+        tweet = f"{texts[i % 3]} rare{i}"
+        lines.append(
+            f'"{polarity}","{1000 + i}","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","u{i}","{tweet}"'
+        )
+    (folder / text_data.SENTIMENT140_FILE).write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return folder
+
+
+def write_glove(directory, words=("love", "hate", "<user>", "day", "so", "sad", "happy")):
+    folder = directory / "glove"
+    folder.mkdir(parents=True)
+    rows = [
+        f"{w} " + " ".join(f"{(i + 1) * 0.1 + j:.2f}" for j in range(4))
+        for i, w in enumerate(words)
+    ]
+    (folder / "tiny.4d.txt").write_text(
+        "\n".join(["absent 9 9 9 9", *rows, "extra 1 2 3 4"]) + "\n"
+    )
+    return folder / "tiny.4d.txt"
+
+
+def test_tokenize_lowercases_maps_users_and_urls_and_drops_punctuation():
+    assert text_data.tokenize("Hi @Bob, SEE https://x.co/a?b=1 &amp; www.y.org déjà!") == [
+        "hi", "<user>", "see", "<url>", "<url>", "déjà",
+    ]  # fmt: skip
+
+
+def test_vocabulary_min_count_oov_and_padding():
+    words = [["a", "b", "a"], ["c", "a", "b"]]
+    vocabulary = text_data.build_vocabulary(words, min_count=2)
+    assert vocabulary == ["<pad>", "<oov>", "a", "b"]
+    ids = text_data.encode([["a", "c", "b"], [], ["b"] * 9], vocabulary, max_length=4)
+    assert ids.tolist() == [[2, OOV, 3, PAD], [OOV, PAD, PAD, PAD], [3, 3, 3, 3]]
+    with pytest.raises(ValueError, match="min_count"):
+        text_data.build_vocabulary(words, min_count=0)
+
+
+def test_sentiment140_reads_latin1_csv_and_splits_stratified(tmp_path):
+    write_sentiment140(tmp_path)
+    splits = load_dataset(
+        "sentiment140", data_dir=tmp_path, pool_size=30, test_size=10, val_size=6, max_length=8
+    )
+    assert splits.sizes() == {"train": 24, "val": 6, "test": 10}
+    assert splits.tokens and splits.train_x.dtype == torch.int64
+    assert splits.input_shape == (8,) and splits.num_classes == 2
+    for split in ("train", "val", "test"):
+        assert (
+            np.bincount(splits.split(split)[1].numpy()).tolist()
+            == [len(splits.split(split)[1]) // 2] * 2
+        )
+    texts, labels = text_data.read_sentiment140(
+        tmp_path / "sentiment140" / text_data.SENTIMENT140_FILE
+    )
+    assert texts[0] == "I hate this, naïve &amp; sad rare0" and labels[:2].tolist() == [0, 1]
+    assert text_data.tokenize(texts[2]) == ["so", "sad", "hate", "it", "rare2"]
+    assert "café" in text_data.tokenize(texts[3])  # latin-1 bytes decode to the accent
+    # rare{i} words occur once: never in the vocabulary, always OOV.
+    assert (splits.train_x == OOV).sum() >= 24
+    assert splits.embeddings is None
+    again = load_dataset(
+        "sentiment140", data_dir=tmp_path, pool_size=30, test_size=10, val_size=6, max_length=8
+    )
+    assert torch.equal(again.train_x, splits.train_x) and torch.equal(again.test_y, splits.test_y)
+    other = load_dataset(
+        "sentiment140", data_dir=tmp_path, pool_size=30, test_size=10, val_size=6, split_seed=1
+    )
+    assert torch.equal(other.test_y, splits.test_y)
+
+
+def test_sentiment140_vocabulary_comes_from_train_only(tmp_path, monkeypatch):
+    write_sentiment140(tmp_path)
+    seen = []
+    original = text_data.build_vocabulary
+    monkeypatch.setattr(
+        text_data,
+        "build_vocabulary",
+        lambda texts, m: seen.append(len(texts)) or original(texts, m),
+    )
+    load_dataset("sentiment140", data_dir=tmp_path, pool_size=30, test_size=10, val_size=6)
+    assert seen == [24]
+
+
+def test_sentiment140_missing_file_says_where_and_how(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="trainingandtestdata.zip") as info:
+        load_dataset("sentiment140", data_dir=tmp_path)
+    assert str(tmp_path / "sentiment140" / text_data.SENTIMENT140_FILE) in str(info.value)
+
+
+def test_sentiment140_rejects_rows_of_another_format(tmp_path):
+    folder = write_sentiment140(tmp_path)
+    with open(folder / text_data.SENTIMENT140_FILE, "a", encoding="latin-1") as handle:
+        handle.write('"2","1","d","q","u","neutral"\n')
+    with pytest.raises(ValueError, match=":41 is not a Sentiment140 row"):
+        load_dataset("sentiment140", data_dir=tmp_path, pool_size=30, test_size=10)
+
+
+def test_glove_rows_map_to_vocabulary_words(tmp_path):
+    write_sentiment140(tmp_path)
+    path = write_glove(tmp_path)
+    splits = load_dataset(
+        "sentiment140", data_dir=tmp_path, pool_size=30, test_size=10, glove="tiny.4d.txt"
+    )
+    vocabulary = text_data.build_vocabulary(
+        [text_data.tokenize(t) for t in (POSITIVE + NEGATIVE) * 4], min_count=2
+    )
+    matrix = text_data.glove_matrix(path, vocabulary)
+    assert matrix.shape == (len(vocabulary), 4) and matrix.dtype == torch.float32
+    assert matrix[vocabulary.index("love")].tolist() == pytest.approx([0.1, 1.1, 2.1, 3.1])
+    assert matrix[vocabulary.index("<user>")].tolist() == pytest.approx([0.3, 1.3, 2.3, 3.3])
+    assert torch.all(matrix[PAD] == 0)
+    assert not torch.all(matrix[vocabulary.index("this")] == 0)  # not in GloVe: random
+    assert splits.embeddings.shape == (splits.vocab_size, 4)
+    with pytest.raises(DatasetNotFoundError, match="glove.twitter"):
+        load_dataset("sentiment140", data_dir=tmp_path, glove="missing.txt")
+
+
+def test_synthetic_sentiment_is_seeded_padded_and_label_bearing():
+    splits = load_dataset("synthetic_sentiment")
+    assert splits.sizes() == {"train": 1440, "val": 160, "test": 400}
+    assert torch.equal(splits.train_x, load_dataset("synthetic_sentiment").train_x)
+    lengths = (splits.train_x != PAD).sum(1)
+    assert lengths.min() >= 4 and lengths.max() <= 20 and len(set(lengths.tolist())) > 5
+    # Padding only after the tokens, and rare fillers fall out of the vocabulary.
+    assert torch.all((splits.train_x != PAD).int().diff(dim=1) <= 0)
+    assert (splits.test_x == OOV).any()
+    texts, labels = text_data_synthetic()
+    for text, label in zip(texts[:200], labels[:200], strict=True):
+        positive = sum(w.startswith("pos") for w in text.split())
+        negative = sum(w.startswith("neg") for w in text.split())
+        assert (positive > negative) == bool(label)
+
+
+def text_data_synthetic():
+    from normstudy.data.synthetic import synthetic_sentiment_texts
+
+    return synthetic_sentiment_texts(300, 50, 4, 20, 0)
+
+
+def test_token_splits_pass_standardize_unchanged():
+    splits = load_dataset("synthetic_sentiment", n=100)
+    assert torch.equal(standardize(splits.train_x, splits), splits.train_x)
+
+
+def test_token_splits_and_glove_survive_the_data_cache(tmp_path):
+    from normstudy.config import resolve_cell_config
+    from normstudy.datacache import load_cache, save_cache
+
+    write_sentiment140(tmp_path)
+    write_glove(tmp_path)
+    options = {"pool_size": 30, "test_size": 10, "glove": "tiny.4d.txt"}
+    config = resolve_cell_config(
+        {"dataset": "sentiment140", "model": "lstm_text", "dataset_options": options, "val_size": 6}
+    )
+    splits = load_dataset("sentiment140", data_dir=tmp_path, val_size=6, **options)
+    save_cache(splits, config, tmp_path / "cache.pt")
+    loaded = load_cache(tmp_path / "cache.pt", config)
+    assert loaded.vocab_size == splits.vocab_size and loaded.tokens
+    assert torch.equal(loaded.embeddings, splits.embeddings)
+    assert torch.equal(loaded.train_x, splits.train_x)

@@ -96,6 +96,23 @@ def test_lstm_flops_include_the_recurrent_products():
     assert train == forward + rows * 2 * lstm_layer + head
 
 
+def test_text_lstm_flops_count_no_embedding_products():
+    """synthetic_sentiment: T = 20 token steps; an embedding lookup is not a matrix product
+    (0 FLOPs), an LSTM layer of 16 units on 8-dim embeddings, a 16 -> 2 head."""
+    steps, head = 20, 2 * 16 * 2
+    lstm_layer = 2 * 4 * 16 * (8 + 16)
+    base = {"dataset": "synthetic_sentiment", "model": "lstm_text", "width": 16}
+    cell = {**base, "model_options": {"embedding_dim": 8}, "norm": "none"}
+    train, evaluation = counted(cell)
+    forward = steps * lstm_layer + head
+    assert evaluation == forward
+    # backward: the LSTM's inputs (the embedding trains), states and weights; the head's
+    assert train == forward + steps * 2 * lstm_layer + 2 * head
+    # BN-only: the gradient reaches the embedding's normalizer through the frozen LSTM
+    train, _ = counted({**cell, "norm": "batch", "freeze": "norm"})
+    assert train == forward + steps * lstm_layer + head
+
+
 def test_resnet_flops_match_the_hand_count():
     """ResNet-8 on 1x8x8 digits: stem 1 -> 16; stages of one block (16 at 8x8, 32 at 4x4,
     64 at 2x2; strided 1x1 projection shortcuts); a 64 -> 10 head. A k x k convolution
@@ -182,3 +199,18 @@ def test_estimate_command_rejects_a_bad_study(tmp_path):
     )
     assert result.returncode == 2
     assert "nonsense" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_sentiment140_cells_are_estimated_and_checked_on_a_stand_in():
+    """No CSV here: the planning-time build check and the FLOP count use random token ids
+    with the real split sizes; lstm_text at Torri's scale (E = 200, H = 102, T = 40)."""
+    from normstudy.buildcheck import build_problem
+    from normstudy.estimate import splits_for_estimate
+
+    config = resolve_cell_config({"dataset": "sentiment140", "model": "lstm_text", "norm": "batch"})
+    splits, stand_in = splits_for_estimate(config)
+    assert stand_in and splits.sizes() == {"train": 90000, "val": 10000, "test": 25000}
+    assert build_problem(config) is None
+    assert "cannot read" in build_problem({**config, "model": "lstm"})
+    _, evaluation = counted({"dataset": "sentiment140", "model": "lstm_text", "norm": "batch"})
+    assert evaluation == 40 * 2 * 4 * 102 * (200 + 102) + 2 * 102 * 2

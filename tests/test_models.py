@@ -89,7 +89,7 @@ def batch(input_shape, n=3, seed=0) -> torch.Tensor:
 
 
 def test_registry_lists_the_models():
-    assert MODELS.names() == ["lstm", "mlp", "resnet", "vgg", "wrn"]
+    assert MODELS.names() == ["lstm", "lstm_text", "mlp", "resnet", "vgg", "wrn"]
 
 
 @pytest.mark.parametrize("norm", [standardize, NONE], ids=["norm", "none"])
@@ -221,7 +221,7 @@ def test_invalid_norm_every_fails(every):
 
 
 def test_unknown_model_lists_valid_ones():
-    with pytest.raises(UnknownNameError, match="lstm, mlp, resnet, vgg, wrn"):
+    with pytest.raises(UnknownNameError, match="lstm, lstm_text, mlp, resnet, vgg, wrn"):
         build_model("resnet50", input_shape=CIFAR, num_classes=10, norm=standardize)
 
 
@@ -550,3 +550,94 @@ def test_every_model_with_every_registered_normalizer(name, norm_name):
     model.eval()
     with torch.no_grad():
         assert model(batch(shape, n=2)).shape == (2, 10)
+
+
+# --- lstm_text: Torri 2022 §3.1's sentiment model on token ids ---
+
+
+def text_model(norm="batch", vocab_size=30, **kwargs):
+    kwargs.setdefault("width", 6)
+    kwargs.setdefault("embedding_dim", 5)
+    return build_model(
+        "lstm_text",
+        input_shape=(7,),
+        num_classes=2,
+        norm=make_norm_factory(norm),
+        vocab_size=vocab_size,
+        **kwargs,
+    )
+
+
+def token_batch(lengths, steps=7, vocab_size=30, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.zeros((len(lengths), steps), dtype=torch.int64)
+    for row, length in enumerate(lengths):
+        x[row, :length] = torch.randint(1, vocab_size, (length,), generator=generator)
+    return x
+
+
+def test_lstm_text_defaults_give_torris_scale():
+    """Torri: 5.5M parameters, 604 of them BN; with a 26.9k-word vocabulary."""
+    torch.manual_seed(0)
+    model = text_model(vocab_size=26_900, width=None, embedding_dim=200)
+    norm = sum(p.numel() for m in model.modules() if isinstance(m, Normalizer)
+               for p in m.parameters())  # fmt: skip
+    assert norm == 604
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(5.5e6, rel=0.01)
+
+
+def test_lstm_text_ignores_padding_in_train_mode():
+    """Extra padding changes neither the embedding norm's batch statistics nor the read-out."""
+    torch.manual_seed(0)
+    model = text_model().train()
+    x = token_batch([3, 7, 1, 5])
+    wider = torch.cat([x, torch.zeros((4, 4), dtype=torch.int64)], dim=1)
+    torch.testing.assert_close(model(x), model(wider))
+
+
+def test_lstm_text_reads_the_state_at_each_true_length():
+    torch.manual_seed(0)
+    model = text_model(norm="none").eval()
+    x = token_batch([3, 7, 1])
+    with torch.no_grad():
+        together = model(x)
+        for row, length in enumerate([3, 7, 1]):
+            outputs, _ = model.lstm(model.embedding(x[row : row + 1, :length]))
+            torch.testing.assert_close(together[row], model.head(outputs[0, -1]))
+
+
+def test_lstm_text_starts_from_pretrained_embeddings():
+    vectors = torch.randn(30, 5)
+    model = text_model(embeddings=vectors)
+    assert torch.equal(model.embedding.weight.detach(), vectors)
+    with pytest.raises(ValueError, match="set the model option embedding_dim to 5"):
+        text_model(embeddings=vectors, embedding_dim=8)
+
+
+def test_lstm_text_norm_placement_and_bn_only_training():
+    from normstudy.freeze import apply_freeze_policy
+
+    model = text_model(norm_every=2)
+    assert model.embedding_norm is None and model.state_norm is not None
+    model = text_model()
+    trainable = apply_freeze_policy(model, "norm")
+    assert sum(p.numel() for p in trainable) == 2 * (5 + 6)
+    assert not model.embedding.weight.requires_grad
+
+
+def test_text_and_image_models_refuse_each_others_inputs():
+    with pytest.raises(ValueError, match="needs a text \\(token\\) dataset: sentiment140"):
+        build_model("lstm_text", input_shape=(7,), num_classes=2, norm=make_norm_factory("none"))
+    with pytest.raises(ValueError, match="cannot read token ids.*text models: lstm_text"):
+        build_model(
+            "lstm", input_shape=(7,), num_classes=2, norm=make_norm_factory("none"), vocab_size=30
+        )
+
+
+def test_planner_parameter_estimate_of_lstm_text_is_close():
+    from normstudy.grid import VOCAB_SIZES, estimated_parameters
+
+    config = {"model": "lstm_text", "dataset": "sentiment140", "depth": None, "width": None}
+    estimate = estimated_parameters({**config, "model_options": {}})
+    model = text_model(vocab_size=VOCAB_SIZES["sentiment140"], width=None, embedding_dim=200)
+    assert estimate == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)

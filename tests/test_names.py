@@ -91,3 +91,24 @@ def test_option_lists_equal_the_builders():
     assert {name: set(names.PROBE_OPTIONS[name]) for name in PROBES.names()} == {
         name: set(probe_options(name)) for name in PROBES.names()
     }
+
+
+def test_text_datasets_take_only_text_models_and_text_models_only_text():
+    assert names.compatibility_error("synthetic_sentiment", "lstm_text", "batch") is None
+    assert names.compatibility_error("sentiment140", "lstm_text", "layer") is None
+    for model in ("mlp", "lstm", "resnet"):
+        message = names.compatibility_error("sentiment140", model, "batch")
+        assert "token ids" in message and "text models: lstm_text" in message
+    for dataset in ("digits", "gaussian_noise"):
+        message = names.compatibility_error(dataset, "lstm_text", "batch")
+        assert "text datasets: sentiment140, synthetic_sentiment" in message
+    assert "synthetic_sentiment" in names.EMBEDDED_DATASETS
+
+
+def test_probes_needing_float_inputs_are_refused_on_text():
+    assert (
+        names.token_probe_errors("synthetic_sentiment", ["norm_params", {"name": "hessian"}]) == []
+    )
+    errors = names.token_probe_errors("sentiment140", ["norms", {"name": "propagation"}])
+    assert len(errors) == 2 and "needs float inputs" in errors[0]
+    assert names.token_probe_errors("digits", ["norms"]) == []

@@ -89,6 +89,27 @@ def test_norm_only_trains_only_gamma_and_beta(tmp_path):
     assert trainable["norm_gamma"] == trainable["norm_beta"] == 2 * 32
 
 
+def test_text_lstm_trains_on_synthetic_sentiment_and_bn_only_freezes_the_embedding(tmp_path):
+    """Torri 2022 §3.1's setting end to end, tiny: token ids, the data cache, BN-only."""
+    config = {
+        **TINY,
+        "dataset": "synthetic_sentiment",
+        "dataset_options": {"n": 400},
+        "model": "lstm_text",
+        "model_options": {"embedding_dim": 8},
+        "depth": None,
+        "width": 8,
+        "epochs": 2,
+    }
+    cache = tmp_path / "data.pt"
+    summary = train_cell(config, tmp_path / "all", threads=1, data_cache=cache)
+    assert math.isfinite(summary["final"]["test_loss"])
+    bn_only = train_cell({**config, "freeze": "norm"}, tmp_path / "bn", threads=1, data_cache=cache)
+    trainable = bn_only["trainable_parameters"]
+    assert trainable["weight"] == trainable["bias"] == trainable["head"] == 0
+    assert trainable["norm_gamma"] == trainable["norm_beta"] == 8 + 8
+
+
 def test_lr_schedules():
     config = {"schedule": "multistep", "milestones": [0.5, 0.75], "lr_decay": 0.1}
     config["warmup_epochs"] = 0

@@ -31,6 +31,8 @@ def check_names(config: dict[str, Any]) -> None:
 def model_for(config: dict[str, Any], splits: DatasetSplits) -> nn.Module:
     """The model of ``config`` for the shapes of ``splits`` (initialised with torch's RNG)."""
     sizes = {k: config[k] for k in ("depth", "width") if config[k] is not None}
+    if splits.tokens:
+        sizes.update(vocab_size=splits.vocab_size, embeddings=splits.embeddings)
     try:
         factory = make_norm_factory(config["norm"], **config["norm_options"])
         return build_model(

@@ -23,6 +23,7 @@ import torch
 from normstudy.build import check_names, model_for
 from normstudy.buildplan import build_groups
 from normstudy.config import ConfigError, canonical_json
+from normstudy.data.base import input_dtype
 from normstudy.estimate import splits_for_estimate
 from normstudy.freeze import apply_freeze_policy
 from normstudy.probes import parse_probe_entries
@@ -53,7 +54,7 @@ def build_problem(config: Mapping[str, Any]) -> str | None:
         Plan.for_config(config, len(train_y))
         with torch.device("meta"):
             model = model_for(config, splits)
-            x = torch.zeros((2, *splits.input_shape))
+            x = torch.zeros((2, *splits.input_shape), dtype=input_dtype(splits))
             try:
                 copy.deepcopy(model).train()(x)
             except (RuntimeError, ValueError) as error:

@@ -61,6 +61,13 @@ def data_digest(splits: DatasetSplits) -> str:
             memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b""
         )
     extra = [splits.name, list(splits.mean), list(splits.std), splits.num_classes]
+    if splits.tokens:
+        # Only token datasets add these, so the digests of the others stay as they were.
+        extra.append(splits.vocab_size)
+        if splits.embeddings is not None:
+            digest.update(
+                memoryview(splits.embeddings.contiguous().view(-1).view(torch.uint8).numpy())
+            )
     digest.update(canonical_json({"meta": extra}).encode())
     return digest.hexdigest()
 
@@ -80,7 +87,10 @@ def save_cache(splits: DatasetSplits, config: dict[str, Any], path: str | Path) 
         "input_shape": list(splits.input_shape),
         "augment": splits.augment,
         "digest": digest,
+        "vocab_size": splits.vocab_size,
     }
+    if splits.embeddings is not None:
+        payload["embeddings"] = splits.embeddings
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getbuffer()
@@ -140,6 +150,8 @@ def load_cache(path: str | Path, config: dict[str, Any]) -> DatasetSplits:
         num_classes=meta["num_classes"],
         input_shape=tuple(meta["input_shape"]),
         augment=meta["augment"],
+        vocab_size=meta.get("vocab_size"),
+        embeddings=payload.get("embeddings"),
     )
     if data_digest(splits) != meta["digest"]:
         raise DataCacheError(

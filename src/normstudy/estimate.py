@@ -13,8 +13,10 @@ advises) and an evaluation pass. Its hours are then
 
 summed over the group's cells. Standard datasets whose files are absent are replaced by
 random images of the same shape and count (:func:`~normstudy.data.torchvision_sets.
-stand_in_splits`): a step's cost does not depend on pixel values. Not counted: probes,
-checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell overhead) and queueing.
+stand_in_splits`; Sentiment140 by random token ids, :func:`~normstudy.data.text.
+sentiment140_stand_in`): a step's cost does not depend on pixel values or words. Not
+counted: probes, checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell
+overhead) and queueing.
 
 A step too slow to time at its real batch size within ``step_budget`` seconds (deep, wide
 ResNets on a CPU) is timed at a smaller batch and scaled linearly in the batch size; such
@@ -39,6 +41,7 @@ import torch
 
 from normstudy.config import canonical_json
 from normstudy.data import DatasetSplits, load_dataset
+from normstudy.data.text import sentiment140_stand_in
 from normstudy.data.torchvision_sets import SOURCES, stand_in_splits
 from normstudy.flops import flops_per_example
 from normstudy.grid import Plan
@@ -133,6 +136,8 @@ def _splits(dataset: str, options: str, val_size: float, split_seed: int):
             train_size=options_dict.get("train_size"),
         )
         return stand_in, True
+    if dataset == "sentiment140":
+        return sentiment140_stand_in(val_size=val_size, split_seed=split_seed, **options_dict), True
     loaded = load_dataset(dataset, val_size=val_size, split_seed=split_seed, **options_dict)
     return loaded, False
 

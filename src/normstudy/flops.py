@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from normstudy.data.base import input_dtype
+
 FLOP_BATCH = 2
 GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
 
@@ -94,7 +96,7 @@ def flops_per_example(config: Mapping[str, Any], splits) -> tuple[float, float]:
         for tensor in (*model.parameters(), *model.buffers()):
             tensor.zero_()
     apply_freeze_policy(model, config["freeze"])
-    x = torch.zeros((FLOP_BATCH, *splits.input_shape))
+    x = torch.zeros((FLOP_BATCH, *splits.input_shape), dtype=input_dtype(splits))
     y = torch.zeros(FLOP_BATCH, dtype=torch.int64)
 
     def train_step() -> bool:

@@ -179,6 +179,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
     errors.extend(names.model_options_errors(config["model"], config["model_options"]))
     errors.extend(names.probe_errors(config["probes"]))
+    errors.extend(names.token_probe_errors(config["dataset"], config["probes"]))
     if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
             f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
@@ -472,7 +473,14 @@ TRAIN_SIZES = {
     "cifar10": 45000,
     "cifar100": 45000,
     "svhn": 65931,
+    "synthetic_sentiment": 1440,
+    "sentiment140": 90000,
 }
+VOCAB_SIZES = {"synthetic_sentiment": 2000, "sentiment140": 26_900}
+"""Rough vocabulary sizes at the default options, for job resources and the Sentiment140
+stand-in (:func:`normstudy.data.text.sentiment140_stand_in`) only. Sentiment140's is our
+estimate of the words seen twice in 90k tweets, the size at which Torri's 5.5M parameters
+fit (:class:`normstudy.models.lstm.TextLSTMClassifier`)."""
 INPUT_SIZES = {"digits": 64, "mnist5k": 784, "gaussian_noise": 1000, "mnist": 784}
 
 
@@ -499,6 +507,12 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
     if model == "lstm":
         depth, width = depth or 1, width or 128
         return 8 * width * width * depth + 100 * width
+    if model == "lstm_text":
+        # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
+        depth, width = depth or 1, width or 102
+        dim = config["model_options"].get("embedding_dim", 200)
+        vocab = VOCAB_SIZES.get(config["dataset"], VOCAB_SIZES["sentiment140"])
+        return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
     return 1e6
 
 

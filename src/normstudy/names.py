@@ -17,13 +17,25 @@ DATASETS = {
     "cifar10": "image",
     "cifar100": "image",
     "svhn": "image",
+    "synthetic_sentiment": "tokens",
+    "sentiment140": "tokens",
 }
-EMBEDDED_DATASETS = ("digits", "mnist5k", "gaussian_noise")
+"""Dataset -> the kind of its inputs: image, vector, or tokens (token ids of texts)."""
+EMBEDDED_DATASETS = ("digits", "mnist5k", "gaussian_noise", "synthetic_sentiment")
 
-MODELS = {"mlp": "dense", "lstm": "dense", "resnet": "conv", "wrn": "conv", "vgg": "conv"}
+MODELS = {
+    "mlp": "dense",
+    "lstm": "dense",
+    "lstm_text": "dense",
+    "resnet": "conv",
+    "wrn": "conv",
+    "vgg": "conv",
+}
 """Model -> the kind of layer its normalizers follow."""
 
 IMAGE_MODELS = ("resnet", "wrn", "vgg", "lstm")
+TEXT_MODELS = ("lstm_text",)
+"""Models that read token ids (``tokens`` in the model registry); only they take text."""
 
 NORMALIZERS = {
     "batch": ("conv", "dense"),
@@ -69,8 +81,20 @@ def depth_error(model: str, depth: object) -> str | None:
 
 def compatibility_error(dataset: str, model: str, norm: str) -> str | None:
     """Why this dataset/model/normalizer combination cannot be built, or None."""
-    if DATASETS.get(dataset) == "vector" and model in IMAGE_MODELS:
+    inputs = DATASETS.get(dataset)
+    if inputs == "vector" and model in IMAGE_MODELS:
         return f"model {model!r} needs image inputs but dataset {dataset!r} is a vector dataset"
+    if inputs == "tokens" and model in MODELS and model not in TEXT_MODELS:
+        return (
+            f"model {model!r} cannot read dataset {dataset!r} (token ids of texts); "
+            f"text models: {', '.join(TEXT_MODELS)}"
+        )
+    if inputs and inputs != "tokens" and model in TEXT_MODELS:
+        text = sorted(name for name, kind in DATASETS.items() if kind == "tokens")
+        return (
+            f"model {model!r} needs a text (token) dataset, not the {inputs} dataset "
+            f"{dataset!r}; text datasets: {', '.join(text)}"
+        )
     kind = MODELS.get(model)
     kinds = NORMALIZERS.get(norm, ())
     if kind and kinds and kind not in kinds:
@@ -85,6 +109,21 @@ DATASET_OPTIONS: dict[str, dict[str, str]] = {
     **{
         name: {"train_size": "int | None"}
         for name in ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+    },
+    "sentiment140": {
+        "pool_size": "int",
+        "test_size": "int",
+        "min_count": "int",
+        "max_length": "int",
+        "glove": "str | None",
+    },
+    "synthetic_sentiment": {
+        "n": "int",
+        "neutral": "int",
+        "min_length": "int",
+        "max_length": "int",
+        "min_count": "int",
+        "data_seed": "int",
     },
     "gaussian_noise": {
         "d": "int",
@@ -102,6 +141,7 @@ DATASET_OPTIONS: dict[str, dict[str, str]] = {
 
 MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "lstm": (),
+    "lstm_text": ("embedding_dim",),
     "mlp": (),
     "resnet": ("shortcut",),
     "vgg": ("residual",),
@@ -167,6 +207,27 @@ def dataset_options_errors(dataset: str, options: object) -> list[str]:
 def model_options_errors(model: str, options: object) -> list[str]:
     valid = MODEL_OPTIONS.get(model)
     return [] if valid is None else options_errors("model", model, options, valid)
+
+
+FLOAT_INPUT_PROBES = ("norms", "propagation")
+"""Probes that differentiate by or perturb the inputs themselves, so need float inputs:
+token ids of a text dataset are indices, neither differentiable nor noisy."""
+
+
+def token_probe_errors(dataset: str, probes: object) -> list[str]:
+    """Probes of ``probes`` that cannot run on the token inputs of a text ``dataset``."""
+    if DATASETS.get(dataset) != "tokens" or not isinstance(probes, list):
+        return []
+    used = [
+        entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+        for entry in probes
+    ]
+    return [
+        f"probe {name!r} needs float inputs (it differentiates by or adds noise to them); "
+        f"dataset {dataset!r} gives token ids"
+        for name in used
+        if name in FLOAT_INPUT_PROBES
+    ]
 
 
 def probe_errors(probes: object) -> list[str]:

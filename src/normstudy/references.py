@@ -111,7 +111,9 @@ def norm_reference(name: str) -> dict[str, Any]:
     return output
 
 
-MODEL_SHAPES = {"mlp": (16,), "lstm": (1, 8, 8)}
+MODEL_SHAPES = {"mlp": (16,), "lstm": (1, 8, 8), "lstm_text": (7,)}
+TEXT_VOCABULARY = 30
+"""Vocabulary of the token model references (ids 1..29 drawn, 0 is padding)."""
 
 
 def model_reference(name: str) -> dict[str, Any]:
@@ -121,18 +123,25 @@ def model_reference(name: str) -> dict[str, Any]:
 
     spec = MODELS.get(name)
     shape = MODEL_SHAPES.get(name, (3, 16, 16))
-    width = {"mlp": 8, "lstm": 8, "wrn": 1}.get(name, 0.25)
+    width = {"mlp": 8, "lstm": 8, "lstm_text": 8, "wrn": 1}.get(name, 0.25)
+    tokens = {"vocab_size": TEXT_VOCABULARY, "embedding_dim": 6} if spec.tokens else {}
     torch.manual_seed(0)
     model = build_model(
         name,
         input_shape=shape,
         num_classes=3,
         norm=make_norm_factory("batch"),
-        depth=spec.default_depth if name in ("mlp", "lstm", "vgg") else 8,
+        depth=spec.default_depth if name in ("mlp", "lstm", "lstm_text", "vgg") else 8,
         width=width,
         gamma_init="uniform",
+        **tokens,
     )
-    x = torch.randn((4, *shape), generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    if spec.tokens:
+        x = torch.randint(1, TEXT_VOCABULARY, (4, *shape), generator=generator)
+        x[torch.arange(7) > torch.tensor([[6], [2], [4], [0]])] = 0  # lengths 7, 3, 5, 1
+    else:
+        x = torch.randn((4, *shape), generator=generator)
     model.train()
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -159,9 +168,25 @@ def dataset_reference(name: str) -> dict[str, Any]:
             splits = load_dataset(name, val_size=8)
         finally:
             sets.SOURCES[name] = original
+    elif name == "sentiment140":
+        with tempfile.TemporaryDirectory() as directory:
+            splits = load_dataset(
+                name, data_dir=write_sentiment140_stand_in(Path(directory)), **SENTIMENT140_SMALL
+            )
     else:
         splits = load_dataset(name, val_size=0.1)
+    tokens = (
+        {
+            "vocab_size": splits.vocab_size,
+            "embeddings": None
+            if splits.embeddings is None
+            else tensor_summary(splits.embeddings, 8),
+        }
+        if splits.tokens
+        else {}
+    )
     return {
+        **tokens,
         "sizes": [len(splits.train_y), len(splits.val_y), len(splits.test_y)],
         "classes": splits.num_classes,
         "augment": bool(splits.augment),
@@ -171,6 +196,31 @@ def dataset_reference(name: str) -> dict[str, Any]:
         "test_x": tensor_summary(splits.test_x[:8]),
         "test_y": splits.test_y[:8].tolist(),
     }
+
+
+SENTIMENT140_SMALL = {"pool_size": 30, "test_size": 10, "val_size": 6, "glove": "tiny.txt"}
+"""Sizes of the Sentiment140 reference, on :func:`write_sentiment140_stand_in`'s files."""
+
+
+def write_sentiment140_stand_in(directory: Path) -> Path:
+    """A 40-tweet Sentiment140-format CSV (latin-1, the real columns) and a 4-dimensional
+    GloVe file under ``directory``, seeded: the reference reads them like the real files."""
+    generator = np.random.default_rng(3)
+    words = ["good", "bad", "café", "day", "@someone", "http://t.co/a", "&amp;", "meh", "!"]
+    rows = []
+    for i in range(40):
+        tweet = " ".join(generator.choice(words, size=int(generator.integers(1, 8))))
+        polarity = "4" if i % 2 else "0"
+        rows.append(f'"{polarity}","{i}","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","u","{tweet}"')
+    (directory / "sentiment140").mkdir()
+    from normstudy.data.text import SENTIMENT140_FILE
+
+    path = directory / "sentiment140" / SENTIMENT140_FILE
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    (directory / "glove").mkdir()
+    glove = [f"{w} " + " ".join(f"{v:.3f}" for v in generator.normal(size=4)) for w in words[:4]]
+    (directory / "glove" / "tiny.txt").write_text("\n".join(glove) + "\n", encoding="utf-8")
+    return directory
 
 
 class FakeSplit:

@@ -3,7 +3,12 @@
 Importing this package registers every dataset (one module per source, as in open_lth).
 """
 
-from normstudy.data import embedded, synthetic, torchvision_sets  # noqa: F401 (registration)
+from normstudy.data import (  # noqa: F401 (registration)
+    embedded,
+    synthetic,
+    text,
+    torchvision_sets,
+)
 from normstudy.data.augment import augment_batch
 from normstudy.data.base import (
     DatasetNotFoundError,

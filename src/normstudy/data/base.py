@@ -15,6 +15,11 @@ import numpy as np
 import torch
 
 SPLITS = ("train", "val", "test")
+PAD = 0
+"""Token id of padding (after each sequence's tokens, up to the dataset's max length)."""
+OOV = 1
+"""Token id of every word outside the vocabulary (Torri 2022, §3.1: "an out of vocabulary
+embedding")."""
 STATS_CHUNK = 4096
 
 
@@ -54,10 +59,18 @@ class DatasetNotFoundError(FileNotFoundError):
 class DatasetSplits:
     """Train, validation and test tensors of one dataset, with the train split's statistics.
 
-    ``*_x`` are uint8 (N, C, H, W) images or float32 (N, D) vectors; ``*_y`` are int64 labels.
+    ``*_x`` are uint8 (N, C, H, W) images, float32 (N, D) vectors or int64 (N, T) token
+    ids; ``*_y`` are int64 labels.
     ``mean`` and ``std`` are per channel (per feature for vectors) in the units of
-    :func:`to_float`, computed on the train split only. ``augment`` says whether the
-    Frankle et al. (2020) translation + flip augmentation applies (G42 2021, §5).
+    :func:`to_float`, computed on the train split only; token ids are indices, not
+    measurements, so token datasets have empty ``mean`` and ``std``. ``augment`` says
+    whether the Frankle et al. (2020) translation + flip augmentation applies (G42 2021, §5).
+
+    Token datasets (Torri 2022, §3.1) also give ``vocab_size`` (ids are ``0 ..
+    vocab_size - 1``, with :data:`PAD` and :data:`OOV` reserved; each sequence is its
+    tokens then padding, so its length is its count of non-:data:`PAD` ids) and
+    optionally ``embeddings``, a float32 (vocab_size, E) matrix to initialise the
+    model's embedding layer with (pre-trained GloVe vectors).
     """
 
     name: str
@@ -72,12 +85,23 @@ class DatasetSplits:
     num_classes: int
     input_shape: tuple[int, ...]
     augment: bool
+    vocab_size: int | None = None
+    embeddings: torch.Tensor | None = None
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the inputs are token ids (a text dataset)."""
+        return self.vocab_size is not None
 
     def __post_init__(self) -> None:
+        valid = (torch.int64,) if self.tokens else (torch.uint8, torch.float32)
         for split in SPLITS:
             x, y = self.split(split)
-            if x.dtype not in (torch.uint8, torch.float32):
-                raise TypeError(f"{self.name} {split}_x has dtype {x.dtype}; valid: uint8, float32")
+            if x.dtype not in valid:
+                raise TypeError(
+                    f"{self.name} {split}_x has dtype {x.dtype}; valid: "
+                    f"{', '.join(str(d).removeprefix('torch.') for d in valid)}"
+                )
             if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
                 raise ValueError(
                     f"{self.name} {split}_y must be int64 of shape ({len(x)},), "
@@ -88,10 +112,32 @@ class DatasetSplits:
                     f"{self.name} {split}_x has shape {tuple(x.shape)}, "
                     f"expected (N, {', '.join(map(str, self.input_shape))})"
                 )
-        if not len(self.mean) == len(self.std) == self.input_shape[0]:
+        if self.tokens:
+            self.check_tokens()
+        elif not len(self.mean) == len(self.std) == self.input_shape[0]:
             raise ValueError(
                 f"{self.name}: mean/std have {len(self.mean)}/{len(self.std)} entries "
                 f"for {self.input_shape[0]} channels"
+            )
+
+    def check_tokens(self) -> None:
+        if self.mean or self.std or self.augment or len(self.input_shape) != 1:
+            raise ValueError(
+                f"{self.name}: a token dataset has input_shape (T,), empty mean/std and no "
+                f"augmentation; got {self.input_shape}, {self.mean}, {self.std}, {self.augment}"
+            )
+        for split in SPLITS:
+            x = self.split(split)[0]
+            if x.numel() and not 0 <= int(x.min()) <= int(x.max()) < self.vocab_size:
+                raise ValueError(f"{self.name} {split}_x has ids outside 0..{self.vocab_size - 1}")
+        if self.embeddings is not None and (
+            self.embeddings.dtype != torch.float32
+            or self.embeddings.dim() != 2
+            or len(self.embeddings) != self.vocab_size
+        ):
+            raise ValueError(
+                f"{self.name}: embeddings must be float32 ({self.vocab_size}, E); got "
+                f"{self.embeddings.dtype} {tuple(self.embeddings.shape)}"
             )
 
     def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,9 +186,12 @@ def standardize(
     """float32 ``(to_float(x) - mean) / std`` per channel (dim 1), on ``x.device``.
 
     ``stats`` is a :class:`DatasetSplits` (its train-split mean/std) or a ``(mean, std)``
-    pair. Frankle et al. (2020) standardise inputs (G42 2021, §5, quoting their schedule);
-    the statistics come from the train split only.
+    pair; int64 token ids pass through unchanged. Frankle et al. (2020) standardise inputs
+    (G42 2021, §5, quoting their schedule); the statistics come from the train split only.
     """
+    if x.dtype == torch.int64:
+        # Token ids index an embedding; scaling them would make them meaningless.
+        return x
     mean, std = (stats.mean, stats.std) if isinstance(stats, DatasetSplits) else stats
     if x.dim() < 2 or not len(mean) == len(std) == x.shape[1]:
         raise ValueError(
@@ -252,3 +301,8 @@ def splits_from_pools(
         input_shape=tuple(pool_x.shape[1:]),
         augment=augment,
     )
+
+
+def input_dtype(splits: DatasetSplits) -> torch.dtype:
+    """The dtype of a model's input batch: int64 token ids, else standardised float32."""
+    return torch.int64 if splits.tokens else torch.float32

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from normstudy.data.base import DatasetSplits, channel_mean_std
+from normstudy.data.base import DatasetSplits, channel_mean_std, stratified_holdout
 from normstudy.data.registry import DATASETS
 
 STREAMS = {"means": 0, "train": 1, "val": 2, "test": 3}
@@ -156,4 +156,91 @@ def load_gaussian_noise(
         num_classes=classes,
         input_shape=(d,),
         augment=False,
+    )
+
+
+SENTIMENT_WORDS = 8
+"""Sentiment-bearing words per class in ``synthetic_sentiment`` (``pos0..``, ``neg0..``)."""
+
+
+def synthetic_sentiment_texts(
+    n: int, neutral: int, min_length: int, max_length: int, data_seed: int
+) -> tuple[list[str], np.ndarray]:
+    """SYNTHETIC texts and 0/1 labels: a stand-in for tweets, not data about language.
+
+    Each text has a length uniform in ``min_length .. max_length`` words. Its 1 to 3
+    sentiment words sit at random positions among neutral filler words ``w0 ..`` drawn
+    from a Zipf-like law (weight 1 / (rank + 1)), so rare fillers fall below the
+    vocabulary's ``min_count`` and exercise the OOV id as real tweets do. The label is the
+    majority polarity of the sentiment words: positive (``pos*``) or negative (``neg*``);
+    with 3 words one may be of the other polarity, so a bag-of-one-word rule is not enough.
+    """
+    generator = np.random.default_rng(data_seed)
+    weights = 1.0 / np.arange(1, neutral + 1)
+    weights /= weights.sum()
+    labels = np.arange(n, dtype=np.int64) % 2
+    generator.shuffle(labels)
+    texts = []
+    for label in labels:
+        length = int(generator.integers(min_length, max_length + 1))
+        count = int(generator.integers(1, min(3, length) + 1))
+        # With 3 sentiment words, one may disagree; the majority still sets the label.
+        polarities = [int(label)] * count
+        if count == 3 and generator.random() < 0.5:
+            polarities[0] = 1 - int(label)
+        words = [f"w{i}" for i in generator.choice(neutral, size=length, p=weights)]
+        for position, polarity in zip(
+            generator.choice(length, size=count, replace=False), polarities, strict=True
+        ):
+            prefix = "pos" if polarity else "neg"
+            words[position] = f"{prefix}{generator.integers(SENTIMENT_WORDS)}"
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+@DATASETS.register("synthetic_sentiment")
+def load_synthetic_sentiment(
+    *,
+    data_dir: Path,
+    download: bool,
+    val_size: int | float,
+    split_seed: int,
+    n: int = 2000,
+    neutral: int = 2000,
+    min_length: int = 4,
+    max_length: int = 20,
+    min_count: int = 2,
+    data_seed: int = 0,
+) -> DatasetSplits:
+    """SYNTHETIC binary sentiment task (:func:`synthetic_sentiment_texts`): the offline
+    demo counterpart of ``sentiment140`` (Torri 2022, §3.1), through the same tokenizer,
+    train-only vocabulary (``min_count``, Torri: 2), OOV and padding to ``max_length``.
+    A fixed stratified 20% test split (:data:`~normstudy.data.embedded.TEST_FRACTION`,
+    independent of ``split_seed``), then ``val_size`` from the rest with ``split_seed``,
+    as for the embedded image datasets."""
+    from normstudy.data.embedded import TEST_FRACTION
+    from normstudy.data.text import TEST_SEED, token_splits
+
+    for what, value, least in (
+        ("n", n, 10),
+        ("neutral", neutral, 1),
+        ("min_length", min_length, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"synthetic_sentiment {what} must be an integer >= {least}")
+    if max_length < min_length:
+        raise ValueError(f"max_length {max_length} must be >= min_length {min_length}")
+    texts, labels = synthetic_sentiment_texts(n, neutral, min_length, max_length, data_seed)
+    pool_idx, test_idx = stratified_holdout(labels, round(TEST_FRACTION * n), TEST_SEED)
+    return token_splits(
+        "synthetic_sentiment",
+        texts,
+        labels,
+        test_idx,
+        pool_idx,
+        val_size=val_size,
+        split_seed=split_seed,
+        min_count=min_count,
+        max_length=max_length,
+        glove=None,
     )

@@ -11,6 +11,7 @@ import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from normstudy.models.init import check_gamma_init, initialize
@@ -20,12 +21,16 @@ from normstudy.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model builder with its default depth and width and its options (name -> default)."""
+    """A model builder with its default depth and width and its options (name -> default).
+
+    A ``tokens`` model reads token ids of a text dataset and is also given the dataset's
+    ``vocab_size`` and ``embeddings`` (its pre-trained vectors, or None)."""
 
     build: Callable[..., nn.Module]
     default_depth: int
     default_width: float
     options: Mapping[str, object] = field(default_factory=dict)
+    tokens: bool = False
 
     def __call__(self, **kwargs: object) -> nn.Module:
         return self.build(**kwargs)
@@ -35,12 +40,17 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register_model(
-    name: str, *, depth: int, width: float, options: Mapping[str, object] | None = None
+    name: str,
+    *,
+    depth: int,
+    width: float,
+    options: Mapping[str, object] | None = None,
+    tokens: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder (usually the model class) under ``name``."""
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS.add(name, ModelSpec(build, depth, width, dict(options or {})))
+        MODELS.add(name, ModelSpec(build, depth, width, dict(options or {}), tokens))
         return build
 
     return decorator
@@ -79,6 +89,30 @@ def check_input_shape(input_shape: object) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
+def token_arguments(
+    name: str, spec: ModelSpec, vocab_size: int | None, embeddings: torch.Tensor | None
+) -> dict[str, object]:
+    """The builder's token arguments; a text model without tokens or an image/vector model
+    with them fails naming the datasets it needs."""
+    from normstudy.names import DATASETS
+
+    if spec.tokens and vocab_size is None:
+        valid = ", ".join(sorted(d for d, kind in DATASETS.items() if kind == "tokens"))
+        raise ValueError(f"model {name!r} needs a text (token) dataset: {valid}")
+    if not spec.tokens and vocab_size is not None:
+        valid = ", ".join(sorted(m for m in MODELS if MODELS.get(m).tokens))
+        raise ValueError(
+            f"model {name!r} cannot read token ids of a text dataset; text models: {valid}"
+        )
+    if not spec.tokens:
+        return {}
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 3:
+        raise ValueError(
+            f"vocab_size must be an integer >= 3 (pad, oov, a word); got {vocab_size!r}"
+        )
+    return {"vocab_size": vocab_size, "embeddings": embeddings}
+
+
 def build_model(
     name: str,
     *,
@@ -90,6 +124,8 @@ def build_model(
     norm_every: int = 1,
     skip: bool = True,
     gamma_init: str = "ones",
+    vocab_size: int | None = None,
+    embeddings: torch.Tensor | None = None,
     **options: object,
 ) -> nn.Module:
     """Model ``name`` for inputs of ``input_shape`` (no batch dim), initialised.
@@ -98,6 +134,8 @@ def build_model(
     ``norm_every = k`` keeps one after every k-th layer along depth (0: none);
     ``skip = False`` removes residual connections; ``gamma_init`` is "ones" or "uniform".
     Depth and width default per model (see each model's docstring for their meaning).
+    ``vocab_size`` (and optionally ``embeddings``) are given for token inputs, exactly when
+    the model is a ``tokens`` model (:class:`ModelSpec`).
     """
     spec = MODELS.get(name)
     gamma_init = check_gamma_init(gamma_init)
@@ -105,6 +143,7 @@ def build_model(
     shape = check_input_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1; got {num_classes!r}")
+    tokens = token_arguments(name, spec, vocab_size, embeddings)
     if not isinstance(skip, bool):
         raise ValueError(f"skip must be true or false; got {skip!r}")
     try:
@@ -116,6 +155,7 @@ def build_model(
             width=spec.default_width if width is None else width,
             norm_every=norm_every,
             skip=skip,
+            **tokens,
             **merged,
         )
     except ValueError as err:
