@@ -91,3 +91,12 @@ def test_option_lists_equal_the_builders():
     assert {name: set(names.PROBE_OPTIONS[name]) for name in PROBES.names()} == {
         name: set(probe_options(name)) for name in PROBES.names()
     }
+
+
+def test_normalizers_without_gamma_beta_match_classes():
+    without = {
+        name
+        for name in NORMALIZERS.names()
+        if NORMALIZERS.get(name) is None or not NORMALIZERS.get(name).has_affine
+    }
+    assert set(names.WITHOUT_GAMMA_BETA) == without

@@ -20,7 +20,7 @@ from collections import Counter
 
 from torch import nn
 
-from normstudy.norms.base import Normalizer
+from normstudy.norms.base import has_gamma_beta
 from normstudy.registry import Registry
 
 ROLES = ("norm_gamma", "norm_beta", "weight", "bias", "head")
@@ -43,7 +43,7 @@ def parameter_roles(model: nn.Module) -> dict[str, str]:
     head_ids = {id(p) for p in head.parameters()}
     norm_roles: dict[int, str] = {}
     for module in model.modules():
-        if isinstance(module, Normalizer):
+        if has_gamma_beta(module):
             norm_roles[id(module.weight)] = "norm_gamma"
             norm_roles[id(module.bias)] = "norm_beta"
     roles = {}

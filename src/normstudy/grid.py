@@ -176,9 +176,10 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
     errors.extend(names.model_options_errors(config["model"], config["model_options"]))
     errors.extend(names.probe_errors(config["probes"]))
-    if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
+    if config["norm"] in names.WITHOUT_GAMMA_BETA and config["freeze"] in ("norm", "gamma", "beta"):
         errors.append(
-            f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
+            f"freeze {config['freeze']!r} trains only normalizer parameters but norm "
+            f"{config['norm']!r} has none"
         )
     return errors
 

@@ -34,6 +34,7 @@ NORMALIZERS = {
     "instance": ("conv",),
     "weight": ("conv", "dense"),
     "none": ("conv", "dense"),
+    "noisy_none": ("conv", "dense"),
     "bmlv": ("conv", "dense"),
     "lmbv": ("conv", "dense"),
     "prelayer": ("conv", "dense"),
@@ -41,6 +42,9 @@ NORMALIZERS = {
     "preregnorm": ("conv", "dense"),
     "lp": ("conv", "dense"),
 }
+
+WITHOUT_GAMMA_BETA = ("none", "noisy_none")
+"""Normalizers with no gamma and beta: policies that train only those cannot apply."""
 
 FREEZE_POLICIES = ("all", "all-but-norm", "beta", "gamma", "head", "norm", "norm+head")
 

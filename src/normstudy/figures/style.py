@@ -26,6 +26,7 @@ NORM_COLORS = {
     "regnorm": "#225555",
     "preregnorm": "#BB5566",
     "none": "#000000",
+    "noisy_none": "#888888",
 }
 """One colour per normalizer, the same in every figure: the Okabe & Ito (2008) colours
 for the main rivals, completed from Paul Tol's schemes and a few darker and lighter
@@ -81,6 +82,7 @@ NORM_ORDER = [
     "regnorm",
     "preregnorm",
     "none",
+    "noisy_none",
 ]
 NORM_LABELS = {
     "batch": "BatchNorm",
@@ -97,8 +99,9 @@ NORM_LABELS = {
     "regnorm": "RegNorm",
     "preregnorm": "PreRegNorm",
     "none": "no normalization",
+    "noisy_none": "no normalization + noise",
 }
-NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--"}
+NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--", "noisy_none": ":"}
 FREEZE_ORDER = ["all", "norm+head", "norm", "head", "all-but-norm", "gamma", "beta"]
 FREEZE_LABELS = {
     "all": "all trained",
