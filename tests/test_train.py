@@ -89,6 +89,21 @@ def test_norm_only_trains_only_gamma_and_beta(tmp_path):
     assert trainable["norm_gamma"] == trainable["norm_beta"] == 2 * 32
 
 
+def test_random_freeze_trains_as_many_weights_as_norm_only_and_repeats(tmp_path):
+    """Frankle et al. 2020's control: two random weights per channel, as many as gamma and
+    beta; the choice comes from the cell's seed, so the same cell gives the same numbers."""
+    first = train_cell({**TINY, "freeze": "random"}, tmp_path / "a", threads=1)
+    trainable = first["trainable_parameters"]
+    assert trainable["random_subset"] == 2 * 2 * 32
+    assert sum(trainable.values()) == trainable["random_subset"]
+    assert sum(first["parameters"].values()) == sum(
+        train_cell({**TINY, "epochs": 0}, tmp_path / "c", threads=1)["parameters"].values()
+    )
+    again = train_cell({**TINY, "freeze": "random"}, tmp_path / "b", threads=1)
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")
+    assert first["final"] == again["final"]
+
+
 def test_lr_schedules():
     config = {"schedule": "multistep", "milestones": [0.5, 0.75], "lr_decay": 0.1}
     config["warmup_epochs"] = 0

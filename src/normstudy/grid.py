@@ -176,11 +176,19 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
     errors.extend(names.model_options_errors(config["model"], config["model_options"]))
     errors.extend(names.probe_errors(config["probes"]))
-    if config["norm"] in names.WITHOUT_GAMMA_BETA and config["freeze"] in ("norm", "gamma", "beta"):
+    if config["norm"] in names.WITHOUT_GAMMA_BETA and config["freeze"] in (
+        "norm",
+        "gamma",
+        "beta",
+        "random",
+    ):
         errors.append(
-            f"freeze {config['freeze']!r} trains only normalizer parameters but norm "
-            f"{config['norm']!r} has none"
+            f"freeze {config['freeze']!r} trains only normalizer parameters (or as many "
+            f"weights) but norm is {config['norm']!r}, which has none"
         )
+    problem = names.random_freeze_error(config["model"], config["norm"], config["freeze"])
+    if problem:
+        errors.append(problem)
     return errors
 
 

@@ -194,7 +194,7 @@ class FakeSplit:
 
 def freeze_reference(name: str) -> dict[str, Any]:
     """Trainable parameter counts by role of a small model under policy ``name``."""
-    from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role
+    from normstudy.freeze import RandomEntries, apply_freeze_policy, parameter_counts_by_role
     from normstudy.models import build_model
     from normstudy.norms import make_norm_factory
 
@@ -202,11 +202,18 @@ def freeze_reference(name: str) -> dict[str, Any]:
     model = build_model(
         "resnet", input_shape=(3, 8, 8), num_classes=3, norm=make_norm_factory("batch"), depth=8
     )
-    trainable = apply_freeze_policy(model, name)
-    return {
-        "trainable": parameter_counts_by_role(model, trainable_only=True),
+    trainable = apply_freeze_policy(model, name, torch.Generator().manual_seed(0))
+    counts = parameter_counts_by_role(model, trainable_only=True)
+    # The role random_subset came after these references were pinned; a role that is
+    # absent is no change of output, so it is left out rather than re-pinned as 0.
+    output = {
+        "trainable": {role: n for role, n in counts.items() if n or role != "random_subset"},
         "tensors": len(trainable),
     }
+    chosen = [m.index for m in model.modules() if isinstance(m, RandomEntries)]
+    if chosen:  # which entries ``random`` trains, not only how many
+        output["chosen"] = tensor_summary(torch.cat(chosen))
+    return output
 
 
 def cell_reference(overrides: dict[str, Any]) -> dict[str, Any]:
