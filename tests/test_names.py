@@ -100,3 +100,11 @@ def test_normalizers_without_gamma_beta_match_classes():
         if NORMALIZERS.get(name) is None or not NORMALIZERS.get(name).has_affine
     }
     assert set(names.WITHOUT_GAMMA_BETA) == without
+
+
+def test_init_from_values_equal_the_registry():
+    from normstudy.models.equivalent import INITIALIZATIONS
+
+    assert sorted(names.INIT_FROM) == INITIALIZATIONS.names()
+    for models in names.INIT_FROM.values():
+        assert set(models) <= set(names.MODELS)

@@ -186,9 +186,12 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             f"freeze {config['freeze']!r} trains only normalizer parameters (or as many "
             f"weights) but norm is {config['norm']!r}, which has none"
         )
-    problem = names.random_freeze_error(config["model"], config["norm"], config["freeze"])
-    if problem:
-        errors.append(problem)
+    for problem in (
+        names.random_freeze_error(config["model"], config["norm"], config["freeze"]),
+        names.init_from_error(config["init_from"], config["model"], config["norm"]),
+    ):
+        if problem:
+            errors.append(problem)
     return errors
 
 

@@ -46,6 +46,30 @@ NORMALIZERS = {
 WITHOUT_GAMMA_BETA = ("none", "noisy_none")
 """Normalizers with no gamma and beta: policies that train only those cannot apply."""
 
+INIT_FROM = {"bn_equivalent": ("mlp",)}
+"""``init_from`` value -> the models it is defined for (all with ``norm: none``):
+``bn_equivalent`` is Morwani 2020 §3's equivalent point, folded for dense layers
+(:mod:`normstudy.models.equivalent`)."""
+
+
+def init_from_error(init_from: object, model: str, norm: str) -> str | None:
+    """Why ``init_from`` cannot start this model and normalizer, or None."""
+    if init_from is None:
+        return None
+    if init_from not in INIT_FROM:
+        return f"init_from {init_from!r} is unknown; valid: null, {', '.join(sorted(INIT_FROM))}"
+    if norm != "none":
+        return (
+            f"init_from {init_from!r} starts a network without normalization from its Batch "
+            f"Norm twin; it needs norm 'none', not {norm!r}"
+        )
+    models = INIT_FROM[init_from]
+    if model not in models:
+        valid = ", ".join(models)
+        return f"init_from {init_from!r} is not defined for model {model!r}; valid: {valid}"
+    return None
+
+
 FREEZE_POLICIES = (
     "all",
     "all-but-norm",

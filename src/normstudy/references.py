@@ -216,6 +216,25 @@ def freeze_reference(name: str) -> dict[str, Any]:
     return output
 
 
+def init_reference(name: str) -> dict[str, Any]:
+    """The starting point ``init_from: name`` gives an MLP without normalization, from a
+    seeded twin on a fixed seeded batch: its forward on that batch."""
+    from normstudy.models import build_model
+    from normstudy.models.equivalent import INITIALIZATIONS
+    from normstudy.norms import make_norm_factory
+
+    def mlp(norm: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        shape = MODEL_SHAPES["mlp"]
+        factory = make_norm_factory(norm)
+        return build_model("mlp", input_shape=shape, num_classes=3, norm=factory, depth=3)
+
+    x = seeded_input("dense")
+    model = mlp("none")
+    INITIALIZATIONS.get(name)(model, lambda: mlp("batch"), x)
+    return {"forward": tensor_summary(model(x))}
+
+
 def cell_reference(overrides: dict[str, Any]) -> dict[str, Any]:
     """Curves, final metrics and probe records of the tiny cell with ``overrides``."""
     from normstudy.train import train_cell
@@ -309,6 +328,7 @@ COMPUTE: dict[str, Callable[[str], dict[str, Any]]] = {
     "model": model_reference,
     "norm": norm_reference,
     "freeze": freeze_reference,
+    "init": init_reference,
     "probe": probe_reference,
     "probe_helper": probe_helper_reference,
 }

@@ -39,6 +39,7 @@ HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
     "norm": pa.string(),
     "reg_strength": pa.float64(),
     "gamma_init": pa.string(),
+    "init_from": pa.string(),
     "freeze": pa.string(),
     "optimizer": pa.string(),
     "lr": pa.float64(),

@@ -37,7 +37,7 @@ from torch import nn
 
 import normstudy
 from normstudy import behaviour, provenance
-from normstudy.build import check_names, model_for
+from normstudy.build import check_names, model_for, set_starting_point
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
 from normstudy.datacache import DataCacheError, build_cache, data_digest, load_cache
@@ -386,6 +386,9 @@ def prepare(
     seeds = stream_seeds(config["seed"])
     torch.manual_seed(seeds["init"])
     model = model_for(config, splits).to(device, memory_format=memory_format(config))
+    if config["init_from"] is not None:
+        inputs = inputs_for_model(train_x.to(device), splits)
+        set_starting_point(config, model, splits, inputs, seeds["init"])
     check_forward(model, standardize(train_x[:2], splits).to(device))
     try:
         trainable = apply_freeze_policy(
