@@ -112,3 +112,20 @@ def test_probes_needing_float_inputs_are_refused_on_text():
     errors = names.token_probe_errors("sentiment140", ["norms", {"name": "propagation"}])
     assert len(errors) == 2 and "needs float inputs" in errors[0]
     assert names.token_probe_errors("digits", ["norms"]) == []
+
+
+def test_normalizers_without_gamma_beta_match_classes():
+    without = {
+        name
+        for name in NORMALIZERS.names()
+        if NORMALIZERS.get(name) is None or not NORMALIZERS.get(name).has_affine
+    }
+    assert set(names.WITHOUT_GAMMA_BETA) == without
+
+
+def test_init_from_values_equal_the_registry():
+    from normstudy.models.equivalent import INITIALIZATIONS
+
+    assert sorted(names.INIT_FROM) == INITIALIZATIONS.names()
+    for models in names.INIT_FROM.values():
+        assert set(models) <= set(names.MODELS)

@@ -35,6 +35,7 @@ EXPECTED = {
     "lmbv",
     "lp",
     "none",
+    "noisy_none",
     "prelayer",
     "preregnorm",
     "regnorm",
@@ -223,6 +224,45 @@ def test_noisy_batch_norm_noise_has_the_drawn_ranges():
     assert shift.abs().max() <= 0.3 and shift.std() == pytest.approx(0.3 / math.sqrt(3), rel=0.05)
     assert scale.pow(2).min() >= 1.0 and scale.pow(2).max() <= 2.0
     assert scale.pow(2).mean() == pytest.approx(1.5, rel=0.02)
+
+
+def test_noisy_none_has_no_gamma_beta_and_leaves_the_layer_its_bias():
+    norm = build_norm("noisy_none", C, "dense", noise_mean=0.3, noise_var=2.0)
+    assert norm.weight is None and norm.bias is None and list(norm.parameters()) == []
+    from normstudy.models.common import normed_dense
+
+    layer = normed_dense(3, C, norm)
+    assert layer.layer.bias is not None
+    with pytest.raises(ValueError, match="noise_var"):
+        build_norm("noisy_none", C, "conv", noise_var=0.5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_noisy_none_is_the_identity_in_eval_mode(kind):
+    norm = build_norm("noisy_none", C, kind).double().eval()
+    x = sample(kind)
+    torch.testing.assert_close(norm(x), x, rtol=0, atol=0)
+
+
+def test_noisy_none_adds_the_same_noise_as_batch_noisy():
+    """Santurkar et al. 2018 §2.1: "the same amount of noise" without BatchNorm. With the
+    same seed, ``noisy_none`` draws exactly ``batch_noisy``'s shift and scale, and applies
+    them to its input: ``sqrt(v_j) * x + m_j`` per channel j."""
+    x = sample("conv")
+    noisy = build_norm("noisy_none", C, "conv", noise_mean=0.3, noise_var=2.0).double()
+    bn = build("batch_noisy", "conv", noise_mean=0.3, noise_var=2.0)
+    torch.manual_seed(5)
+    got = noisy(x)
+    torch.manual_seed(5)
+    scale, shift = bn.sample_noise(x)
+    torch.testing.assert_close(got, x * scale + shift, rtol=0, atol=0)
+    # by hand: the first C uniforms are the shifts in [-0.3, 0.3], the next C the variances
+    g = torch.manual_seed(5)
+    u_shift = torch.empty(C, dtype=torch.float64).uniform_(-0.3, 0.3, generator=g)
+    u_var = torch.empty(C, dtype=torch.float64).uniform_(1.0, 2.0, generator=g)
+    want = x * u_var.sqrt().view(1, C, 1, 1) + u_shift.view(1, C, 1, 1)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert not torch.allclose(noisy(x), got)  # drawn anew at every step
 
 
 def predicted_batch_mean_drift(n_mu: float, n_sigma: float, beta: float) -> float:
@@ -596,7 +636,7 @@ def test_lp_rejects_other_orders_naming_the_valid_ones(p):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", sorted(EXPECTED - {"none"}))
+@pytest.mark.parametrize("name", sorted(EXPECTED - {"none", "noisy_none"}))
 def test_every_normalizer_trains_gamma_and_beta_through_a_normed_layer(name, kind):
     if kind not in NORMALIZERS.get(name).supports:
         pytest.skip(f"{name} does not support {kind}")

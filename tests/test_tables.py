@@ -95,3 +95,19 @@ def test_cells_from_before_provenance_aggregate_with_nulls(tmp_path):
         else:
             assert recorded["host"] == "node001" and recorded["git_dirty"] is False
             assert recorded["slurm_job_id"] == "4242", recorded
+
+
+def test_cells_from_before_the_random_subset_role_aggregate_with_zero(tmp_path):
+    """Summaries written before freeze ``random`` added the role have no random_subset."""
+    plan, cells_dir = finished_study(tmp_path / "cells", probes_of={})
+    old = list(plan["cells"])[0]
+    path = cells_dir / old / "summary.json"
+    summary = json.loads(path.read_text())
+    for key in ("parameters", "trainable_parameters"):
+        summary[key].pop("random_subset", None)
+    path.write_text(json.dumps(summary))
+    aggregate(plan, cells_dir, tmp_path / "tables")
+    rows = pq.read_table(tmp_path / "tables/cells.parquet").to_pylist()
+    old_row = next(row for row in rows if row["cell_id"] == old)
+    assert old_row["params_random_subset"] == old_row["trainable_random_subset"] == 0
+    assert old_row["params_total"] == sum(summary["parameters"].values())

@@ -110,6 +110,53 @@ def test_text_lstm_trains_on_synthetic_sentiment_and_bn_only_freezes_the_embeddi
     assert trainable["norm_gamma"] == trainable["norm_beta"] == 8 + 8
 
 
+def test_random_freeze_trains_as_many_weights_as_norm_only_and_repeats(tmp_path):
+    """Frankle et al. 2020's control: two random weights per channel, as many as gamma and
+    beta; the choice comes from the cell's seed, so the same cell gives the same numbers."""
+    first = train_cell({**TINY, "freeze": "random"}, tmp_path / "a", threads=1)
+    trainable = first["trainable_parameters"]
+    assert trainable["random_subset"] == 2 * 2 * 32
+    assert sum(trainable.values()) == trainable["random_subset"]
+    assert sum(first["parameters"].values()) == sum(
+        train_cell({**TINY, "epochs": 0}, tmp_path / "c", threads=1)["parameters"].values()
+    )
+    again = train_cell({**TINY, "freeze": "random"}, tmp_path / "b", threads=1)
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")
+    assert first["final"] == again["final"]
+
+
+def test_random_freeze_resumes_from_its_checkpoint_as_if_uninterrupted(tmp_path):
+    """The chosen entries are buffers of the model's state dict: a cell restored from a
+    checkpoint continues bitwise as the uninterrupted one, chosen entries included."""
+    from normstudy.config import resolve_cell_config
+    from normstudy.freeze import RandomEntries
+    from normstudy.train import prepare, restore_checkpoint, save_checkpoint, train_step
+
+    config = resolve_cell_config({**TINY, "freeze": "random"})
+
+    def cell():
+        return prepare(config, data_dir=None, download=False, threads=1)
+
+    batches = [torch.arange(32) + 32 * k for k in range(6)]
+    straight, first = cell(), cell()
+    for indices in batches:
+        assert train_step(straight, indices) is None
+    for indices in batches[:3]:
+        assert train_step(first, indices) is None
+    save_checkpoint(first, tmp_path / "checkpoint.pt")
+    resumed = cell()
+    with torch.no_grad():  # another selection: the checkpoint's must replace it
+        for module in resumed.model.modules():
+            if isinstance(module, RandomEntries):
+                module.index.copy_(module.index.flip(0))
+    assert restore_checkpoint(resumed, tmp_path / "checkpoint.pt") is None
+    for indices in batches[3:]:
+        assert train_step(resumed, indices) is None
+    expected = straight.model.state_dict()
+    for name, tensor in resumed.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+
 def test_lr_schedules():
     config = {"schedule": "multistep", "milestones": [0.5, 0.75], "lr_decay": 0.1}
     config["warmup_epochs"] = 0

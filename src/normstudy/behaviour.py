@@ -8,7 +8,7 @@ results carries a version here, which a change that alters results must bump:
 - ``training.loop`` (every cell), ``training.unshuffled_order`` (cells with ``shuffle:
   false``, not full batch), ``training.full_batch`` (full-batch gradient descent);
 - ``dataset.<name>``, ``model.<name>``, ``norm.<name>``, ``freeze.<policy>``: the one of
-  each the cell uses;
+  each the cell uses; ``init.<init_from>`` if it sets one;
 - ``probe.<name>`` for each probe the cell runs, and ``probe_helper.loss_gradients`` for
   cells running a probe that differentiates the training loss (:data:`PROBE_HELPERS`).
 
@@ -48,6 +48,7 @@ VERSIONS: dict[str, dict[str, int]] = {
         "ics": 2,  # earlier layers moved by the optimizer's own update, not -lr * g
     },
     "probe_helper": {"loss_gradients": 1},
+    "init": dict.fromkeys(names.INIT_FROM, 1),
 }
 """Kind -> name -> version. Bump an entry (``"batch_noisy": 2``) when a change alters what
 that part computes, then regenerate the references: ``python -m normstudy.references
@@ -128,6 +129,8 @@ def part_names(config: Mapping[str, Any]) -> list[str]:
         f"norm.{config['norm']}",
         f"freeze.{config['freeze']}",
     ]
+    if config.get("init_from"):
+        parts.append(f"init.{config['init_from']}")
     if config["full_batch"]:
         parts.append("training.full_batch")
     elif not config["shuffle"]:

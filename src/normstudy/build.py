@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from normstudy.config import ConfigError
 from normstudy.data import DATASETS, DatasetSplits
 from normstudy.freeze import FREEZE_POLICIES
 from normstudy.models import MODELS, build_model
+from normstudy.models.equivalent import INITIALIZATIONS
 from normstudy.norms import NORMALIZERS, make_norm_factory
 from normstudy.registry import UnknownNameError
 
@@ -26,6 +28,11 @@ def check_names(config: dict[str, Any]) -> None:
             registry.get(config[key])
         except UnknownNameError as error:
             raise ConfigError(f"config key {key!r}: {error}") from None
+    if config.get("init_from") is not None:
+        try:
+            INITIALIZATIONS.get(config["init_from"])
+        except UnknownNameError as error:
+            raise ConfigError(f"config key 'init_from': {error}") from None
 
 
 def model_for(config: dict[str, Any], splits: DatasetSplits) -> nn.Module:
@@ -51,3 +58,21 @@ def model_for(config: dict[str, Any], splits: DatasetSplits) -> nn.Module:
             f"cannot build model {config['model']!r} with norm {config['norm']!r} "
             f"for dataset {config['dataset']!r}: {error}"
         ) from error
+
+
+def set_starting_point(
+    config: dict[str, Any], model: nn.Module, splits: DatasetSplits, x: torch.Tensor, seed: int
+) -> None:
+    """Apply ``init_from`` to the freshly built ``model``: for ``bn_equivalent``, the
+    equivalent point (Morwani 2020, §3) on the training inputs ``x`` of the ``norm: batch``
+    model that ``seed`` builds, the one a Batch Norm cell of this seed trains."""
+    initialize = INITIALIZATIONS.get(config["init_from"])
+
+    def bn_twin() -> nn.Module:
+        torch.manual_seed(seed)
+        return model_for({**config, "norm": "batch", "norm_options": {}}, splits)
+
+    try:
+        initialize(model, bn_twin, x)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config key 'init_from': {error}") from error

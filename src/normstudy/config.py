@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from normstudy import names
 from normstudy.inputcheck import number_errors
 
 DEFAULTS: dict[str, Any] = {
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "norm_options": {},
     "reg_strength": 0.1,
     "gamma_init": "uniform",
+    "init_from": None,
     "freeze": "all",
     "optimizer": "sgd",
     "lr": 0.1,
@@ -94,6 +96,7 @@ CELL_SCHEMA: dict[str, Any] = {
         "norm_options": _OPTIONS,
         "reg_strength": {"type": "number", "minimum": 0},
         "gamma_init": {"enum": ["ones", "uniform"]},
+        "init_from": {"enum": [None, *names.INIT_FROM]},
         "freeze": _NAME,
         "optimizer": {"enum": ["sgd", "adam"]},
         "lr": {"type": "number", "exclusiveMinimum": 0},

@@ -180,10 +180,22 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     errors.extend(names.model_options_errors(config["model"], config["model_options"]))
     errors.extend(names.probe_errors(config["probes"]))
     errors.extend(names.token_probe_errors(config["dataset"], config["probes"]))
-    if config["norm"] == "none" and config["freeze"] in ("norm", "gamma", "beta"):
+    if config["norm"] in names.WITHOUT_GAMMA_BETA and config["freeze"] in (
+        "norm",
+        "gamma",
+        "beta",
+        "random",
+    ):
         errors.append(
-            f"freeze {config['freeze']!r} trains only normalizer parameters but norm is 'none'"
+            f"freeze {config['freeze']!r} trains only normalizer parameters (or as many "
+            f"weights) but norm is {config['norm']!r}, which has none"
         )
+    for problem in (
+        names.random_freeze_error(config["model"], config["norm"], config["freeze"]),
+        names.init_from_error(config["init_from"], config["model"], config["norm"]),
+    ):
+        if problem:
+            errors.append(problem)
     return errors
 
 

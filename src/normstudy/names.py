@@ -46,6 +46,7 @@ NORMALIZERS = {
     "instance": ("conv",),
     "weight": ("conv", "dense"),
     "none": ("conv", "dense"),
+    "noisy_none": ("conv", "dense"),
     "bmlv": ("conv", "dense"),
     "lmbv": ("conv", "dense"),
     "prelayer": ("conv", "dense"),
@@ -54,9 +55,45 @@ NORMALIZERS = {
     "lp": ("conv", "dense"),
 }
 
-FREEZE_POLICIES = ("all", "all-but-norm", "beta", "gamma", "head", "norm", "norm+head")
+WITHOUT_GAMMA_BETA = ("none", "noisy_none")
+"""Normalizers with no gamma and beta: policies that train only those cannot apply."""
 
-PARAMETER_ROLES = ("norm_gamma", "norm_beta", "weight", "bias", "head")
+INIT_FROM = {"bn_equivalent": ("mlp",)}
+"""``init_from`` value -> the models it is defined for (all with ``norm: none``):
+``bn_equivalent`` is Morwani 2020 §3's equivalent point, folded for dense layers
+(:mod:`normstudy.models.equivalent`)."""
+
+
+def init_from_error(init_from: object, model: str, norm: str) -> str | None:
+    """Why ``init_from`` cannot start this model and normalizer, or None."""
+    if init_from is None:
+        return None
+    if init_from not in INIT_FROM:
+        return f"init_from {init_from!r} is unknown; valid: null, {', '.join(sorted(INIT_FROM))}"
+    if norm != "none":
+        return (
+            f"init_from {init_from!r} starts a network without normalization from its Batch "
+            f"Norm twin; it needs norm 'none', not {norm!r}"
+        )
+    models = INIT_FROM[init_from]
+    if model not in models:
+        valid = ", ".join(models)
+        return f"init_from {init_from!r} is not defined for model {model!r}; valid: {valid}"
+    return None
+
+
+FREEZE_POLICIES = (
+    "all",
+    "all-but-norm",
+    "beta",
+    "gamma",
+    "head",
+    "norm",
+    "norm+head",
+    "random",
+)
+
+PARAMETER_ROLES = ("norm_gamma", "norm_beta", "weight", "bias", "head", "random_subset")
 """The roles :mod:`normstudy.freeze` assigns to parameters, in its order (the tables'
 ``params_<role>`` columns; the aggregation reads them without importing torch)."""
 
@@ -76,6 +113,30 @@ def depth_error(model: str, depth: object) -> str | None:
         return f"wrn depth must be 6n+2 (e.g. 26) or 6n+4 (e.g. 28) with n >= 1; got {depth}"
     if model == "vgg" and depth < 6:
         return f"vgg depth must be >= 6 (one conv per stage for 5 stages + head); got {depth}"
+    return None
+
+
+RANDOM_FREEZE_EXCLUDED = {"model": ("lstm",), "norm": ("weight",)}
+"""Where freeze ``random`` cannot match BN-only's count: the LSTM's state norm follows
+no weight layer, and Weight Norm already reparameterises the weights it would choose
+from (:func:`normstudy.freeze.select_random_entries`)."""
+
+
+def random_freeze_error(model: str, norm: str, freeze: str) -> str | None:
+    """Why freeze ``random`` cannot run with this model and normalizer, or None."""
+    if freeze != "random":
+        return None
+    for key, value in (("model", model), ("norm", norm)):
+        if value in RANDOM_FREEZE_EXCLUDED[key]:
+            valid = sorted(
+                set(MODELS if key == "model" else NORMALIZERS)
+                - set(RANDOM_FREEZE_EXCLUDED[key])
+                - set(WITHOUT_GAMMA_BETA)
+            )
+            return (
+                f"freeze 'random' is not defined for {key} {value!r}; valid {key}s: "
+                f"{', '.join(valid)}"
+            )
     return None
 
 

@@ -23,6 +23,7 @@ NORM_OPTIONS: dict[str, tuple[str, ...]] = {
     "instance": ("eps",),
     "weight": ("eps",),
     "none": (),
+    "noisy_none": ("noise_mean", "noise_var"),
     "bmlv": ("eps", "momentum"),
     "lmbv": ("eps", "momentum"),
     "prelayer": ("eps",),

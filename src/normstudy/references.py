@@ -244,7 +244,7 @@ class FakeSplit:
 
 def freeze_reference(name: str) -> dict[str, Any]:
     """Trainable parameter counts by role of a small model under policy ``name``."""
-    from normstudy.freeze import apply_freeze_policy, parameter_counts_by_role
+    from normstudy.freeze import RandomEntries, apply_freeze_policy, parameter_counts_by_role
     from normstudy.models import build_model
     from normstudy.norms import make_norm_factory
 
@@ -252,11 +252,37 @@ def freeze_reference(name: str) -> dict[str, Any]:
     model = build_model(
         "resnet", input_shape=(3, 8, 8), num_classes=3, norm=make_norm_factory("batch"), depth=8
     )
-    trainable = apply_freeze_policy(model, name)
-    return {
-        "trainable": parameter_counts_by_role(model, trainable_only=True),
+    trainable = apply_freeze_policy(model, name, torch.Generator().manual_seed(0))
+    counts = parameter_counts_by_role(model, trainable_only=True)
+    # The role random_subset came after these references were pinned; a role that is
+    # absent is no change of output, so it is left out rather than re-pinned as 0.
+    output = {
+        "trainable": {role: n for role, n in counts.items() if n or role != "random_subset"},
         "tensors": len(trainable),
     }
+    chosen = [m.index for m in model.modules() if isinstance(m, RandomEntries)]
+    if chosen:  # which entries ``random`` trains, not only how many
+        output["chosen"] = tensor_summary(torch.cat(chosen))
+    return output
+
+
+def init_reference(name: str) -> dict[str, Any]:
+    """The starting point ``init_from: name`` gives an MLP without normalization, from a
+    seeded twin on a fixed seeded batch: its forward on that batch."""
+    from normstudy.models import build_model
+    from normstudy.models.equivalent import INITIALIZATIONS
+    from normstudy.norms import make_norm_factory
+
+    def mlp(norm: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        shape = MODEL_SHAPES["mlp"]
+        factory = make_norm_factory(norm)
+        return build_model("mlp", input_shape=shape, num_classes=3, norm=factory, depth=3)
+
+    x = seeded_input("dense")
+    model = mlp("none")
+    INITIALIZATIONS.get(name)(model, lambda: mlp("batch"), x)
+    return {"forward": tensor_summary(model(x))}
 
 
 def cell_reference(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -352,6 +378,7 @@ COMPUTE: dict[str, Callable[[str], dict[str, Any]]] = {
     "model": model_reference,
     "norm": norm_reference,
     "freeze": freeze_reference,
+    "init": init_reference,
     "probe": probe_reference,
     "probe_helper": probe_helper_reference,
 }

@@ -40,6 +40,7 @@ HYPERPARAMETER_TYPES: dict[str, pa.DataType] = {
     "norm": pa.string(),
     "reg_strength": pa.float64(),
     "gamma_init": pa.string(),
+    "init_from": pa.string(),
     "freeze": pa.string(),
     "optimizer": pa.string(),
     "lr": pa.float64(),
@@ -210,8 +211,9 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
     row["params_total"] = sum(summary["parameters"].values())
     row["params_trainable"] = sum(summary["trainable_parameters"].values())
     for role in PARAMETER_ROLES:
-        row[f"params_{role}"] = summary["parameters"][role]
-        row[f"trainable_{role}"] = summary["trainable_parameters"][role]
+        # Summaries written before a role existed (random_subset) have none of it.
+        row[f"params_{role}"] = summary["parameters"].get(role, 0)
+        row[f"trainable_{role}"] = summary["trainable_parameters"].get(role, 0)
     return row
 
 

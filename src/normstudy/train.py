@@ -37,7 +37,7 @@ from torch import nn
 
 import normstudy
 from normstudy import behaviour, provenance
-from normstudy.build import check_names, model_for
+from normstudy.build import check_names, model_for, set_starting_point
 from normstudy.config import ConfigError, canonical_json, resolve_cell_config
 from normstudy.data import DatasetSplits, augment_batch, load_dataset, standardize
 from normstudy.datacache import DataCacheError, build_cache, data_digest, load_cache
@@ -53,7 +53,9 @@ EXIT_CHECKPOINTED = 75
 """Exit status after checkpointing on SIGTERM/SIGUSR1 (sysexits EX_TEMPFAIL: retry me)."""
 
 CHECKPOINT_FORMAT = 1
-STREAMS = ("init", "data", "augment", "noise", "probes")
+STREAMS = ("init", "data", "augment", "noise", "probes", "freeze")
+"""Seed streams, appended only: a SeedSequence's i-th child is the same whatever the
+number spawned, so a new stream leaves the seeds of the others unchanged."""
 log = logging.getLogger("normstudy.train")
 
 
@@ -65,7 +67,8 @@ class Checkpointed(SystemExit):
 
 
 def stream_seeds(seed: int) -> dict[str, int]:
-    """Independent seeds for init, data order, augmentation, noise and probes."""
+    """Independent seeds for init, data order, augmentation, noise, probes and the weights
+    that freeze ``random`` trains."""
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     states = [int(child.generate_state(1)[0]) for child in children]
     return dict(zip(STREAMS, states, strict=True))
@@ -383,9 +386,14 @@ def prepare(
     seeds = stream_seeds(config["seed"])
     torch.manual_seed(seeds["init"])
     model = model_for(config, splits).to(device, memory_format=memory_format(config))
+    if config["init_from"] is not None:
+        inputs = inputs_for_model(train_x.to(device), splits)
+        set_starting_point(config, model, splits, inputs, seeds["init"])
     check_forward(model, standardize(train_x[:2], splits).to(device))
     try:
-        trainable = apply_freeze_policy(model, config["freeze"])
+        trainable = apply_freeze_policy(
+            model, config["freeze"], torch.Generator().manual_seed(seeds["freeze"])
+        )
     except ValueError as error:
         raise ConfigError(f"config key 'freeze': {error}") from error
     optimizer = optimizer_for(model, trainable, config)

@@ -26,6 +26,7 @@ NORM_COLORS = {
     "regnorm": "#225555",
     "preregnorm": "#BB5566",
     "none": "#000000",
+    "noisy_none": "#888888",
 }
 """One colour per normalizer, the same in every figure: the Okabe & Ito (2008) colours
 for the main rivals, completed from Paul Tol's schemes and a few darker and lighter
@@ -81,6 +82,7 @@ NORM_ORDER = [
     "regnorm",
     "preregnorm",
     "none",
+    "noisy_none",
 ]
 NORM_LABELS = {
     "batch": "BatchNorm",
@@ -97,9 +99,10 @@ NORM_LABELS = {
     "regnorm": "RegNorm",
     "preregnorm": "PreRegNorm",
     "none": "no normalization",
+    "noisy_none": "no normalization + noise",
 }
-NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--"}
-FREEZE_ORDER = ["all", "norm+head", "norm", "head", "all-but-norm", "gamma", "beta"]
+NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--", "noisy_none": ":"}
+FREEZE_ORDER = ["all", "norm+head", "norm", "random", "head", "all-but-norm", "gamma", "beta"]
 FREEZE_LABELS = {
     "all": "all trained",
     "norm": "γ, β only",
@@ -108,6 +111,7 @@ FREEZE_LABELS = {
     "all-but-norm": "all but γ, β",
     "gamma": "γ only",
     "beta": "β only",
+    "random": "2 random weights per channel",
 }
 FREEZE_COLORS = {
     "all": "#000000",
@@ -117,14 +121,16 @@ FREEZE_COLORS = {
     "all-but-norm": "#CC79A7",
     "gamma": "#56B4E9",
     "beta": "#D55E00",
+    "random": "#999999",
 }
-ROLE_ORDER = ["norm_gamma", "norm_beta", "weight", "bias", "head", "all"]
+ROLE_ORDER = ["norm_gamma", "norm_beta", "random_subset", "weight", "bias", "head", "all"]
 ROLE_LABELS = {
     "norm_gamma": "γ (normalizers)",
     "norm_beta": "β (normalizers)",
     "weight": "weights",
     "bias": "biases",
     "head": "output layer",
+    "random_subset": "random weights (freeze random)",
     "all": "all parameters",
 }
 ROLE_COLORS = {
@@ -133,6 +139,7 @@ ROLE_COLORS = {
     "weight": "#D55E00",
     "bias": "#E69F00",
     "head": "#009E73",
+    "random_subset": "#999999",
     "all": "#000000",
 }
 AXIS_LABELS = {

@@ -2,7 +2,8 @@
 
 Every conv or dense layer that may be normalised is a :class:`NormedLayer` (layer, then its
 normalizer, before the nonlinearity). A layer followed by a normalizer has no bias, since
-the normalizer's beta replaces it; a layer without one keeps its bias.
+the normalizer's beta replaces it; a layer without one (or whose normalizer has no beta,
+``noisy_none``) keeps its bias.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normstudy.norms.base import Normalizer, NormedLayer, NormFactory
+from normstudy.norms.base import Normalizer, NormedLayer, NormFactory, keeps_bias
 
 SHORTCUTS = ("A", "B")
 
@@ -52,21 +53,21 @@ class NormSchedule:
 def normed_conv(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, norm: Normalizer | None
 ) -> NormedLayer:
-    """A same-padded conv followed by ``norm``; it has a bias iff ``norm`` is None."""
+    """A same-padded conv followed by ``norm``; it has a bias unless ``norm`` has a beta."""
     conv = nn.Conv2d(
         in_channels,
         out_channels,
         kernel_size,
         stride=stride,
         padding=kernel_size // 2,
-        bias=norm is None,
+        bias=keeps_bias(norm),
     )
     return NormedLayer(conv, norm)
 
 
 def normed_dense(in_features: int, out_features: int, norm: Normalizer | None) -> NormedLayer:
-    """A dense layer followed by ``norm``; it has a bias iff ``norm`` is None."""
-    return NormedLayer(nn.Linear(in_features, out_features, bias=norm is None), norm)
+    """A dense layer followed by ``norm``; it has a bias unless ``norm`` has a beta."""
+    return NormedLayer(nn.Linear(in_features, out_features, bias=keeps_bias(norm)), norm)
 
 
 def image_shape(model: str, input_shape: Sequence[int]) -> tuple[int, int, int]:

@@ -81,6 +81,6 @@ def initialize(model: nn.Module, gamma_init: str = "ones") -> nn.Module:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             initialize_layer(module)
-        elif isinstance(module, Normalizer):
+        elif isinstance(module, Normalizer) and module.has_affine:
             initialize_normalizer(module, gamma_init)
     return model

@@ -11,7 +11,7 @@ from normstudy.norms.group import GroupNorm
 from normstudy.norms.instance import InstanceNorm
 from normstudy.norms.layer import LayerNorm
 from normstudy.norms.lp import LpNorm
-from normstudy.norms.noisy import NoisyBatchNorm
+from normstudy.norms.noisy import NoisyBatchNorm, NoisyIdentity
 from normstudy.norms.prelayer import PreLayerNorm
 from normstudy.norms.registry import NORMALIZERS, build_norm, make_norm_factory, norm_options
 from normstudy.norms.regnorm import PreRegNorm, RegNorm
@@ -29,6 +29,7 @@ __all__ = [
     "LayerNorm",
     "LpNorm",
     "NoisyBatchNorm",
+    "NoisyIdentity",
     "NormFactory",
     "NormedLayer",
     "Normalizer",

@@ -30,6 +30,9 @@ class Normalizer(nn.Module):
 
     supports: ClassVar[frozenset[str]] = frozenset(KINDS)
     options: ClassVar[dict[str, object]] = {}
+    has_affine: ClassVar[bool] = True
+    """False for a normalizer without gamma and beta (``weight`` and ``bias`` are None):
+    the layer it follows then keeps its own bias, as with ``none`` (:func:`keeps_bias`)."""
 
     def __init__(self, num_features: int, kind: str) -> None:
         super().__init__()
@@ -37,13 +40,19 @@ class Normalizer(nn.Module):
             raise ValueError(f"unknown layer kind {kind!r}; valid kinds: {', '.join(KINDS)}")
         self.num_features = num_features
         self.kind = kind
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
+        if self.has_affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def affine(self, x_hat: torch.Tensor) -> torch.Tensor:
+        if not self.has_affine:
+            return x_hat
         shape = (1, -1) + (1,) * (x_hat.dim() - 2)
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 
@@ -63,6 +72,17 @@ class Normalizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, kind={self.kind}"
+
+
+def keeps_bias(norm: Normalizer | None) -> bool:
+    """Whether the layer before ``norm`` keeps its bias: yes unless a beta replaces it."""
+    return norm is None or not norm.has_affine
+
+
+def has_gamma_beta(module: nn.Module) -> bool:
+    """Whether ``module`` is a normalizer with a gamma and a beta (what freeze policies
+    and the gamma/beta probes look for)."""
+    return isinstance(module, Normalizer) and module.has_affine
 
 
 NormFactory = Callable[[int, str], "Normalizer | None"]

@@ -1,16 +1,58 @@
-"""Batch Norm followed by time-varying noise ("noisy" BatchNorm, Santurkar et al. 2018)."""
+"""Step noise after a normalizer (Santurkar et al. 2018, §2.1): ``batch_noisy`` adds it
+after Batch Norm, ``noisy_none`` to a network without normalization. Both draw it with
+:class:`StepNoise`, so the two experiments see the same noise."""
 
 from __future__ import annotations
 
 import torch
 
+from normstudy.norms.base import Normalizer
 from normstudy.norms.batch import BatchNorm
 from normstudy.norms.common import check_at_least, per_channel
 from normstudy.norms.registry import NORMALIZERS
 
 
+class StepNoise:
+    """A per-channel shift and scale drawn anew at every training step.
+
+    Santurkar et al. 2018, appendix A as we read it (see :class:`NoisyBatchNorm`): at
+    step t, for every channel j, a mean ``m_j^t ~ U(-n_mu, n_mu)`` and a variance
+    ``v_j^t ~ U(1, n_sigma)``, applied as ``y_j -> sqrt(v_j^t) * y_j + m_j^t`` and shared by
+    the whole batch. ``noise_mean`` is n_mu, ``noise_var`` is n_sigma. Draws use torch's
+    global RNG, so ``torch.manual_seed`` makes them reproducible.
+    """
+
+    noise_mean: float
+    noise_var: float
+    training: bool
+
+    def init_noise(self, noise_mean: float, noise_var: float) -> None:
+        self.noise_mean = check_at_least("noise_mean", noise_mean, 0.0)
+        self.noise_var = check_at_least("noise_var", noise_var, 1.0)
+
+    def add_noise(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` with this step's noise in training mode; ``y`` itself in eval mode."""
+        if not self.training:
+            return y
+        scale, shift = self.sample_noise(y)
+        return y * scale + shift
+
+    def sample_noise(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's multiplicative and additive noise (``scale``, ``shift``) for ``y``.
+
+        One draw per channel, shaped to broadcast over the batch and spatial axes: the
+        shift ``m ~ U(-n_mu, n_mu)`` and the scale ``sqrt(v)`` with the variance
+        ``v ~ U(1, n_sigma)`` (Santurkar et al. 2018, appendix A).
+        """
+        like = {"device": y.device, "dtype": y.dtype}
+        channels = y.shape[1]
+        shift = torch.empty(channels, **like).uniform_(-self.noise_mean, self.noise_mean)
+        scale = torch.empty(channels, **like).uniform_(1.0, self.noise_var).sqrt_()
+        return per_channel(scale, y), per_channel(shift, y)
+
+
 @NORMALIZERS.register("batch_noisy")
-class NoisyBatchNorm(BatchNorm):
+class NoisyBatchNorm(StepNoise, BatchNorm):
     """Batch Norm whose output is shifted and scaled by a distribution drawn anew every step.
 
     Santurkar et al. 2018, §2.1 (our copy: papers/001, the Kariya summary): noise is
@@ -53,25 +95,37 @@ class NoisyBatchNorm(BatchNorm):
         noise_var: float = 1.25,
     ) -> None:
         super().__init__(num_features, kind, eps=eps, momentum=momentum)
-        self.noise_mean = check_at_least("noise_mean", noise_mean, 0.0)
-        self.noise_var = check_at_least("noise_var", noise_var, 1.0)
+        self.init_noise(noise_mean, noise_var)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.affine(self.normalize(x))
-        if not self.training:
-            return y
-        scale, shift = self.sample_noise(y)
-        return y * scale + shift
+        return self.add_noise(self.affine(self.normalize(x)))
 
-    def sample_noise(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's multiplicative and additive noise (``scale``, ``shift``) for ``y``.
 
-        One draw per channel, shaped to broadcast over the batch and spatial axes: the
-        shift ``m ~ U(-n_mu, n_mu)`` and the scale ``sqrt(v)`` with the variance
-        ``v ~ U(1, n_sigma)`` (Santurkar et al. 2018, appendix A).
-        """
-        like = {"device": y.device, "dtype": y.dtype}
-        channels = y.shape[1]
-        shift = torch.empty(channels, **like).uniform_(-self.noise_mean, self.noise_mean)
-        scale = torch.empty(channels, **like).uniform_(1.0, self.noise_var).sqrt_()
-        return per_channel(scale, y), per_channel(shift, y)
+@NORMALIZERS.register("noisy_none")
+class NoisyIdentity(StepNoise, Normalizer):
+    """No normalization, but the step noise of ``batch_noisy``: the control of Santurkar
+    et al. 2018, §2.1 (our copy: papers/001), who "also added the same amount of noise to
+    the first variant of VGGNet (without BatchNorm). This prevented the network from
+    training entirely."
+
+    Like ``none`` it has no gamma and beta (``has_affine`` is False), so the layer it
+    follows keeps its bias and the network's parameters are exactly those of ``none``;
+    only the noise differs. The noise is :class:`StepNoise`, the same code, options and
+    defaults as :class:`NoisyBatchNorm`, applied to the layer's output (where
+    ``batch_noisy`` applies it to Batch Norm's output), in training mode only.
+    """
+
+    has_affine = False
+    options = {"noise_mean": 0.5, "noise_var": 1.25}
+
+    def __init__(
+        self, num_features: int, kind: str, *, noise_mean: float = 0.5, noise_var: float = 1.25
+    ) -> None:
+        super().__init__(num_features, kind)
+        self.init_noise(noise_mean, noise_var)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.add_noise(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from normstudy.norms.base import Normalizer
+from normstudy.norms.base import Normalizer, has_gamma_beta
 from normstudy.probes.base import Probe, ProbeContext, Record, check_positive, layers
 from normstudy.probes.registry import register_probe
 
@@ -20,7 +20,7 @@ def edge_label(edge: float) -> str:
 
 
 def all_normalizers(model: torch.nn.Module) -> list[Normalizer]:
-    return [m for m in model.modules() if isinstance(m, Normalizer)]
+    return [m for m in model.modules() if has_gamma_beta(m)]
 
 
 @register_probe
@@ -78,7 +78,7 @@ class NormParams(Probe):
         records += self.histogram_records("gamma", gamma) + self.histogram_records("beta", beta)
         with_values = 0 < gamma.size <= self.settings["max_values"]
         for index, (name, layer) in enumerate(layers(ctx.model)):
-            if layer.norm is None:
+            if not has_gamma_beta(layer.norm):
                 continue
             where = (name, index)
             g = layer.norm.weight.detach().cpu().double().numpy().ravel()
