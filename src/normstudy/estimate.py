@@ -40,9 +40,9 @@ import torch
 from normstudy.config import canonical_json
 from normstudy.data import DatasetSplits, load_dataset
 from normstudy.data.torchvision_sets import SOURCES, stand_in_splits
+from normstudy.epochs import Plan as TrainingPlan
 from normstudy.flops import flops_per_example
 from normstudy.grid import Plan
-from normstudy.train import Plan as TrainingPlan
 
 COST_KEYS = (
     "dataset",
@@ -222,7 +222,11 @@ def measure_group(
 
 
 def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[float, float]:
-    """Hours and PFLOPs of one cell from its group's measured step and evaluation costs."""
+    """Hours and PFLOPs of one cell from its group's measured step and evaluation costs.
+
+    Its steps are those :mod:`normstudy.train` takes (:class:`normstudy.epochs.Plan`);
+    hours count each step at the measured full-batch time (an unshuffled epoch's partial
+    last batch costs a step, at most), FLOPs count the examples actually trained on."""
     plan = TrainingPlan.for_config(dict(config), measured["num_train"])
     evaluated = plan.epochs * measured["num_eval"]
     seconds = (
@@ -230,7 +234,7 @@ def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[f
         + evaluated * measured["eval_seconds_per_example"]
     )
     gflops = (
-        plan.total_steps * plan.batch_size * measured["train_gflops_per_example"]
+        plan.examples * measured["train_gflops_per_example"]
         + evaluated * measured["eval_gflops_per_example"]
     )
     return seconds / 3600, gflops / 1e6
@@ -283,7 +287,9 @@ def estimate_plan(
         )
         for cell_id in cell_ids:
             cost_of_cell[cell_id] = cell_cost(plan.cells[cell_id], m)
-        steps_per_epoch = m["num_train"] // m["batch_size"]
+        # The steps train.py takes per epoch (normstudy.epochs): n // batch shuffled,
+        # the partial last batch too unshuffled, 1 for full_batch.
+        steps_per_epoch = TrainingPlan.for_config(dict(config), m["num_train"]).steps_per_epoch
         group = GroupCost(
             **{key: config[key] for key in GROUP_KEYS},
             **{key: m[key] for key in MEASURED_KEYS},
