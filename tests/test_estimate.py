@@ -276,6 +276,28 @@ def test_estimate_command_writes_per_study_and_per_group_tables(tmp_path):
     assert measured_minutes(out / "cells.csv") == {}
 
 
+def test_estimate_command_prices_flops_on_an_assumed_device(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "defaults: {dataset: digits, model: mlp, depth: 1, width: 8, epochs: 2}\n"
+        "studies:\n  a: {grid: {norm: [batch, none]}}\n"
+    )
+    out = tmp_path / "estimate"
+    command = [sys.executable, "-m", "normstudy.cli", "estimate", str(config), str(out)]
+    options = ["--flops-only", "--assume-tflops", "2", "--utilisation", "0.5"]
+    result = subprocess.run(command + options, capture_output=True, text=True, check=True)
+    studies = pd.read_csv(out / "studies.csv")
+    # PFLOPs / (2 TFLOP/s x 0.5): 1 PFLOP would take 1000 s
+    expected = studies["pflop"] * 1e3 / 3600
+    assert studies["assumed_hours"].tolist() == pytest.approx(expected.tolist())
+    assert "2 TFLOP/s x 0.5 utilisation" in result.stdout
+    assert pd.read_csv(out / "cells.csv")["device"].eq("none").all()
+    bad = subprocess.run(
+        command + ["--assume-tflops", "2", "--utilisation", "1.5"], capture_output=True
+    )
+    assert bad.returncode == 2
+
+
 def test_estimate_command_rejects_a_bad_study(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("studies:\n  a: {grid: {norm: [nonsense]}}\n")

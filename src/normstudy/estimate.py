@@ -240,6 +240,12 @@ def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[f
     return seconds / 3600, gflops / 1e6
 
 
+def assumed_hours(pflop: float, tflops: float, utilisation: float) -> float:
+    """Hours that ``pflop`` PFLOPs take on a device of peak ``tflops`` TFLOP/s of which
+    training achieves the fraction ``utilisation`` (an assumption, not a measurement)."""
+    return pflop * 1e3 / (tflops * utilisation) / 3600
+
+
 @dataclass
 class Estimate:
     """The cost groups of a plan and the estimated hours and PFLOPs of each cell."""
