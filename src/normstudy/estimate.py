@@ -11,9 +11,12 @@ advises) and an evaluation pass. Its hours are then
     total_steps x seconds per step + epochs x (validation + test examples) x seconds per
     evaluated example,
 
-summed over the group's cells. Standard datasets whose files are absent are replaced by
-random images of the same shape and count (:func:`~normstudy.data.torchvision_sets.
-stand_in_splits`): a step's cost does not depend on pixel values. Not counted: probes,
+summed over the group's cells, with the steps and examples :mod:`normstudy.train` takes
+(:class:`normstudy.epochs.Plan`: ``n // batch`` steps per shuffled epoch, the partial
+last batch too in an unshuffled one, one step of everything for ``full_batch``).
+Standard datasets whose files are absent are replaced by random images of the same shape
+and count (:func:`~normstudy.data.torchvision_sets.stand_in_splits`): a step's cost does
+not depend on pixel values. Not counted: probes,
 checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell overhead) and queueing.
 
 A step too slow to time at its real batch size within ``step_budget`` seconds (deep, wide
@@ -22,7 +25,10 @@ groups are flagged ``scaled``. On a GPU the real batch is almost always within b
 Model FLOPs per training example (forward and backward) and per evaluated example
 (forward), counted by :mod:`normstudy.flops` (matrix products, convolutions and recurrent
 layers; normalization and elementwise work is not counted), give each study's PFLOPs, a
-device-independent size; ``timed=False`` counts them without timing anything.
+device-independent size; ``timed=False`` counts them without timing anything, and
+:func:`assumed_hours` turns them into hours on an assumed device (peak TFLOP/s x
+utilisation): ``normstudy estimate config.yaml OUT --scale paper --flops-only
+--assume-tflops 19.5 --utilisation 0.3`` prints the paper-scale table without a GPU.
 """
 
 from __future__ import annotations
