@@ -12,8 +12,7 @@ layer of hidden size ``h`` with ``G`` gate blocks (4 for an LSTM, 3 for a GRU, 1
 Elman RNN) on ``in`` input features does ``2 * G * h * (in + h)`` FLOPs per example and
 time step forward. Backward costs the same again for the gradient of its inputs and
 hidden states (unless nothing before it needs a gradient: then only the hidden states')
-and again for its weights when they
-train, as for a dense layer.
+and again for its weights when they train, as for a dense layer.
 """
 
 from __future__ import annotations
