@@ -320,10 +320,13 @@ def command_estimate(args: argparse.Namespace) -> int:
         if args.flops_only
         else f"{int(groups['scaled'].sum())} of them timed at a reduced batch and scaled"
     )
+    where = "" if args.flops_only else f" on {device} ({threads} threads)"
+    # --flops-only times nothing: its hours column is all NaN (kept in studies.csv only)
+    shown = studies.drop(columns="hours") if args.flops_only else studies
     summary = (
-        f"Estimated {plan.scale}-scale cost on {device} ({threads} threads), "
+        f"Estimated {plan.scale}-scale cost{where}, "
         f"{len(groups)} cost groups measured, {what}{assumption}:\n\n"
-        + studies.to_string(
+        + shown.to_string(
             index=False,
             float_format=lambda value: f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}",
         )
