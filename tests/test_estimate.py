@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -12,8 +13,10 @@ import pytest
 from normstudy.cluster import measured_minutes
 from normstudy.config import resolve_cell_config
 from normstudy.data.torchvision_sets import stand_in_splits
-from normstudy.estimate import cell_cost, cost_groups, measure_group
-from normstudy.grid import plan_studies
+from normstudy.epochs import Plan, batch_bounds
+from normstudy.estimate import cell_cost, cost_groups, estimate_plan, measure_group
+from normstudy.flops import flops_per_example
+from normstudy.grid import plan_studies, training_examples
 
 MLP = {"dataset": "digits", "model": "mlp", "depth": 2, "width": 16, "epochs": 3}
 
@@ -135,6 +138,107 @@ def test_resnet_flops_match_the_hand_count():
     assert train == 3 * forward - stem
 
 
+# Hand counts. Convention (normstudy.flops): 2 FLOPs per multiply-add of a matrix
+# product, convolution or recurrent layer, nothing else: normalizers, ReLUs, pooling,
+# residual additions, biases and the loss are elementwise work and are not counted (they
+# are O(activations), against O(activations x fan-in) for the layers). A training
+# example costs the forward pass, plus the same again for the weight gradients of every
+# trained layer, plus the same again for the input gradients of every layer that has
+# something trainable before it (never for the first layer, whose input is the data).
+
+
+def conv(c_in: int, c_out: int, k: int, side: int) -> int:
+    """A k x k convolution on a side x side output: 2 * k * k * c_in * c_out * H * W."""
+    return 2 * k * k * c_in * c_out * side * side
+
+
+def dense(fan_in: int, fan_out: int) -> int:
+    return 2 * fan_in * fan_out
+
+
+def image_flops(cell: dict, input_shape=(3, 32, 32)) -> tuple[float, float]:
+    """The estimator's FLOPs per training and per evaluated example for a CIFAR-shaped
+    input (the count depends on shapes only, so no data set is loaded)."""
+    splits = SimpleNamespace(input_shape=input_shape, num_classes=10, tokens=False)
+    return flops_per_example(resolve_cell_config(cell), splits)
+
+
+def test_mlp_depth_2_width_8_flops_match_the_hand_count():
+    """digits (64 inputs) -> 8 -> 8 -> 10, with Batch Norm (no biases; BN not counted)."""
+    first = dense(64, 8)
+    forward = first + dense(8, 8) + dense(8, 10)
+    train, evaluation = counted({**MLP, "width": 8, "norm": "batch"})
+    assert evaluation == forward == 2 * (512 + 64 + 80)
+    # weight gradients: forward again; input gradients: forward again but the first layer's
+    assert train == 3 * forward - first
+
+
+def wrn_16_2_forward(shortcut_convs: bool) -> tuple[int, int]:
+    """WRN-16-2 (n = 2 blocks per stage, k = 2) on 32x32x3: stem 3 -> 16 at 32x32; stages
+    of 32 channels at 32x32, 64 at 16x16, 128 at 8x8 (stride 2 in the first conv of stages
+    2 and 3), each block two 3x3 convs; the first block of every stage changes the channel
+    count (16 -> 32 even at stride 1), so it has a 1x1 projection shortcut (option B) at
+    the block's output size; global average pool; 128 -> 10 head. Returns (forward, stem)."""
+    stem = conv(3, 16, 3, 32)
+    forward = stem + dense(128, 10)
+    c_in = 16
+    for c, side in ((32, 32), (64, 16), (128, 8)):
+        forward += conv(c_in, c, 3, side) + conv(c, c, 3, side)  # block 1
+        forward += conv(c_in, c, 1, side) if shortcut_convs else 0  # its shortcut
+        forward += 2 * conv(c, c, 3, side)  # block 2, identity shortcut
+        c_in = c
+    return forward, stem
+
+
+def test_wrn_flops_match_the_hand_count():
+    base = {"dataset": "cifar10", "model": "wrn", "depth": 16, "width": 2}
+    forward, stem = wrn_16_2_forward(shortcut_convs=True)
+    assert forward == 202_213_888  # 0.20 GFLOP, 0.10 G multiply-adds
+    train, evaluation = image_flops(base)
+    assert evaluation == forward
+    assert train == 3 * forward - stem
+    # BN-only: no weight gradients; input gradients flow back to the stem's normalizer
+    train, evaluation = image_flops({**base, "freeze": "norm"})
+    assert evaluation == forward and train == 2 * forward - stem
+    # Shortcut A (zero-padded identity) has no convolution
+    forward_a, _ = wrn_16_2_forward(shortcut_convs=False)
+    train, evaluation = image_flops({**base, "model_options": {"shortcut": "A"}})
+    assert evaluation == forward_a and train == 3 * forward_a - stem
+
+
+def test_vgg_flops_match_the_hand_count_with_and_without_residuals():
+    """VGG-16 at width 0.25 on 32x32x3: 5 stages of 3 convs (16, 32, 64, 128, 128
+    channels) at 32, 16, 8, 4, 2 pixels (2x2 max-pools between stages, not counted); each
+    stage's first conv changes the channel count, the other two keep it (a pair that
+    ``residual`` wraps in a skip connection: an addition, not counted, so the count is
+    the same); global average pool; 128 -> 10 head."""
+    first = conv(3, 16, 3, 32)
+    forward, c_in = dense(128, 10), 3
+    for c, side in ((16, 32), (32, 16), (64, 8), (128, 4), (128, 2)):
+        forward += conv(c_in, c, 3, side) + 2 * conv(c, c, 3, side)
+        c_in = c
+    base = {"dataset": "cifar10", "model": "vgg", "depth": 16, "width": 0.25}
+    for residual in (False, True):
+        for norm in ("batch", "none"):  # biases (norm none) are not counted either
+            cell = {**base, "norm": norm, "model_options": {"residual": residual}}
+            train, evaluation = image_flops(cell)
+            assert evaluation == forward
+            assert train == 3 * forward - first
+
+
+def test_vgg_11_is_about_1_3_times_resnet_56_per_training_example():
+    """The paper-scale noisy_bn (VGG-11) and fewer_norms (ResNet-56) cells, on CIFAR."""
+    vgg, _ = image_flops({"dataset": "cifar10", "model": "vgg", "depth": 11})
+    resnet, _ = image_flops({"dataset": "cifar100", "model": "resnet", "depth": 56})
+    # VGG-11: 2 convs in each of 5 stages, 64..512 channels at 32..2 pixels
+    stages = ((3, 64, 32), (64, 128, 16), (128, 256, 8), (256, 512, 4), (512, 512, 2))
+    vgg_forward = dense(512, 10) + sum(
+        conv(c_in, c, 3, side) + conv(c, c, 3, side) for c_in, c, side in stages
+    )
+    assert vgg == 3 * vgg_forward - conv(3, 64, 3, 32)
+    assert 1.5 < vgg / resnet < 2.0  # 1.37 vs 0.75 GFLOP; BN-only cells halve the backward
+
+
 def test_flops_only_times_nothing():
     config = resolve_cell_config({**MLP, "norm": "none"})
     measured = measure_group(config, threads=1, timed=False)
@@ -189,6 +293,28 @@ def test_estimate_command_writes_per_study_and_per_group_tables(tmp_path):
     assert measured_minutes(out / "cells.csv") == {}
 
 
+def test_estimate_command_prices_flops_on_an_assumed_device(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "defaults: {dataset: digits, model: mlp, depth: 1, width: 8, epochs: 2}\n"
+        "studies:\n  a: {grid: {norm: [batch, none]}}\n"
+    )
+    out = tmp_path / "estimate"
+    command = [sys.executable, "-m", "normstudy.cli", "estimate", str(config), str(out)]
+    options = ["--flops-only", "--assume-tflops", "2", "--utilisation", "0.5"]
+    result = subprocess.run(command + options, capture_output=True, text=True, check=True)
+    studies = pd.read_csv(out / "studies.csv")
+    # PFLOPs / (2 TFLOP/s x 0.5): 1 PFLOP would take 1000 s
+    expected = studies["pflop"] * 1e3 / 3600
+    assert studies["assumed_hours"].tolist() == pytest.approx(expected.tolist())
+    assert "2 TFLOP/s x 0.5 utilisation" in result.stdout
+    assert pd.read_csv(out / "cells.csv")["device"].eq("none").all()
+    bad = subprocess.run(
+        command + ["--assume-tflops", "2", "--utilisation", "1.5"], capture_output=True
+    )
+    assert bad.returncode == 2
+
+
 def test_estimate_command_rejects_a_bad_study(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("studies:\n  a: {grid: {norm: [nonsense]}}\n")
@@ -214,3 +340,64 @@ def test_sentiment140_cells_are_estimated_and_checked_on_a_stand_in():
     assert "cannot read" in build_problem({**config, "model": "lstm"})
     _, evaluation = counted({"dataset": "sentiment140", "model": "lstm_text", "norm": "batch"})
     assert evaluation == 40 * 2 * 4 * 102 * (200 + 102) + 2 * 102 * 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "num_train", "steps", "examples"),
+    [
+        ({"shuffle": True}, 1030, 20, 1000),  # n // batch full batches; remainder dropped
+        ({"shuffle": False}, 1030, 21, 1030),  # the partial last batch of 30 kept
+        ({"shuffle": False}, 1001, 20, 1001),  # a remainder of 1 joins the batch before it
+        ({"shuffle": False}, 1000, 20, 1000),
+        ({"full_batch": True}, 1030, 1, 1030),  # shuffled or not: one batch of everything
+        ({"full_batch": True, "shuffle": False}, 1030, 1, 1030),
+    ],
+)
+def test_the_estimate_counts_the_steps_and_examples_training_takes(
+    settings, num_train, steps, examples
+):
+    """train.py runs ``normstudy.epochs.Plan``'s steps; the estimate prices the same."""
+    config = resolve_cell_config({**MLP, "epochs": 3, "batch_size": 50, **settings})
+    plan = Plan.for_config(config, num_train)
+    bounds = batch_bounds(num_train, plan.batch_size, shuffled=plan.shuffled)
+    assert plan.steps_per_epoch == len(bounds) == steps
+    assert plan.examples == 3 * sum(stop - start for start, stop in bounds) == 3 * examples
+    measured = {
+        "num_train": num_train,
+        "num_eval": 0,
+        "step_seconds": 1.0,
+        "eval_seconds_per_example": 0.0,
+        "train_gflops_per_example": 1.0,
+        "eval_gflops_per_example": 0.0,
+    }
+    hours, pflop = cell_cost(config, measured)
+    assert hours * 3600 == pytest.approx(3 * steps)
+    assert pflop * 1e6 == pytest.approx(3 * examples)
+    if not config["full_batch"]:  # fixed steps can end inside an epoch: 1 epoch + 5 batches
+        fixed = resolve_cell_config({**config, "steps": steps + 5})
+        assert Plan.for_config(fixed, num_train).examples == examples + 5 * 50
+
+
+def test_the_training_code_uses_the_same_step_count():
+    from normstudy import train
+
+    assert train.Plan is Plan and train.batch_bounds is batch_bounds
+
+
+@pytest.mark.parametrize(
+    ("settings", "steps_per_epoch"),
+    [({}, 10), ({"shuffle": False}, 11), ({"full_batch": True}, 1)],
+)
+def test_the_groups_table_has_the_steps_of_an_epoch(settings, steps_per_epoch):
+    """digits' 1294 training examples at batch 128: 10 full batches (+ 14 examples)."""
+    plan = plan_studies(workflow_config(s={"set": {"norm": "none", **settings}}))
+    (group,) = estimate_plan(plan, timed=False).groups
+    assert group.steps_per_epoch == steps_per_epoch
+
+
+def test_job_sizes_count_the_examples_training_takes():
+    config = resolve_cell_config({"dataset": "cifar10", "epochs": 2, "batch_size": 128})
+    assert training_examples(config) == 2 * (45000 // 128) * 128  # shuffled: full batches
+    unshuffled = {**config, "shuffle": False}
+    assert training_examples(unshuffled) == 2 * 45000
+    assert training_examples({**config, "full_batch": True, "steps": 3}) == 3 * 45000

@@ -33,7 +33,8 @@ MAX_REPORTED = 20
 
 def build_problem(config: Mapping[str, Any]) -> str | None:
     """Why the cell ``config`` (resolved) cannot be built, or None."""
-    from normstudy.train import Plan, train_subset
+    from normstudy.epochs import Plan
+    from normstudy.train import train_subset
 
     config = dict(config)
     try:

@@ -271,6 +271,14 @@ def command_estimate(args: argparse.Namespace) -> int:
     if (args.config is None) == (args.json is None):
         print("normstudy: give the workflow config as a file or with --json", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.assume_tflops is not None and not (
+        args.assume_tflops > 0 and 0 < args.utilisation <= 1
+    ):
+        print(
+            "normstudy: --assume-tflops must be > 0 and --utilisation in (0, 1]",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     workflow_config = config_from_args(args)
     if args.scale is not None:
         workflow_config["scale"] = args.scale
@@ -309,6 +317,17 @@ def command_estimate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     groups = pd.DataFrame([asdict(group) for group in estimate.groups])
     studies = pd.DataFrame(estimate.study_rows(plan))
+    assumption = ""
+    if args.assume_tflops is not None:
+        from normstudy.estimate import assumed_hours
+
+        studies["assumed_hours"] = [
+            assumed_hours(pflop, args.assume_tflops, args.utilisation) for pflop in studies["pflop"]
+        ]
+        assumption = (
+            f"; assumed_hours = PFLOPs / ({args.assume_tflops:g} TFLOP/s x "
+            f"{args.utilisation:g} utilisation)"
+        )
     write_text_atomic(out / "groups.csv", groups.to_csv(index=False))
     write_text_atomic(out / "studies.csv", studies.to_csv(index=False))
     device = groups["device"].iloc[0] if len(groups) else "?"
@@ -327,10 +346,16 @@ def command_estimate(args: argparse.Namespace) -> int:
         if args.flops_only
         else f"{int(groups['scaled'].sum())} of them timed at a reduced batch and scaled"
     )
+    where = "" if args.flops_only else f" on {device} ({threads} threads)"
+    # --flops-only times nothing: its hours column is all NaN (kept in studies.csv only)
+    shown = studies.drop(columns="hours") if args.flops_only else studies
     summary = (
-        f"Estimated {plan.scale}-scale cost on {device} ({threads} threads), "
-        f"{len(groups)} cost groups measured, {what}:\n\n"
-        + studies.to_string(index=False, float_format=lambda value: f"{value:.3g}")
+        f"Estimated {plan.scale}-scale cost{where}, "
+        f"{len(groups)} cost groups measured, {what}{assumption}:\n\n"
+        + shown.to_string(
+            index=False,
+            float_format=lambda value: f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}",
+        )
         + "\n"
     )
     write_text_atomic(out / "studies.txt", summary)
@@ -549,6 +574,19 @@ def parser() -> argparse.ArgumentParser:
     estimate.add_argument("--threads", type=int, default=None)
     estimate.add_argument(
         "--flops-only", action="store_true", help="count FLOPs only; time nothing (fast)"
+    )
+    estimate.add_argument(
+        "--assume-tflops",
+        type=float,
+        default=None,
+        help="also give hours on an assumed device of this peak rate (TFLOP/s, e.g. 19.5 for "
+        "an A100's FP32), from the counted FLOPs (normstudy.estimate.assumed_hours)",
+    )
+    estimate.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.3,
+        help="fraction of --assume-tflops the training achieves (default 0.3)",
     )
     estimate.set_defaults(func=command_estimate)
 

@@ -11,12 +11,14 @@ advises) and an evaluation pass. Its hours are then
     total_steps x seconds per step + epochs x (validation + test examples) x seconds per
     evaluated example,
 
-summed over the group's cells. Standard datasets whose files are absent are replaced by
-random images of the same shape and count (:func:`~normstudy.data.torchvision_sets.
-stand_in_splits`; Sentiment140 by random token ids, :func:`~normstudy.data.text.
-sentiment140_stand_in`): a step's cost does not depend on pixel values or words. Not
-counted: probes, checkpoint writes, job start-up (see BENCHMARKS.md for the per-cell
-overhead) and queueing.
+summed over the group's cells, with the steps and examples :mod:`normstudy.train` takes
+(:class:`normstudy.epochs.Plan`: ``n // batch`` steps per shuffled epoch, the partial
+last batch too in an unshuffled one, one step of everything for ``full_batch``).
+Standard datasets whose files are absent are replaced by random images of the same shape
+and count (:func:`~normstudy.data.torchvision_sets.stand_in_splits`; Sentiment140 by
+random token ids, :func:`~normstudy.data.text.sentiment140_stand_in`): a step's cost does
+not depend on pixel values or words. Not counted: probes, checkpoint writes, job start-up
+(see BENCHMARKS.md for the per-cell overhead) and queueing.
 
 A step too slow to time at its real batch size within ``step_budget`` seconds (deep, wide
 ResNets on a CPU) is timed at a smaller batch and scaled linearly in the batch size; such
@@ -24,7 +26,10 @@ groups are flagged ``scaled``. On a GPU the real batch is almost always within b
 Model FLOPs per training example (forward and backward) and per evaluated example
 (forward), counted by :mod:`normstudy.flops` (matrix products, convolutions and recurrent
 layers; normalization and elementwise work is not counted), give each study's PFLOPs, a
-device-independent size; ``timed=False`` counts them without timing anything.
+device-independent size; ``timed=False`` counts them without timing anything, and
+:func:`assumed_hours` turns them into hours on an assumed device (peak TFLOP/s x
+utilisation): ``normstudy estimate config.yaml OUT --scale paper --flops-only
+--assume-tflops 19.5 --utilisation 0.3`` prints the paper-scale table without a GPU.
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ from normstudy.config import canonical_json
 from normstudy.data import DatasetSplits, load_dataset
 from normstudy.data.text import sentiment140_stand_in
 from normstudy.data.torchvision_sets import SOURCES, stand_in_splits
+from normstudy.epochs import Plan as TrainingPlan
 from normstudy.flops import flops_per_example
 from normstudy.grid import Plan
-from normstudy.train import Plan as TrainingPlan
 
 COST_KEYS = (
     "dataset",
@@ -227,7 +232,11 @@ def measure_group(
 
 
 def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[float, float]:
-    """Hours and PFLOPs of one cell from its group's measured step and evaluation costs."""
+    """Hours and PFLOPs of one cell from its group's measured step and evaluation costs.
+
+    Its steps are those :mod:`normstudy.train` takes (:class:`normstudy.epochs.Plan`);
+    hours count each step at the measured full-batch time (an unshuffled epoch's partial
+    last batch costs a step, at most), FLOPs count the examples actually trained on."""
     plan = TrainingPlan.for_config(dict(config), measured["num_train"])
     evaluated = plan.epochs * measured["num_eval"]
     seconds = (
@@ -235,10 +244,16 @@ def cell_cost(config: Mapping[str, Any], measured: Mapping[str, Any]) -> tuple[f
         + evaluated * measured["eval_seconds_per_example"]
     )
     gflops = (
-        plan.total_steps * plan.batch_size * measured["train_gflops_per_example"]
+        plan.examples * measured["train_gflops_per_example"]
         + evaluated * measured["eval_gflops_per_example"]
     )
     return seconds / 3600, gflops / 1e6
+
+
+def assumed_hours(pflop: float, tflops: float, utilisation: float) -> float:
+    """Hours that ``pflop`` PFLOPs take on a device of peak ``tflops`` TFLOP/s of which
+    training achieves the fraction ``utilisation`` (an assumption, not a measurement)."""
+    return pflop * 1e3 / (tflops * utilisation) / 3600
 
 
 @dataclass
@@ -288,7 +303,9 @@ def estimate_plan(
         )
         for cell_id in cell_ids:
             cost_of_cell[cell_id] = cell_cost(plan.cells[cell_id], m)
-        steps_per_epoch = m["num_train"] // m["batch_size"]
+        # The steps train.py takes per epoch (normstudy.epochs): n // batch shuffled,
+        # the partial last batch too unshuffled, 1 for full_batch.
+        steps_per_epoch = TrainingPlan.for_config(dict(config), m["num_train"]).steps_per_epoch
         group = GroupCost(
             **{key: config[key] for key in GROUP_KEYS},
             **{key: m[key] for key in MEASURED_KEYS},

@@ -1,15 +1,18 @@
 """Model FLOPs per example: a device-independent size of a cell, for the cost estimate.
 
 Matrix products and convolutions are counted by
-:class:`torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add;
-normalization and elementwise work is not counted). It has no formula for the fused
-recurrent kernels (``aten::lstm`` counts 0 on CPU and GPU), so recurrent layers are
-counted here by hand with the same convention: a layer of hidden size ``h`` with ``G``
-gate blocks (4 for an LSTM, 3 for a GRU, 1 for an Elman RNN) on ``in`` input features
-does ``2 * G * h * (in + h)`` FLOPs per example and time step forward. Backward costs the
-same again for the gradient of its inputs and hidden states (unless nothing before it
-needs a gradient: then only the hidden states') and again for its weights when they
-train, as for a dense layer.
+:class:`torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add).
+Normalizers, ReLUs, pooling, residual additions, biases and the loss are elementwise work
+and are not counted, for every model alike: they cost O(activations) against
+O(activations x fan-in) for the layers, and so the counts of two normalizers (or of none)
+on the same network are equal (tests/test_estimate.py checks them against hand counts).
+FlopCounterMode has no formula for the fused recurrent kernels (``aten::lstm`` counts 0
+on CPU and GPU), so recurrent layers are counted here by hand with the same convention: a
+layer of hidden size ``h`` with ``G`` gate blocks (4 for an LSTM, 3 for a GRU, 1 for an
+Elman RNN) on ``in`` input features does ``2 * G * h * (in + h)`` FLOPs per example and
+time step forward. Backward costs the same again for the gradient of its inputs and
+hidden states (unless nothing before it needs a gradient: then only the hidden states')
+and again for its weights when they train, as for a dense layer.
 """
 
 from __future__ import annotations

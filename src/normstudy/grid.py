@@ -30,6 +30,7 @@ from typing import Any
 
 from normstudy import behaviour, conditions, names
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
+from normstudy.epochs import Plan as TrainingPlan
 from normstudy.norm_options import norm_options_errors
 
 SCALES = ("demo", "paper")
@@ -529,11 +530,12 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
 
 
 def training_examples(config: Mapping[str, Any]) -> int:
-    """Examples a cell processes in training (steps x batch, or epochs x training set)."""
+    """Examples a cell processes in training, over the steps :mod:`normstudy.train` takes
+    (:class:`normstudy.epochs.Plan`), for a training set of the dataset's usual size."""
     size = config["train_subset"] or TRAIN_SIZES.get(config["dataset"], 50000)
-    if config["steps"]:
-        return config["steps"] * (size if config["full_batch"] else config["batch_size"])
-    return config["epochs"] * size
+    # A batch larger than the set fails the build check; here it only sizes a job.
+    batch = min(config["batch_size"], size)
+    return TrainingPlan.for_config({**config, "batch_size": batch}, size).examples
 
 
 def job_resources(config: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, int]:
