@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
+from normstudy import names
 from normstudy.config import DEFAULTS
 from normstudy.grid import StudyError, cell_id, data_key, job_resources, plan_studies
 
@@ -208,7 +209,7 @@ def test_the_shipped_config_is_valid_at_both_scales():
     demo = plan_studies(config)
     paper = plan_studies({**config, "scale": "paper"})
     assert len(paper.cells) > len(demo.cells) > 0
-    assert {c["dataset"] for c in demo.cells.values()} <= {"digits", "mnist5k", "gaussian_noise"}
+    assert {c["dataset"] for c in demo.cells.values()} <= set(names.EMBEDDED_DATASETS)
 
 
 def test_new_hyperparameter_with_default_value_keeps_ids(monkeypatch):

@@ -796,6 +796,15 @@ def test_full_entries_and_due():
         entry.due("later", 0, 0)
 
 
+def test_at_steps_runs_after_the_listed_steps_besides_the_period():
+    """ "Is Batch Norm unique?" §5-6: dense early, sparse later."""
+    (entry,) = parse_probe_entries([{"name": "hessian", "every_steps": 100, "at_steps": [10, 50]}])
+    due = [step for step in range(1, 301) if entry.due("step", 0, step)]
+    assert due == [10, 50, 100, 200, 300]
+    (plain,) = parse_probe_entries(["hessian"])
+    assert plain.at_steps == () and not any(plain.due("step", 0, s) for s in range(1, 60))
+
+
 def test_labels_let_one_probe_run_twice():
     entries = parse_probe_entries(
         [{"name": "hessian", "options": {"mode": "eval"}, "label": "hessian_eval"}, "hessian"]
@@ -818,6 +827,9 @@ def test_labels_let_one_probe_run_twice():
         ([{"name": "norms", "every_steps": True}], "'every_steps' must be an integer >= 0"),
         ([{"name": "norms", "every_epochs": "2"}], "'every_epochs' must be an integer >= 0"),
         ([{"name": "norms", "at_init": "yes"}], "'at_init' must be true or false"),
+        ([{"name": "norms", "at_steps": 5}], r"'at_steps' must be a list of optimizer steps"),
+        ([{"name": "norms", "at_steps": [0, 5]}], r"step 0 is at_init"),
+        ([{"name": "norms", "at_steps": [10, 5]}], r"'at_steps' must increase"),
         ([{"name": "norms", "options": [1]}], "'options' must be a mapping"),
         ([{"name": "norms", "options": {"bins": 3}}], r"probes\[0\]: .*valid options: batch_size"),
         (["norms", {"name": "hessian"}, "norms"], r"probes\[2\]: label 'norms' is used twice"),

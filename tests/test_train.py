@@ -249,7 +249,7 @@ LONG = {
     "batch_size": 8,
     "checkpoint_every": 1,
     "probes": [
-        {"name": "propagation", "every_epochs": 3},
+        {"name": "propagation", "every_epochs": 3, "at_steps": [1, 7, 60, 200]},
         {"name": "grad_norms", "every_steps": 50},
     ],
 }
@@ -265,6 +265,14 @@ def uninterrupted(tmp_path_factory):
     summary = train_cell(LONG, outdir, threads=1)
     assert len(probe_records(outdir)) > 0
     return summary, curves(outdir), probe_records(outdir)
+
+
+def test_at_steps_records_come_after_exactly_the_listed_steps(uninterrupted):
+    summary, _, records = uninterrupted
+    steps = {r["step"] for r in records if r["probe"] == "propagation"}
+    per_epoch = summary["steps_run"] // LONG["epochs"]
+    expected = {0, 1, 7, 60, 200} | {per_epoch * e for e in range(3, 13, 3)}
+    assert steps == expected
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):

@@ -2,11 +2,15 @@
 
 An entry is a probe name (default schedule) or a mapping::
 
-    {name: hessian, every_epochs: 5, every_steps: 0, at_init: true, at_end: true,
-     options: {mode: eval}, label: hessian_eval}
+    {name: hessian, every_epochs: 5, every_steps: 0, at_steps: [50], at_init: true,
+     at_end: true, options: {mode: eval}, label: hessian_eval}
 
 Defaults: ``at_init`` and ``at_end`` true, ``every_epochs`` 1 for cheap probes and 0
-(never) for expensive ones (hessian, ics, smoothness), ``every_steps`` 0 (never).
+(never) for expensive ones (hessian, ics, smoothness), ``every_steps`` 0 (never),
+``at_steps`` none. ``at_steps`` lists optimizer steps after which the probe runs, for the
+early-training measurements of "Is Batch Norm unique?" §5-6 (the first ~1,000 steps,
+figure 3; the Hessian 50 steps in, figure 4), which a fixed period cannot place densely
+early and sparsely late.
 ``label`` (default: the name) is the ``probe`` column of the records, so one probe can
 be scheduled twice with different options; labels must be unique within a cell.
 """
@@ -21,7 +25,16 @@ from normstudy.probes.base import Probe
 from normstudy.probes.registry import PROBES, build_probe
 
 PHASES = ("init", "epoch", "step", "end")
-ENTRY_KEYS = ("name", "every_epochs", "every_steps", "at_init", "at_end", "options", "label")
+ENTRY_KEYS = (
+    "name",
+    "every_epochs",
+    "every_steps",
+    "at_steps",
+    "at_init",
+    "at_end",
+    "options",
+    "label",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class ProbeEntry:
     at_end: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    at_steps: tuple[int, ...] = ()
 
     def build(self) -> Probe:
         """A fresh probe with this entry's options and label."""
@@ -47,7 +61,8 @@ class ProbeEntry:
 
         ``init`` before the first step, ``epoch`` after every completed epoch (due when
         ``epoch`` is a multiple of ``every_epochs``), ``step`` after every optimizer step
-        (due when ``step`` is a multiple of ``every_steps``), ``end`` after training.
+        (due when ``step`` is a multiple of ``every_steps`` or one of ``at_steps``), ``end``
+        after training.
         At the last epoch, ``epoch`` and ``end`` may both be due; the loop decides whether
         to run twice.
         """
@@ -58,7 +73,9 @@ class ProbeEntry:
         if phase == "epoch":
             return self.every_epochs > 0 and epoch % self.every_epochs == 0
         if phase == "step":
-            return self.every_steps > 0 and step % self.every_steps == 0
+            return (self.every_steps > 0 and step % self.every_steps == 0) or (
+                step in self.at_steps
+            )
         raise ValueError(f"unknown probe phase {phase!r}; valid phases: {', '.join(PHASES)}")
 
 
@@ -66,6 +83,20 @@ def _count(where: str, key: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{where}: {key!r} must be an integer >= 0 (0 = never); got {value!r}")
     return value
+
+
+def _steps(where: str, value: object) -> tuple[int, ...]:
+    """``at_steps``: increasing optimizer step counts >= 1 (step 0 is ``at_init``)."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(step, int) and not isinstance(step, bool) and step >= 1 for step in value
+    ):
+        raise ValueError(
+            f"{where}: 'at_steps' must be a list of optimizer steps >= 1 (step 0 is "
+            f"at_init); got {value!r}"
+        )
+    if any(later <= earlier for earlier, later in zip(value, value[1:], strict=False)):
+        raise ValueError(f"{where}: 'at_steps' must increase; got {list(value)!r}")
+    return tuple(value)
 
 
 def _flag(where: str, key: str, value: object) -> bool:
@@ -112,6 +143,7 @@ def parse_probe_entry(entry: object, position: int = 0) -> ProbeEntry:
         name=name,
         every_epochs=_count(where, "every_epochs", entry.get("every_epochs", default_every)),
         every_steps=_count(where, "every_steps", entry.get("every_steps", 0)),
+        at_steps=_steps(where, entry.get("at_steps", [])),
         at_init=_flag(where, "at_init", entry.get("at_init", True)),
         at_end=_flag(where, "at_end", entry.get("at_end", True)),
         options=dict(options),
