@@ -225,6 +225,20 @@ def zoo_records(cell_id, epoch, rng) -> list[dict]:
             record(cell_id, epoch, "grad_confusion", "grad_norm", 1.0 + layer, where),
         ]
     records.append(record(cell_id, epoch, "grad_confusion", "grad_correlation_mean", 0.2))
+    for layer in range(3):
+        where = (f"body.{layer}", layer)
+        records += [
+            record(cell_id, epoch, "ics", "ics_l2", layer * rng.uniform(0.5, 1.5), where),
+            record(cell_id, epoch, "ics", "ics_cosine", 1.0 - 0.2 * layer, where),
+            record(cell_id, epoch, "norms", "activation_norm", 2.0 ** (layer + epoch), where),
+            record(cell_id, epoch, "norms", "activation_grad_norm", rng.uniform(0.1, 1), where),
+            record(cell_id, epoch, "norms", "weight_norm", 3.0 + epoch, where),
+        ]
+    records += [
+        record(cell_id, epoch, "smoothness", "loss_range", rng.uniform(0.1, 1.0)),
+        record(cell_id, epoch, "smoothness", "grad_change_max", rng.uniform(0.1, 1.0)),
+        record(cell_id, epoch, "smoothness", "beta_smoothness", rng.uniform(1.0, 10.0)),
+    ]
     return records
 
 
@@ -417,6 +431,9 @@ SKIP_REASONS = {
     "noise_robustness": "dataset_options.n_per_class",
     "ols": "no ols.parquet",
     "cd_diagram": "'norm' grid axis",
+    "ics": "no ics probe",
+    "smoothness": "no smoothness probe",
+    "norms_training": "no norms probe",
 }
 
 
@@ -898,3 +915,51 @@ def test_ols_colours_mean_kappa_in_every_panel():
         matplotlib.colors.to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()
     }
     assert used == {matplotlib.colors.to_hex(c) for c in colors.values()}
+
+
+def test_trajectories_average_the_layers_a_quantity_counts():
+    """ICS of layer 0 is 0 by definition (no earlier layer): left out of the mean; a
+    whole-model record is taken as it is."""
+    from normstudy.figures.ics import QUANTITIES
+    from normstudy.figures.trajectories import Quantity, per_cell
+
+    rows = [
+        {
+            "cell_id": "a",
+            "time": 1.0,
+            "layer": f"l{i}",
+            "layer_index": i,
+            "key": "ics_l2",
+            "value": v,
+        }
+        for i, v in enumerate([0.0, 2.0, 4.0])
+    ]
+    rows.append(
+        {
+            "cell_id": "b",
+            "time": 1.0,
+            "layer": "model",
+            "layer_index": -1,
+            "key": "loss_range",
+            "value": 5.0,
+        }
+    )
+    frame = pd.DataFrame(rows)
+    ics = per_cell(frame, QUANTITIES[0])
+    assert ics[["cell_id", "value"]].values.tolist() == [["a", 3.0]]
+    every = per_cell(frame, Quantity("ics_l2", "ics_l2", "all layers"))
+    assert every["value"].tolist() == [2.0]
+    model = per_cell(frame, Quantity("loss_range", "loss_range", "loss"))
+    assert model[["cell_id", "value"]].values.tolist() == [["b", 5.0]]
+
+
+def test_the_early_hessian_spectrum_is_each_cells_first_record_after_init():
+    """ "Is Batch Norm unique?" figure 4: the spectrum 50 steps in; a cell probed only at
+    init and at the end has no early spectrum."""
+    from normstudy.figures.hessian import early_records
+
+    frame = pd.DataFrame(
+        {"cell_id": ["a"] * 4 + ["b"] * 2, "step": [0, 50, 50, 900, 0, 900], "value": range(6)}
+    )
+    early = early_records(frame)
+    assert early["cell_id"].tolist() == ["a", "a"] and set(early["step"]) == {50}

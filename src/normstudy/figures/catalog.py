@@ -123,13 +123,54 @@ CATALOG: dict[str, FigureInfo] = {
         "parameters receive larger gradients than the rest.",
         PROBES,
     ),
+    "ics": FigureInfo(
+        "figures/ics.py",
+        "Internal covariate shift through training",
+        "Per study (one file each), internal covariate shift as Santurkar et al. (2018, "
+        "§2.2) define it: for each normalised layer, the change ‖g − g′‖ and the cosine "
+        "cos(g, g′) between its gradient g and its gradient g′ after the earlier layers "
+        "took the optimizer's step on the same minibatch, averaged over the layers after "
+        "the first (whose ICS is 0 by definition), against training time (epochs), one "
+        "line per normalizer, from the ics probe. " + LOG_CI_TEXT + " The cosine is an "
+        "arithmetic mean. Diverged cells are counted in the titles; their non-finite "
+        "records are left out. After Santurkar et al. (2018), figure 5: BN does not reduce "
+        "this shift, noisy BN increases it, and both still train.",
+        PROBES,
+    ),
+    "smoothness": FigureInfo(
+        "figures/smoothness.py",
+        "Loss-landscape smoothness through training",
+        "Per study (one file each), the landscape along the gradient g at the current "
+        "parameters, for steps η = lr × (0.5, 1, 2, 4): the range of the loss over those "
+        "steps (variation of the loss), the largest change of the gradient ‖∇L(θ − ηg) − g‖ "
+        "(gradient predictiveness) and the largest such change per unit step (effective "
+        "β-smoothness), against training time (epochs), one line per normalizer, from the "
+        "smoothness probe. " + LOG_CI_TEXT + " Diverged cells are counted in the titles; "
+        "their non-finite records are left out. After Santurkar et al. (2018), §3.1 and "
+        "figure 4: with BN all three are smaller.",
+        PROBES,
+    ),
+    "norms_training": FigureInfo(
+        "figures/norms_training.py",
+        "Activation, gradient and weight norms through training",
+        "Per study (one file each), the norm of each normalised layer's output per example, "
+        "of the loss gradient with respect to it, and of its weight, averaged over the "
+        "layers, against training time (epochs), one line per normalizer, from the norms "
+        "probe. " + LOG_CI_TEXT + " Diverged cells are counted in the titles; their "
+        "non-finite records are left out, so a line that stops is a network that "
+        "diverged. After Morwani (2020), §3 and its figures: without BN, at a large "
+        "learning rate, the three grow together until training diverges.",
+        PROBES,
+    ),
     "hessian": FigureInfo(
         "figures/hessian.py",
         "Hessian spectrum by normalizer",
         "Per study (one file each), the top Hessian eigenvalue λ1 and the outlier ratio "
         "λ1/λk (k = the number of eigenvalues recorded, 10 by default) against training "
-        "time, and the spectral density of the Hessian at initialisation and at the last "
-        "record, estimated by stochastic Lanczos quadrature (Ghorbani et al. 2019; Ritz "
+        "time, and the spectral density of the Hessian at initialisation, at the first "
+        "record after it when that is not the last (the step-50 spectrum of the paper's "
+        "figure 4, scheduled with at_steps) and at the last record, estimated by "
+        "stochastic Lanczos quadrature (Ghorbani et al. 2019; Ritz "
         "values of all start vectors and seeds pooled and smoothed by Gaussians of width "
         "σ = 1% of each spectrum's own range, as Ghorbani et al. smooth after scaling the "
         "spectrum to [-1, 1]; a symmetric-log λ axis when one spectrum reaches 20 times "
@@ -147,7 +188,10 @@ CATALOG: dict[str, FigureInfo] = {
         "the last layer over training (propagation probe); bottom row: the mean correlation "
         "between the gradients of disjoint minibatches per layer at initialisation and for "
         "the whole model over training, and the gradient norm per layer at initialisation "
-        "(grad_confusion probe; geometric means on a log axis). One line per normalizer. "
+        "(grad_confusion probe; geometric means on a log axis). Training time is the "
+        "optimizer step on a logarithmic axis (0 = initialisation), so that records "
+        "scheduled in the first steps (at_steps; the paper's first ~1,000 steps, figure 3) "
+        "are visible beside the later ones. One line per normalizer. "
         + CI_TEXT
         + " Diverged cells "
         'are counted in the row titles; their failed records are left out. After "Is '

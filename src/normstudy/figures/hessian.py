@@ -95,16 +95,37 @@ def use_symlog(ax, spectra: list[tuple[np.ndarray, np.ndarray]]) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def draw_density(ax, panel: Panel, records: pd.DataFrame, at_init: bool) -> None:
-    """SLQ density of each line at initialisation (step 0) or at each cell's last record."""
+def early_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's records at its first probed step after init, if that is not its last
+    (the Hessian "50 steps into training" of "Is Batch Norm unique?" §6, figure 4)."""
+    later = records[records["step"] > 0]
+    first = later.groupby("cell_id")["step"].transform("min")
+    last = records.groupby("cell_id")["step"].transform("max").loc[later.index]
+    return later[(later["step"] == first) & (first < last)]
+
+
+def early_title(records: pd.DataFrame) -> str:
+    steps = sorted(early_records(records)["step"].unique())
+    return f"at step {steps[0]}" if len(steps) == 1 else "at the first record after init"
+
+
+SELECT = {
+    "init": lambda rows: rows[rows["step"] == 0],
+    "early": early_records,
+    "last": last_records,
+}
+
+
+def draw_density(ax, panel: Panel, records: pd.DataFrame, when: str) -> None:
+    """SLQ density of each line at initialisation (step 0), at each cell's first record
+    after init (``early``) or at its last record."""
     from normstudy.probes.hessian import slq_density
 
     slq = records[records["key"].str.startswith("slq_")]
     spectra = []
     for line in panel.lines:
         rows = slq[slq["cell_id"].isin(line.rows["cell_id"])]
-        rows = rows[rows["step"] == 0] if at_init else last_records(rows)
-        spectra.append(spectrum(rows))
+        spectra.append(spectrum(SELECT[when](rows)))
     if not any(nodes.size for nodes, _ in spectra):
         ax.text(0.5, 0.5, "no spectrum recorded", ha="center", va="center", transform=ax.transAxes)
         return
@@ -120,7 +141,8 @@ def draw_density(ax, panel: Panel, records: pd.DataFrame, at_init: bool) -> None
     ax.set_ylim(min(peaks) * DENSITY_FLOOR, max(peaks) * 2)
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("density")
-    ax.set_title("at initialisation" if at_init else "at the last record", loc="left")
+    titles = {"init": "at initialisation", "last": "at the last record"}
+    ax.set_title(titles.get(when) or early_title(slq), loc="left")
 
 
 def draw_over_time(ax, panel: Panel, records: pd.DataFrame, key: str) -> list[int]:
@@ -154,7 +176,9 @@ def study_rows(tables: Tables, study: str, records: pd.DataFrame):
 def study_figure(tables: Tables, study: str, records: pd.DataFrame):
     rows = study_rows(tables, study, records)
     labels = {label for _, label, _ in rows}
-    fig, axes = new_figure(len(rows), COLUMNS, panel_size=(3.2, 2.5))
+    slq = records[records["key"].str.startswith("slq_")]
+    densities = ["init", "early", "last"] if not early_records(slq).empty else ["init", "last"]
+    fig, axes = new_figure(len(rows), COLUMNS + len(densities) - 2, panel_size=(3.2, 2.5))
     counts, diverged, handles, titles = [], set(), {}, []
     for axes_row, (panel, label, found) in zip(axes, rows, strict=True):
         k = eigenvalue_count(found)
@@ -162,8 +186,8 @@ def study_figure(tables: Tables, study: str, records: pd.DataFrame):
         axes_row[0].set_ylabel(METRICS["lambda_1"].label)
         draw_over_time(axes_row[1], panel, found, "outlier_ratio")
         axes_row[1].set_ylabel(f"outlier ratio λ1/λ{k}")
-        draw_density(axes_row[2], panel, found, at_init=True)
-        draw_density(axes_row[3], panel, found, at_init=False)
+        for ax, when in zip(axes_row[2:], densities, strict=True):
+            draw_density(ax, panel, found, when)
         title = panel.title
         if len(labels) > 1:
             title += f" [{label}, {mode_of(found)} mode]"

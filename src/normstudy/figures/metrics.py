@@ -50,6 +50,14 @@ METRICS: dict[str, Metric] = {
     "correlation": Metric("correlation", -1.0, 1.0),
     "grad_magnitude": Metric("mean |gradient|", 0.0, math.inf, log=True),
     "grad_norm": Metric("gradient norm", 0.0, math.inf, log=True),
+    "ics_l2": Metric("‖g − g′‖ (mean over layers ≥ 1)", 0.0, math.inf, log=True),
+    "ics_cosine": Metric("cos(g, g′) (mean over layers ≥ 1)", -1.0, 1.0),
+    "loss_range": Metric("max − min loss along the gradient", 0.0, math.inf, log=True),
+    "grad_change_max": Metric("max ‖∇L(θ − ηg) − g‖", 0.0, math.inf, log=True),
+    "beta_smoothness": Metric("β (max gradient change / step)", 0.0, math.inf, log=True),
+    "activation_norm": Metric("activation norm (per example)", 0.0, math.inf, log=True),
+    "activation_grad_norm": Metric("‖∂L/∂activation‖", 0.0, math.inf, log=True),
+    "weight_norm": Metric("weight norm ‖W‖", 0.0, math.inf, log=True),
 }
 
 

@@ -39,6 +39,7 @@ NAME = "propagation"
 PROPAGATION_KEY = "correlation"
 CONFUSION_KEY = "grad_correlation_mean"
 LAYER_LABEL = "normalised layer (0 = first)"
+STEP_LABEL = "optimizer step (log; 0 = init)"
 
 
 def by_layer(records: pd.DataFrame, key: str, at_init: bool) -> pd.DataFrame:
@@ -77,7 +78,10 @@ def draw_lines(ax, panel: Panel, rows: pd.DataFrame, x: str, log: bool = False) 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(LAYER_LABEL)
     else:
-        ax.set_xlabel("epoch")
+        # "Is Batch Norm unique?" §5: the first ~1,000 steps decide; a log step axis
+        # shows them beside the rest of training (0 = init, linear up to step 1)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel(STEP_LABEL)
     return counts
 
 
@@ -86,7 +90,7 @@ def propagation_row(axes_row, panel: Panel, records: pd.DataFrame) -> list[int]:
     counts += draw_lines(
         axes_row[1], panel, by_layer(records, PROPAGATION_KEY, False), "layer_index"
     )
-    counts += draw_lines(axes_row[2], panel, last_layer(records, PROPAGATION_KEY), "time")
+    counts += draw_lines(axes_row[2], panel, last_layer(records, PROPAGATION_KEY), "step")
     titles = ("at initialisation", "at the last record", "last normalised layer")
     for ax, title in zip(axes_row, titles, strict=True):
         ax.set_ylabel("representation correlation")
@@ -96,7 +100,7 @@ def propagation_row(axes_row, panel: Panel, records: pd.DataFrame) -> list[int]:
 
 def confusion_row(axes_row, panel: Panel, records: pd.DataFrame) -> list[int]:
     counts = draw_lines(axes_row[0], panel, by_layer(records, CONFUSION_KEY, True), "layer_index")
-    counts += draw_lines(axes_row[1], panel, whole_model(records, CONFUSION_KEY), "time")
+    counts += draw_lines(axes_row[1], panel, whole_model(records, CONFUSION_KEY), "step")
     counts += draw_lines(
         axes_row[2], panel, by_layer(records, "grad_norm", True), "layer_index", log=True
     )
