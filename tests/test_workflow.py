@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from normstudy.figures.catalog import FIGURE_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 RESOURCES = {
@@ -76,7 +78,7 @@ AFTER_TRAINING = {
     "tables": 1,
     "comparisons": 1,
     "comparison_table": 1,
-    "figure": 12,
+    "figure": len(FIGURE_NAMES),
     "all": 1,
 }
 """Jobs downstream of any re-trained cell: the tables, statistics and every figure."""
@@ -96,7 +98,7 @@ def test_dry_run_plans_one_job_per_unique_cell(tmp_path):
         "comparisons": 1,
         "comparison_table": 1,
         "ols": 1,
-        "figure": 12,
+        "figure": len(FIGURE_NAMES),
         "all": 1,
     }
     assert planned_jobs(tmp_path, "study_other")["train"] == 2
