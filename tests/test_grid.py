@@ -272,3 +272,13 @@ def test_a_demo_when_replaces_the_studys_at_demo_scale_only():
     paper = plan_studies({**workflow_config(s=study), "scale": "paper"})
     assert [c.config["epochs"] for c in demo.studies["s"].cells] == [1, 3]
     assert [c.config["epochs"] for c in paper.studies["s"].cells] == [1, 200]
+
+
+def test_a_typo_in_the_when_a_demo_replaces_fails_at_demo_scale_too():
+    study = {
+        "grid": {"freeze": ["all", "norm"], "seed": [0]},
+        "when": [{"match": {"freeze": "nrom"}, "set": {"epochs": 200}}],
+        "demo": {"when": [{"match": {"freeze": "norm"}, "set": {"epochs": 3}}]},
+    }
+    with pytest.raises(StudyError, match="'nrom' is not a level of 'freeze'"):
+        plan_studies(workflow_config(s=study))

@@ -281,7 +281,9 @@ def conditional_parts(study: Mapping[str, Any], scale: str) -> Mapping[str, Any]
     demo = study.get("demo") or {}
     if scale != "demo" or not any(key in demo for key in ("exclude", "when")):
         return study
-    return {**study, **{key: demo[key] for key in ("exclude", "when") if key in demo}}
+    keys = [key for key in ("exclude", "when") if key in demo]
+    replaced = {key: study.get(key) for key in keys}
+    return {**study, **{key: demo[key] for key in keys}, "replaced": replaced}
 
 
 def axis_levels(study: Mapping[str, Any], grid: Mapping[str, list]) -> dict[str, list]:
@@ -305,6 +307,15 @@ def study_conditions(
     try:
         exclude = conditions.parse_exclude(study.get("exclude"), levels)
         when = conditions.parse_when(study.get("when"), levels, list(grid))
+        for key, parse in (("exclude", conditions.parse_exclude), ("when", None)):
+            # the entries a demo replaced are checked too: a typo must not wait for the
+            # paper-scale run to show
+            replaced = (study.get("replaced") or {}).get(key)
+            if replaced is not None:
+                if parse:
+                    parse(replaced, levels)
+                else:
+                    conditions.parse_when(replaced, levels, list(grid))
     except conditions.ConditionError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     for i, entry in enumerate(when):
