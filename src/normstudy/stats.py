@@ -478,8 +478,14 @@ def empty_comparisons() -> pd.DataFrame:
 
 def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with p_holm, p_holm_rank and p_holm_tost adjusted within each family."""
-    rows = rows.copy()
     pairs = [("p_value", "p_holm"), ("p_value_rank", "p_holm_rank"), ("tost_p", "p_holm_tost")]
+    return holm_within_families(rows, pairs)
+
+
+def holm_within_families(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """A copy of ``rows`` with, for each (p column, adjusted column) of ``pairs``, the
+    p-values Holm-adjusted within each ``family`` (comparisons and trends alike)."""
+    rows = rows.copy()
     for column, adjusted in pairs:
         rows[adjusted] = np.nan
         for _, family in rows.groupby("family", sort=False):

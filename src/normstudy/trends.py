@@ -178,7 +178,7 @@ def trends_table(
 ) -> pd.DataFrame:
     """Every declared trend of every study (study -> (axes, trend specs)), Holm-adjusted
     within each family across its conditions."""
-    from normstudy.stats import holm
+    from normstudy.stats import holm_within_families
 
     parts = [
         trend(cells, spec, axes, study=study, seed_axis=seed_axis, confidence=confidence)
@@ -188,13 +188,8 @@ def trends_table(
     parts = [part for part in parts if len(part)]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TREND_COLUMNS})
-    table = pd.concat(parts, ignore_index=True)
-    for column in ("p_value", "p_improves", "p_rank"):
-        adjusted = column.replace("p_", "p_holm_", 1) if column != "p_value" else "p_holm"
-        table[adjusted] = np.nan
-        for _, family in table.groupby("family", sort=False):
-            table.loc[family.index, adjusted] = holm(family[column].to_numpy(dtype=float))
-    return table
+    pairs = [("p_value", "p_holm"), ("p_improves", "p_holm_improves"), ("p_rank", "p_holm_rank")]
+    return holm_within_families(pd.concat(parts, ignore_index=True), pairs)
 
 
 def trends_arrow(df: pd.DataFrame) -> pa.Table:
