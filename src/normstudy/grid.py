@@ -239,7 +239,7 @@ def expand_study(
     except ConfigError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     check_axis_values(name, base, grid)
-    exclude, when = study_conditions(name, conditional_parts(study, scale), grid, base)
+    exclude, when = study_conditions(name, study, grid, base, scale)
     axes = list(grid)
     cells, points, errors = [], [], []
     problems_of: dict[tuple, list[str]] = {}
@@ -275,15 +275,14 @@ def expand_study(
     return Study(name, axes, cells, points, comparisons, str(study.get("description", "")))
 
 
-def conditional_parts(study: Mapping[str, Any], scale: str) -> Mapping[str, Any]:
-    """The study with its ``exclude`` and ``when`` at ``scale``: a demo's replace the
+def conditional_parts(study: Mapping[str, Any], scale: str) -> dict[str, Any]:
+    """The ``exclude`` and ``when`` entries in force at ``scale``: a demo's replace the
     study's (a demo may need fewer epochs where the paper's BN-only arm trains longer)."""
     demo = study.get("demo") or {}
-    if scale != "demo" or not any(key in demo for key in ("exclude", "when")):
-        return study
-    keys = [key for key in ("exclude", "when") if key in demo]
-    replaced = {key: study.get(key) for key in keys}
-    return {**study, **{key: demo[key] for key in keys}, "replaced": replaced}
+    return {
+        key: demo[key] if scale == "demo" and key in demo else study.get(key)
+        for key in ("exclude", "when")
+    }
 
 
 def axis_levels(study: Mapping[str, Any], grid: Mapping[str, list]) -> dict[str, list]:
@@ -300,22 +299,23 @@ def axis_levels(study: Mapping[str, Any], grid: Mapping[str, list]) -> dict[str,
 
 
 def study_conditions(
-    name: str, study: Mapping[str, Any], grid: Mapping[str, list], base: Mapping[str, Any]
+    name: str,
+    study: Mapping[str, Any],
+    grid: Mapping[str, list],
+    base: Mapping[str, Any],
+    scale: str,
 ) -> tuple[list[conditions.Match], list[conditions.When]]:
-    """The study's ``exclude`` and ``when`` entries, parsed and their settings validated."""
+    """The ``exclude`` and ``when`` entries in force at ``scale``, parsed and their settings
+    validated; the study's and its demo's are both checked at either scale, so that a typo
+    does not wait for the other scale's run to show."""
     levels = axis_levels(study, grid)
     try:
-        exclude = conditions.parse_exclude(study.get("exclude"), levels)
-        when = conditions.parse_when(study.get("when"), levels, list(grid))
-        for key, parse in (("exclude", conditions.parse_exclude), ("when", None)):
-            # the entries a demo replaced are checked too: a typo must not wait for the
-            # paper-scale run to show
-            replaced = (study.get("replaced") or {}).get(key)
-            if replaced is not None:
-                if parse:
-                    parse(replaced, levels)
-                else:
-                    conditions.parse_when(replaced, levels, list(grid))
+        for source in (study, study.get("demo") or {}):
+            conditions.parse_exclude(source.get("exclude"), levels)
+            conditions.parse_when(source.get("when"), levels, list(grid))
+        parts = conditional_parts(study, scale)
+        exclude = conditions.parse_exclude(parts["exclude"], levels)
+        when = conditions.parse_when(parts["when"], levels, list(grid))
     except conditions.ConditionError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     for i, entry in enumerate(when):
@@ -405,17 +405,18 @@ def cell_counts(config: Mapping[str, Any], only: list[str] | None = None) -> dic
         count = 1
         for values in grid.values():
             count *= len(values)
-        parts = conditional_parts(studies[name], scale)
-        if parts.get("exclude"):
-            count = exact_count(name, parts, grid)
+        if conditional_parts(studies[name], scale)["exclude"]:
+            count = exact_count(name, studies[name], grid, scale)
         counts[name] = count
     return counts
 
 
-def exact_count(name: str, study: Mapping[str, Any], grid: Mapping[str, list]) -> int:
-    """Points of ``grid`` that ``exclude`` keeps (enumerated: no configs are built)."""
+def exact_count(name: str, study: Mapping[str, Any], grid: Mapping[str, list], scale: str) -> int:
+    """Points of ``grid`` that the ``exclude`` in force at ``scale`` keeps (enumerated: no
+    configs are built)."""
+    entries = conditional_parts(study, scale)["exclude"]
     try:
-        exclude = conditions.parse_exclude(study.get("exclude"), axis_levels(study, grid))
+        exclude = conditions.parse_exclude(entries, axis_levels(study, grid))
     except conditions.ConditionError as error:
         raise StudyError(f"study {name!r}: {error}") from None
     axes = list(grid)
