@@ -83,8 +83,10 @@ from normstudy.stats_common import (  # noqa: F401  (re-exported)
     condition_json,
     condition_value,
     failed_cells,
+    frame_arrow,
     grouped_by,
     metric_values,
+    schema_of,
     sorted_levels,
     spec_in_table_levels,
     statistic_and_p,
@@ -254,17 +256,11 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("candidate_tuned", pa.string(), True, "the candidate's chosen values (JSON)"),
 ]
 
-COMPARISONS_SCHEMA = pa.schema(
-    [
-        pa.field(name, dtype, nullable=nullable, metadata={"description": description})
-        for name, dtype, nullable, description in COMPARISON_FIELDS
-    ],
-    metadata={
-        "description": "one row per statistical comparison: a candidate level of a factor "
-        "against the reference level within one combination of the other axes, over seeds "
-        "(normstudy.stats.compare); NaN where a number cannot be computed, with the reason "
-        "in note"
-    },
+COMPARISONS_SCHEMA = schema_of(
+    COMPARISON_FIELDS,
+    "one row per statistical comparison: a candidate level of a factor against the reference "
+    "level within one combination of the other axes, over seeds (normstudy.stats.compare); "
+    "NaN where a number cannot be computed, with the reason in note",
 )
 """Schema of ``results/tables/comparisons.parquet``; each field's metadata describes it."""
 
@@ -655,16 +651,4 @@ def comparisons_table(
 def comparisons_arrow(df: pd.DataFrame) -> pa.Table:
     """``df`` (from :func:`comparisons_table`) as a table with :data:`COMPARISONS_SCHEMA`."""
     check_columns(df, COMPARISON_COLUMNS)
-    arrays = []
-    for schema_field in COMPARISONS_SCHEMA:
-        column = df[schema_field.name]
-        if pa.types.is_floating(schema_field.type):
-            column = column.astype(float)
-        elif pa.types.is_integer(schema_field.type) and schema_field.nullable:
-            column = column.astype("Int64").astype(object).where(column.notna(), None)
-        elif pa.types.is_integer(schema_field.type):
-            column = column.astype("int64")
-        elif pa.types.is_boolean(schema_field.type):
-            column = column.astype(bool)
-        arrays.append(pa.array(column.tolist(), type=schema_field.type))
-    return pa.Table.from_arrays(arrays, schema=COMPARISONS_SCHEMA)
+    return frame_arrow(df, COMPARISONS_SCHEMA)

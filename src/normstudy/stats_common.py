@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from normstudy.comparison_specs import (
     STATUSES,
@@ -155,3 +156,36 @@ def statistic_and_p(test, *args, **kwargs) -> tuple[float, float]:
         except ValueError:
             return math.nan, math.nan
     return float(result.statistic), float(result.pvalue)
+
+
+Field = tuple[str, pa.DataType, bool, str]
+"""A column of a statistics table: name, type, nullable, description."""
+
+
+def schema_of(fields: Sequence[Field], description: str) -> pa.Schema:
+    """The pyarrow schema of a statistics table, each column described."""
+    return pa.schema(
+        [
+            pa.field(name, dtype, nullable=nullable, metadata={"description": text})
+            for name, dtype, nullable, text in fields
+        ],
+        metadata={"description": description},
+    )
+
+
+def frame_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """The columns of ``df`` named by ``schema``, converted to its types (NaN as null in a
+    nullable integer column)."""
+    arrays = []
+    for schema_field in schema:
+        column = df[schema_field.name]
+        if pa.types.is_floating(schema_field.type):
+            column = column.astype(float)
+        elif pa.types.is_integer(schema_field.type) and schema_field.nullable:
+            column = column.astype("Int64").astype(object).where(column.notna(), None)
+        elif pa.types.is_integer(schema_field.type):
+            column = column.astype("int64")
+        elif pa.types.is_boolean(schema_field.type):
+            column = column.astype(bool)
+        arrays.append(pa.array(column.tolist(), type=schema_field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

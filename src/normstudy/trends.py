@@ -32,8 +32,10 @@ from normstudy.stats_common import (
     check_unique_cells,
     condition_json,
     failed_cells,
+    frame_arrow,
     grouped_by,
     metric_values,
+    schema_of,
     statistic_and_p,
     study_cells,
 )
@@ -65,13 +67,7 @@ TREND_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("note", pa.string(), False, "why numbers are missing and how diverged cells entered"),
 ]
 TREND_COLUMNS = [name for name, *_ in TREND_FIELDS]
-TRENDS_SCHEMA = pa.schema(
-    [
-        pa.field(name, dtype, nullable=nullable, metadata={"description": description})
-        for name, dtype, nullable, description in TREND_FIELDS
-    ],
-    metadata={"description": "one row per trend test and condition (normstudy.trends)"},
-)
+TRENDS_SCHEMA = schema_of(TREND_FIELDS, "one row per trend test and condition (normstudy.trends)")
 
 
 def slope_numbers(x: np.ndarray, y: np.ndarray, direction: str, confidence: float) -> dict:
@@ -194,12 +190,4 @@ def trends_table(
 
 def trends_arrow(df: pd.DataFrame) -> pa.Table:
     """``df`` (from :func:`trends_table`) as a table with :data:`TRENDS_SCHEMA`."""
-    arrays = []
-    for f in TRENDS_SCHEMA:
-        column = df[f.name]
-        if pa.types.is_floating(f.type):
-            column = column.astype(float)
-        elif pa.types.is_integer(f.type):
-            column = column.astype("int64")
-        arrays.append(pa.array(column.tolist(), type=f.type))
-    return pa.Table.from_arrays(arrays, schema=TRENDS_SCHEMA)
+    return frame_arrow(df, TRENDS_SCHEMA)

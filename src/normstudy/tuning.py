@@ -32,8 +32,10 @@ from normstudy.comparison_specs import (
 from normstudy.stats_common import (
     condition_json,
     failed_cells,
+    frame_arrow,
     grouped_by,
     metric_values,
+    schema_of,
 )
 
 TUNING_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
@@ -51,12 +53,8 @@ TUNING_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("chosen", pa.bool_(), False, "the values this level is compared at"),
 ]
 TUNING_COLUMNS = [name for name, *_ in TUNING_FIELDS]
-TUNING_SCHEMA = pa.schema(
-    [
-        pa.field(name, dtype, nullable=nullable, metadata={"description": description})
-        for name, dtype, nullable, description in TUNING_FIELDS
-    ],
-    metadata={"description": "every tuned value's mean tune_metric per level (tuning.py)"},
+TUNING_SCHEMA = schema_of(
+    TUNING_FIELDS, "every tuned value's mean tune_metric per level (tuning.py)"
 )
 
 
@@ -133,13 +131,4 @@ def select_tuned(
 def tuning_arrow(df: pd.DataFrame) -> pa.Table:
     """``df`` (tuning rows) as a table with :data:`TUNING_SCHEMA`."""
     df = df if len(df) else pd.DataFrame({c: pd.Series(dtype=object) for c in TUNING_COLUMNS})
-    arrays = [
-        pa.array(
-            df[f.name].astype(float).tolist()
-            if pa.types.is_floating(f.type)
-            else df[f.name].tolist(),
-            type=f.type,
-        )
-        for f in TUNING_SCHEMA
-    ]
-    return pa.Table.from_arrays(arrays, schema=TUNING_SCHEMA)
+    return frame_arrow(df, TUNING_SCHEMA)
