@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from process_usage import measured_run  # noqa: E402
 
+from normstudy.catalog import PARAMETER_ROLES  # noqa: E402
 from normstudy.grid import plan_document, plan_studies  # noqa: E402
-from normstudy.names import PARAMETER_ROLES  # noqa: E402
 from normstudy.schemas import curves_table, probe_records_table  # noqa: E402
 
 QUICK_CELLS = (100, 400)

@@ -35,7 +35,7 @@ SNAKEFILE_IMPORTS = (
     "normstudy",
     "normstudy.grid",
     "normstudy.config",
-    "normstudy.names",
+    "normstudy.catalog",
     "normstudy.comparison_specs",
 )
 STAGES = {

@@ -199,7 +199,6 @@ def cifar_shaped_splits(num_train: int, seed: int = 0) -> DatasetSplits:
         test,
         val_size=pool - num_train,
         split_seed=0,
-        train_size=None,
         num_classes=10,
         augment=True,
     )

@@ -14,14 +14,14 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+from normstudy.catalog import DATASETS
 from normstudy.data import (
-    DATASETS,
+    LOADERS,
     DatasetNotFoundError,
     DatasetSplits,
     augment_batch,
     base,
     channel_mean_std,
-    dataset_options,
     embedded,
     load_dataset,
     rows_as_sequence,
@@ -81,7 +81,7 @@ def mnist5k() -> DatasetSplits:
 def test_registry_lists_every_dataset():
     expected = {"digits", "mnist5k", "gaussian_noise", "mnist", "fashion_mnist", "cifar10"}
     text = {"sentiment140", "synthetic_sentiment"}
-    assert expected | {"cifar100", "svhn"} | text == set(DATASETS.names())
+    assert expected | {"cifar100", "svhn"} | text == set(LOADERS.names())
 
 
 def test_unknown_dataset_lists_valid_names():
@@ -90,15 +90,15 @@ def test_unknown_dataset_lists_valid_names():
 
 
 def test_unknown_option_lists_valid_options():
-    with pytest.raises(ValueError, match="no option.*'?colour'?.*valid options: train_size"):
+    with pytest.raises(ValueError, match="no option.*'?colour'?.*valid options: none"):
         load_dataset("digits", colour=True)
     with pytest.raises(ValueError, match="d_usefull.*classes.*n_per_class"):
         load_dataset("gaussian_noise", d_usefull=3)
 
 
 def test_dataset_options_come_with_defaults():
-    assert dataset_options("cifar10") == {"train_size": None}
-    options = dataset_options("gaussian_noise")
+    assert DATASETS["cifar10"].defaults == {}
+    options = DATASETS["gaussian_noise"].defaults
     assert options["d"] == 1000 and options["d_useful"] == 100 and options["classes"] == 5
 
 
@@ -160,18 +160,6 @@ def test_val_size_count_fraction_and_zero():
 def test_bad_val_size_is_rejected(bad):
     with pytest.raises((ValueError, TypeError), match="val_size"):
         load_dataset("digits", val_size=bad)
-
-
-def test_train_size_subsamples_without_touching_val_or_test(digits):
-    small = load_dataset("digits", train_size=200)
-    assert small.sizes() == {"train": 200, "val": 144, "test": 359}
-    assert torch.equal(small.val_x, digits.val_x) and torch.equal(small.test_x, digits.test_x)
-    assert set(rows_of(small.train_x, small.train_y)) <= set(
-        rows_of(digits.train_x, digits.train_y)
-    )
-    assert np.bincount(small.train_y.numpy()).min() >= 19
-    with pytest.raises(ValueError, match="train_size 5000"):
-        load_dataset("digits", train_size=5000)
 
 
 def test_stratified_holdout_is_a_stratified_partition():

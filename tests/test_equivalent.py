@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from normstudy.catalog.cell_rules import cell_problems
 from normstudy.config import resolve_cell_config
-from normstudy.grid import semantic_errors
 from normstudy.models import build_model
 from normstudy.models.equivalent import batch_statistics, fold_batch_norm
 from normstudy.norms import make_norm_factory
@@ -85,12 +85,12 @@ def test_fold_refuses_normalizers_other_than_batch_norm():
 )
 def test_planning_rejects_init_from_where_it_is_undefined(overrides, message):
     config = resolve_cell_config({"init_from": "bn_equivalent", **overrides})
-    assert any(message in problem for problem in semantic_errors(config))
+    assert any(message in problem for problem in cell_problems(config))
 
 
 def test_planning_accepts_the_mlp_without_normalization_and_names_valid_values():
     config = resolve_cell_config({"init_from": "bn_equivalent", "norm": "none", "depth": 9})
-    assert semantic_errors(config) == []
+    assert cell_problems(config) == []
     with pytest.raises(ValueError, match="bn_equivalent"):
         resolve_cell_config({"init_from": "bn_equivelant"})
 

@@ -254,8 +254,8 @@ def test_a_step_over_budget_is_timed_at_a_smaller_batch_and_scaled():
 
 
 def test_stand_in_data_has_the_real_shapes_counts_and_splits():
-    splits = stand_in_splits("mnist", val_size=0.1, split_seed=0, train_size=1000)
-    assert splits.sizes() == {"train": 1000, "val": 6000, "test": 10000}
+    splits = stand_in_splits("mnist", val_size=0.1, split_seed=0)
+    assert splits.sizes() == {"train": 54000, "val": 6000, "test": 10000}
     assert splits.input_shape == (1, 28, 28) and splits.num_classes == 10
     assert not splits.augment
     assert splits.train_x.dtype.is_floating_point is False

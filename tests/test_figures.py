@@ -22,19 +22,22 @@ from normstudy.figures import (
     FIGURE_NAMES,
     FIGURES,
     Tables,
-    base,
     curves,
     figure_tables,
     gamma_beta,
     intervals,
     lr_stability,
     mean_ci,
+    metric_axis,
     metrics,
     norm_table,
     ols,
+    probe_records,
+    registry,
     render_figure,
     render_from_dir,
     report_caption,
+    selection,
     style,
 )
 from normstudy.registry import UnknownNameError
@@ -490,7 +493,7 @@ def test_mean_ci_is_the_student_t_interval():
 def test_summaries_count_diverged_cells_at_chance():
     cells = synthetic_cells()
     zoo = cells[cells["study"] == "zoo"]
-    summary = base.summarize(zoo, ["norm"], "final_test_acc").set_index("norm")
+    summary = intervals.summarize(zoo, ["norm"], "final_test_acc").set_index("norm")
     expected = mean_ci([0.7, 0.75, 0.1])
     assert summary.loc["none", "n_diverged"] == 1
     assert summary.loc["none", "mean"] == pytest.approx(expected[0])
@@ -500,7 +503,7 @@ def test_summaries_count_diverged_cells_at_chance():
 
 def test_log_summaries_are_geometric_means():
     frame = pd.DataFrame({"x": [0, 0, 0], "value": [1.0, 100.0, -5.0]})
-    summary = base.summarize_series(frame, ["x"], "value", log=True)
+    summary = intervals.summarize_series(frame, ["x"], "value", log=True)
     assert summary["mean"].iloc[0] == pytest.approx(10.0)
     assert summary["n"].iloc[0] == 2
 
@@ -546,10 +549,10 @@ def test_many_lines_get_error_bars_instead_of_bands():
     norms = ["batch", "layer", "group", "instance", "weight", "none"]
     cells = pd.DataFrame(grid("many", {"norm": norms, "seed": [0, 1]}, lambda p: 0.5))
     few = cells[cells["norm"].isin(norms[:5])]
-    assert [line.band for line in base.panels_for(Tables(cells), "many", ["norm"])[0].lines] == [
-        False
-    ] * 6
-    assert all(line.band for line in base.panels_for(Tables(few), "many", ["norm"])[0].lines)
+    assert [
+        line.band for line in selection.panels_for(Tables(cells), "many", ["norm"])[0].lines
+    ] == [False] * 6
+    assert all(line.band for line in selection.panels_for(Tables(few), "many", ["norm"])[0].lines)
 
 
 def test_norm_table_marks_every_tied_best():
@@ -590,7 +593,7 @@ def test_probe_times_are_fractional_epochs_without_duplicates():
             record("zoo-0", 1, "grad_norms", "grad_abs_mean/all", 4.0),
         ]
     )
-    timed = base.timed_records(tables, ["grad_norms"])
+    timed = probe_records.timed_records(tables, ["grad_norms"])
     assert timed["time"].tolist() == [1.0, 1.5, 1.0]
     assert timed["value"].tolist() == [2.0, 3.0, 4.0]
 
@@ -633,11 +636,11 @@ def test_registry_matches_the_catalog():
 
 def test_a_figure_must_live_in_the_module_the_catalog_names():
     def render(tables, out_dir):
-        return base.FigureResult("ols")
+        return registry.FigureResult("ols")
 
     render.__module__ = "normstudy.figures.hessian"
     with pytest.raises(ValueError, match="figures/ols.py"):
-        base.register_figure("ols")(render)
+        registry.register_figure("ols")(render)
 
 
 def test_catalog_imports_no_plotting_or_torch():
@@ -735,7 +738,9 @@ def spread_cells(seeds: int) -> pd.DataFrame:
 
 
 def accuracy_figure(cells: pd.DataFrame):
-    return base.metric_figure(Tables(cells), ["spread"], "depth", ["freeze"], ["final_test_acc"])
+    return metric_axis.metric_figure(
+        Tables(cells), ["spread"], "depth", ["freeze"], ["final_test_acc"]
+    )
 
 
 def data_axes(fig):
@@ -743,7 +748,7 @@ def data_axes(fig):
 
 
 def test_with_few_seeds_each_seed_is_a_dot_and_no_interval_is_drawn():
-    assert base.MIN_SEEDS_FOR_INTERVAL == 5
+    assert metrics.MIN_SEEDS_FOR_INTERVAL == 5
     fig = accuracy_figure(spread_cells(2))
     for ax in data_axes(fig):
         dots = [line for line in ax.get_lines() if intervals.is_seed_dots(line)]
@@ -758,7 +763,7 @@ def test_with_enough_seeds_the_interval_stays_within_the_metrics_range():
     cells = spread_cells(6)
     assert mean_ci([0.1] + [1.0] * 5)[2] > 1.0, "the unclipped t-interval overshoots 100%"
     fig = accuracy_figure(cells)
-    accuracy = base.METRICS["final_test_acc"]
+    accuracy = metrics.METRICS["final_test_acc"]
     for ax in data_axes(fig):
         bands = [c for c in ax.collections if c.get_gid() == intervals.INTERVAL_GID]
         assert bands and not [line for line in ax.get_lines() if intervals.is_seed_dots(line)]
@@ -776,19 +781,19 @@ def test_value_axes_follow_the_data_not_a_wide_interval():
         {"mean": [1.0, 2.0], "ci_low": [1e-6, 1e-6], "ci_high": [1e8, 1e8], "n": [9, 9]}
     )
     summary["values"] = [(1.0,) * 9, (2.0,) * 9]
-    line = base.Line("x", "#000000", "-", pd.DataFrame())
-    base.draw_mean_band(ax, [0, 1], summary, line, metric=base.METRICS["lambda_1"])
-    base.fit_to_data(ax, base.METRICS["lambda_1"])
+    line = selection.Line("x", "#000000", "-", pd.DataFrame())
+    intervals.draw_mean_band(ax, [0, 1], summary, line, metric=metrics.METRICS["lambda_1"])
+    intervals.fit_to_data(ax, metrics.METRICS["lambda_1"])
     low, high = ax.get_ylim()
     assert 0.5 < low < 1.0 and 2.0 < high < 4.0
 
 
 def test_every_plotted_quantity_has_one_range_and_accuracies_are_percent():
     for name in ("final_test_acc", "final_train_acc", "best_val_acc", "accuracy"):
-        assert base.METRICS[name].bounds == (0.0, 100.0)
-    assert base.METRICS["correlation"].bounds == (-1.0, 1.0)
-    assert base.METRICS["gap"].bounds == (-100.0, 100.0)
-    assert all(m.low >= 0 for m in base.METRICS.values() if m.log)
+        assert metrics.METRICS[name].bounds == (0.0, 100.0)
+    assert metrics.METRICS["correlation"].bounds == (-1.0, 1.0)
+    assert metrics.METRICS["gap"].bounds == (-100.0, 100.0)
+    assert all(m.low >= 0 for m in metrics.METRICS.values() if m.log)
     with pytest.raises(KeyError, match="known"):
         metrics.metric("nope")
 
@@ -879,8 +884,8 @@ def test_ciede2000_matches_sharmas_reference_pairs():
 
 
 def test_every_normalizer_has_its_own_clearly_distinct_colour():
-    colors = base.NORM_COLORS
-    assert set(colors) >= set(base.NORM_ORDER) and len(set(colors.values())) == len(colors) >= 12
+    colors = style.NORM_COLORS
+    assert set(colors) >= set(style.NORM_ORDER) and len(set(colors.values())) == len(colors) >= 12
     labs = {norm: srgb_to_lab(color) for norm, color in colors.items()}
     close = [
         (a, b, round(ciede2000(labs[a], labs[b]), 1))

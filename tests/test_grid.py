@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from normstudy import names
+from normstudy.catalog.datasets import EMBEDDED_DATASETS
 from normstudy.config import DEFAULTS
 from normstudy.grid import StudyError, cell_id, data_key, job_resources, plan_studies
 
@@ -131,8 +131,8 @@ BAD_STUDIES = [
     ({"grid": {"norm": ["batch; rm -rf ~"]}}, "may only contain"),
     ({"grid": {"lr.x": [1]}}, "only dataset_options, model_options, norm_options"),
     ({"grids": {"seed": [0]}}, "unknown key(s) grids"),
-    ({"set": {"norm": "lp", "norm_options": {"p": 4}}}, "needs p in 1, 2, 3, 'inf'"),
-    ({"grid": {"norm_options.momentum": [0.1, 0]}}, "momentum must be a number in (0, 1]"),
+    ({"set": {"norm": "lp", "norm_options": {"p": 4}}}, "option 'p' = 4 must be 1, 2, 3 or 'inf'"),
+    ({"grid": {"norm_options.momentum": [0.1, 0]}}, "'momentum' = 0 must be a number in (0, 1]"),
     ({"set": {"norm_options": {"groups": 4}}}, "'batch' has no option(s) groups"),
     ({"demo": {"grid": {"seed": [0]}, "epochs": 3}}, "unknown demo key(s) epochs"),
     ({"grid": {"seed": [0]}, "exclude": [{"norm": "none"}]}, "'norm' is not a grid axis"),
@@ -209,7 +209,7 @@ def test_the_shipped_config_is_valid_at_both_scales():
     demo = plan_studies(config)
     paper = plan_studies({**config, "scale": "paper"})
     assert len(paper.cells) > len(demo.cells) > 0
-    assert {c["dataset"] for c in demo.cells.values()} <= set(names.EMBEDDED_DATASETS)
+    assert {c["dataset"] for c in demo.cells.values()} <= set(EMBEDDED_DATASETS)
 
 
 def test_new_hyperparameter_with_default_value_keeps_ids(monkeypatch):

@@ -122,7 +122,7 @@ DEEP_BOMB = "\n".join("          " + line for line in BOMB.splitlines())
         ("  a:\n    grid: {scale: [dem]}\n", "unknown grid key 'scale'"),
         (
             "  a:\n    grid: {dataset_options.bogus: [1]}\n",
-            "dataset 'digits' has no option(s) bogus; valid options: train_size",
+            "dataset 'digits' has no option(s) bogus; valid options: none",
         ),
         (
             "  a:\n    set: {dataset: gaussian_noise}\n    grid: {dataset_options.d: [x]}\n",
@@ -188,7 +188,7 @@ def test_valid_input_still_plans(tmp_path):
         ),
         (
             {"dataset": "digits", "dataset_options": {"train_size": 2.5}},
-            "option 'train_size' = 2.5 must be an integer or null",
+            "dataset option 'train_size' is the config key 'train_subset'",
         ),
         ({"model": "vgg", "depth": 11, "norm": "instance"}, "instance norm needs feature maps"),
     ],

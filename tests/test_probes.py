@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from normstudy.catalog import PROBES
+from normstudy.catalog.probes import ProbeDefinition
 from normstudy.config import DEFAULTS
 from normstudy.freeze import apply_freeze_policy, parameter_roles
 from normstudy.models import build_model
 from normstudy.norms import Normalizer, NormedLayer, collect_regularizers, make_norm_factory
 from normstudy.probes import (
-    PROBES,
+    PROBE_CLASSES,
     Probe,
     ProbeContext,
     build_probe,
@@ -153,8 +155,8 @@ def quadratic_context(a: torch.Tensor, theta: torch.Tensor | None = None, lr: fl
 def test_registry_holds_every_probe_and_marks_the_expensive_ones():
     expected = {"grad_norms", "norm_params", "norms", "hessian", "propagation"}
     expected |= {"grad_confusion", "ics", "smoothness"}
-    assert set(PROBES.names()) == expected
-    assert {name for name in PROBES.names() if PROBES.get(name).expensive} == EXPENSIVE
+    assert set(PROBE_CLASSES.names()) == expected
+    assert {name for name in PROBES if PROBES[name].expensive} == EXPENSIVE
 
 
 def test_unknown_probe_lists_valid_names():
@@ -171,8 +173,8 @@ def test_unknown_option_lists_valid_options():
     ("name", "options", "message"),
     [
         ("hessian", {"mode": "test"}, "'mode' = 'test'.*train, eval"),
-        ("hessian", {"k": "3"}, "'k' must be an integer; got '3'"),
-        ("hessian", {"k": 0}, "'k' must be > 0"),
+        ("hessian", {"k": "3"}, "'k' = '3' must be an integer"),
+        ("hessian", {"k": 0}, "'k' = 0 must be positive"),
         ("grad_confusion", {"n_batches": 1}, "n_batches.*>= 2"),
         ("grad_norms", {"parameters": "some"}, "trainable, all"),
         ("smoothness", {"step_factors": [1, "x"]}, "list of numbers"),
@@ -233,7 +235,7 @@ def same_records(a, b):
     np.testing.assert_array_equal([r["value"] for r in a], [r["value"] for r in b])
 
 
-@pytest.mark.parametrize("name", sorted(PROBES.names()))
+@pytest.mark.parametrize("name", sorted(PROBE_CLASSES.names()))
 @pytest.mark.parametrize(
     ("norm", "freeze"), [("batch", "all"), ("batch_noisy", "all"), ("batch", "norm")]
 )
@@ -282,7 +284,15 @@ def test_regnorm_keeps_the_regularizer_of_the_last_training_forward():
     )
 
 
-class Vandal(Probe):
+class LocalProbe(Probe):
+    """A probe of this test module: its catalog entry is its own, without options."""
+
+    @classmethod
+    def definition(cls):
+        return ProbeDefinition(cls.name, cls.name)
+
+
+class Vandal(LocalProbe):
     """Changes everything it can reach, then fails."""
 
     name = "vandal"
@@ -320,7 +330,7 @@ def test_failing_probe_records_failure_and_restores_everything():
     assert_same_state(before, model_state(model))
 
 
-class Returns(Probe):
+class Returns(LocalProbe):
     name = "returns"
 
     def __init__(self, records):

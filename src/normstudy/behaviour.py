@@ -29,26 +29,26 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from normstudy import names
+from normstudy.catalog import DATASETS, FREEZE_POLICIES, INIT_FROM, MODELS, NORMALIZERS, PROBES
 
 VERSIONS: dict[str, dict[str, int]] = {
     # unshuffled_order 2: every example in every epoch, the last partial batch kept
     "training": {"loop": 1, "unshuffled_order": 2, "full_batch": 1},
-    "dataset": dict.fromkeys(names.DATASETS, 1),
-    "model": dict.fromkeys(names.MODELS, 1),
+    "dataset": dict.fromkeys(DATASETS, 1),
+    "model": dict.fromkeys(MODELS, 1),
     "norm": {
-        **dict.fromkeys(names.NORMALIZERS, 1),
+        **dict.fromkeys(NORMALIZERS, 1),
         "batch_noisy": 2,  # one shift and scale per channel and step (Santurkar et al.)
         "regnorm": 2,  # squared batch means per neuron, not per channel
         "preregnorm": 2,  # the same
     },
-    "freeze": dict.fromkeys(names.FREEZE_POLICIES, 1),
+    "freeze": dict.fromkeys(FREEZE_POLICIES, 1),
     "probe": {
-        **dict.fromkeys(names.PROBE_OPTIONS, 1),
+        **dict.fromkeys(PROBES, 1),
         "ics": 2,  # earlier layers moved by the optimizer's own update, not -lr * g
     },
     "probe_helper": {"loss_gradients": 1},
-    "init": dict.fromkeys(names.INIT_FROM, 1),
+    "init": dict.fromkeys(INIT_FROM, 1),
 }
 """Kind -> name -> version. Bump an entry (``"batch_noisy": 2``) when a change alters what
 that part computes, then regenerate the references: ``python -m normstudy.references

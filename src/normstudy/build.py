@@ -7,32 +7,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from normstudy.catalog import INIT_FROM, UnknownNameError
+from normstudy.catalog.cell_rules import FAMILIES
 from normstudy.config import ConfigError
-from normstudy.data import DATASETS, DatasetSplits
-from normstudy.freeze import FREEZE_POLICIES
-from normstudy.models import MODELS, build_model
+from normstudy.data import DatasetSplits
+from normstudy.models import build_model
 from normstudy.models.equivalent import INITIALIZATIONS
-from normstudy.norms import NORMALIZERS, make_norm_factory
-from normstudy.registry import UnknownNameError
+from normstudy.norms import make_norm_factory
 
 
 def check_names(config: dict[str, Any]) -> None:
-    """Fail with the valid names if any registry name in ``config`` is unknown."""
-    for key, registry in (
-        ("dataset", DATASETS),
-        ("model", MODELS),
-        ("norm", NORMALIZERS),
-        ("freeze", FREEZE_POLICIES),
-    ):
+    """Fail with the valid names if any catalog name in ``config`` is unknown."""
+    families = {**FAMILIES, "init_from": INIT_FROM}
+    for key, family in families.items():
+        if key == "init_from" and config.get(key) is None:
+            continue
         try:
-            registry.get(config[key])
+            family[config[key]]
         except UnknownNameError as error:
             raise ConfigError(f"config key {key!r}: {error}") from None
-    if config.get("init_from") is not None:
-        try:
-            INITIALIZATIONS.get(config["init_from"])
-        except UnknownNameError as error:
-            raise ConfigError(f"config key 'init_from': {error}") from None
 
 
 def model_for(config: dict[str, Any], splits: DatasetSplits) -> nn.Module:

@@ -7,10 +7,10 @@ is refused before any job starts, and a plan already checked costs nothing more.
 
 Cells that differ only in seed, optimiser settings or schedule build the same network,
 so they are one check. Depth is left out too: a depth repeats blocks whose shapes do not
-depend on it (the depth rules themselves, 6n+2 and so on, are checked for every cell by
-:func:`normstudy.names.depth_error` while planning), and a 866-layer ResNet takes seconds
-to build even on the meta device, where its 14-layer sibling takes milliseconds. Each
-group is checked at its smallest depth.
+depend on it (the depth rules themselves, 6n+2 and so on, are checked for every cell
+by :meth:`normstudy.catalog.ModelEntry.depth_error` while planning), and a 866-layer
+ResNet takes seconds to build even on the meta device, where its 14-layer sibling takes
+milliseconds. Each group is checked at its smallest depth.
 """
 
 from __future__ import annotations

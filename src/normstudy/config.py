@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from normstudy import names
+from normstudy.catalog import INIT_FROM
 from normstudy.inputcheck import number_errors
 
 DEFAULTS: dict[str, Any] = {
@@ -96,7 +96,7 @@ CELL_SCHEMA: dict[str, Any] = {
         "norm_options": _OPTIONS,
         "reg_strength": {"type": "number", "minimum": 0},
         "gamma_init": {"enum": ["ones", "uniform"]},
-        "init_from": {"enum": [None, *names.INIT_FROM]},
+        "init_from": {"enum": [None, *INIT_FROM]},
         "freeze": _NAME,
         "optimizer": {"enum": ["sgd", "adam"]},
         "lr": {"type": "number", "exclusiveMinimum": 0},

@@ -134,13 +134,7 @@ def cost_groups(plan: Plan) -> dict[str, list[str]]:
 def _splits(dataset: str, options: str, val_size: float, split_seed: int):
     options_dict = json.loads(options)
     if dataset in SOURCES:
-        stand_in = stand_in_splits(
-            dataset,
-            val_size=val_size,
-            split_seed=split_seed,
-            train_size=options_dict.get("train_size"),
-        )
-        return stand_in, True
+        return stand_in_splits(dataset, val_size=val_size, split_seed=split_seed), True
     if dataset == "sentiment140":
         return sentiment140_stand_in(val_size=val_size, split_seed=split_seed, **options_dict), True
     loaded = load_dataset(dataset, val_size=val_size, split_seed=split_seed, **options_dict)

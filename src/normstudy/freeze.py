@@ -26,21 +26,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from normstudy.catalog import FREEZE_POLICIES, PARAMETER_ROLES
 from normstudy.norms.base import NormedLayer, has_gamma_beta
-from normstudy.registry import Registry
 
-ROLES = ("norm_gamma", "norm_beta", "weight", "bias", "head", "random_subset")
-
-FREEZE_POLICIES: Registry[frozenset[str]] = Registry("freeze policy", "freeze policies")
-# "all" trains every parameter as built; random_subset exists only under "random".
-FREEZE_POLICIES.add("all", frozenset(ROLES) - {"random_subset"})
-FREEZE_POLICIES.add("norm", frozenset({"norm_gamma", "norm_beta"}))
-FREEZE_POLICIES.add("norm+head", frozenset({"norm_gamma", "norm_beta", "head"}))
-FREEZE_POLICIES.add("head", frozenset({"head"}))
-FREEZE_POLICIES.add("all-but-norm", frozenset({"weight", "bias", "head"}))
-FREEZE_POLICIES.add("gamma", frozenset({"norm_gamma"}))
-FREEZE_POLICIES.add("beta", frozenset({"norm_beta"}))
-FREEZE_POLICIES.add("random", frozenset({"random_subset"}))
+ROLES = tuple(PARAMETER_ROLES)
 
 ENTRIES_PER_CHANNEL = 2
 """Entries the ``random`` policy trains per output channel: as many as gamma and beta."""
@@ -167,7 +156,7 @@ def apply_freeze_policy(
     trains ``random_subset`` first chooses the entries (:func:`select_random_entries`,
     drawn by ``generator``).
     """
-    trainable_roles = FREEZE_POLICIES.get(policy)
+    trainable_roles = FREEZE_POLICIES[policy].trains
     if "random_subset" in trainable_roles:
         select_random_entries(model, generator)
     roles = parameter_roles(model)

@@ -28,10 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from normstudy import behaviour, conditions, names
+from normstudy import behaviour, conditions
+from normstudy.catalog import DATASETS, MODELS
+from normstudy.catalog.cell_rules import cell_problems
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
 from normstudy.epochs import Plan as TrainingPlan
-from normstudy.norm_options import norm_options_errors
 
 SCALES = ("demo", "paper")
 STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales", "exclude", "when")
@@ -157,49 +158,6 @@ def study_parts(name: str, study: Mapping[str, Any], scale: str):
     return grid, settings
 
 
-def semantic_errors(config: Mapping[str, Any]) -> list[str]:
-    """Names that do not exist and combinations that cannot be built."""
-    errors = []
-    for key, valid in (
-        ("dataset", names.DATASETS),
-        ("model", names.MODELS),
-        ("norm", names.NORMALIZERS),
-        ("freeze", names.FREEZE_POLICIES),
-    ):
-        if config[key] not in valid:
-            errors.append(f"{key} {config[key]!r} is unknown; valid: {', '.join(sorted(valid))}")
-    if errors:
-        return errors
-    for problem in (
-        names.depth_error(config["model"], config["depth"]),
-        names.compatibility_error(config["dataset"], config["model"], config["norm"]),
-    ):
-        if problem:
-            errors.append(problem)
-    errors.extend(norm_options_errors(config["norm"], config["norm_options"]))
-    errors.extend(names.dataset_options_errors(config["dataset"], config["dataset_options"]))
-    errors.extend(names.model_options_errors(config["model"], config["model_options"]))
-    errors.extend(names.probe_errors(config["probes"]))
-    errors.extend(names.token_probe_errors(config["dataset"], config["probes"]))
-    if config["norm"] in names.WITHOUT_GAMMA_BETA and config["freeze"] in (
-        "norm",
-        "gamma",
-        "beta",
-        "random",
-    ):
-        errors.append(
-            f"freeze {config['freeze']!r} trains only normalizer parameters (or as many "
-            f"weights) but norm is {config['norm']!r}, which has none"
-        )
-    for problem in (
-        names.random_freeze_error(config["model"], config["norm"], config["freeze"]),
-        names.init_from_error(config["init_from"], config["model"], config["norm"]),
-    ):
-        if problem:
-            errors.append(problem)
-    return errors
-
-
 SEMANTIC_KEYS = ("dataset", "model", "depth", "norm", "freeze")
 
 
@@ -258,7 +216,7 @@ def expand_study(
             canonical_json(config["probes"]),
         )
         if names_key not in problems_of:
-            problems_of[names_key] = semantic_errors(config)
+            problems_of[names_key] = cell_problems(config)
         if problems_of[names_key]:
             where = f"study {name!r}, cell {canonical_json(point)}"
             errors.extend(f"{where}: {problem}" for problem in problems_of[names_key])
@@ -489,26 +447,6 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
-TRAIN_SIZES = {
-    "digits": 1294,
-    "mnist5k": 3600,
-    "gaussian_noise": 500,
-    "mnist": 54000,
-    "fashion_mnist": 54000,
-    "cifar10": 45000,
-    "cifar100": 45000,
-    "svhn": 65931,
-    "synthetic_sentiment": 1440,
-    "sentiment140": 90000,
-}
-VOCAB_SIZES = {"synthetic_sentiment": 2000, "sentiment140": 26_900}
-"""Rough vocabulary sizes at the default options, for job resources and the Sentiment140
-stand-in (:func:`normstudy.data.text.sentiment140_stand_in`) only. Sentiment140's is our
-estimate of the words seen twice in 90k tweets, the size at which Torri's 5.5M parameters
-fit (:class:`normstudy.models.lstm.TextLSTMClassifier`)."""
-INPUT_SIZES = {"digits": 64, "mnist5k": 784, "gaussian_noise": 1000, "mnist": 784}
-
-
 def estimated_parameters(config: Mapping[str, Any]) -> float:
     """A torch-free estimate of the parameter count, for job resources only.
 
@@ -518,8 +456,8 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
     model, depth, width = config["model"], config["depth"], config["width"]
     if model == "mlp":
         depth, width = depth or 2, width or 100
-        inputs = INPUT_SIZES.get(config["dataset"], 3072)
-        return inputs * width + (depth - 1) * width * width + width * 10
+        data = DATASETS[config["dataset"]]
+        return data.input_size * width + (depth - 1) * width * width + width * data.classes
     if model == "resnet":
         depth, width = depth or 20, width or 1
         return 0.27e6 * (depth - 2) / 18 * width * width
@@ -535,8 +473,8 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
     if model == "lstm_text":
         # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
         depth, width = depth or 1, width or 102
-        dim = config["model_options"].get("embedding_dim", 200)
-        vocab = VOCAB_SIZES.get(config["dataset"], VOCAB_SIZES["sentiment140"])
+        dim = {**MODELS["lstm_text"].defaults, **config["model_options"]}["embedding_dim"]
+        vocab = DATASETS[config["dataset"]].vocab_size
         return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
     return 1e6
 
@@ -544,7 +482,7 @@ def estimated_parameters(config: Mapping[str, Any]) -> float:
 def training_examples(config: Mapping[str, Any]) -> int:
     """Examples a cell processes in training, over the steps :mod:`normstudy.train` takes
     (:class:`normstudy.epochs.Plan`), for a training set of the dataset's usual size."""
-    size = config["train_subset"] or TRAIN_SIZES.get(config["dataset"], 50000)
+    size = config["train_subset"] or DATASETS[config["dataset"]].train_examples
     # A batch larger than the set fails the build check; here it only sizes a job.
     batch = min(config["batch_size"], size)
     return TrainingPlan.for_config({**config, "batch_size": batch}, size).examples

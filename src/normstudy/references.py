@@ -83,10 +83,10 @@ def seeded_input(kind: str, seed: int = 0) -> torch.Tensor:
 def norm_reference(name: str) -> dict[str, Any]:
     """Train-mode then eval-mode forward of the normalizer on each layer kind it supports,
     with its regularizer term (RegNorm), from a fixed seeded input."""
-    from normstudy.norms import NORMALIZERS, build_norm
+    from normstudy.catalog import NORMALIZERS
+    from normstudy.norms import build_norm
 
-    cls = NORMALIZERS.get(name)
-    kinds = sorted(cls.supports) if cls is not None else ["conv", "dense"]
+    kinds = sorted(NORMALIZERS[name].layers)
     output = {}
     for kind in kinds:
         torch.manual_seed(0)
@@ -118,10 +118,10 @@ TEXT_VOCABULARY = 30
 
 def model_reference(name: str) -> dict[str, Any]:
     """Parameter counts and the forward of a small seeded model of ``name`` (with BN)."""
-    from normstudy.models import MODELS, build_model
+    from normstudy.models import BUILDERS, build_model
     from normstudy.norms import make_norm_factory
 
-    spec = MODELS.get(name)
+    spec = BUILDERS.get(name)
     shape = MODEL_SHAPES.get(name, (3, 16, 16))
     width = {"mlp": 8, "lstm": 8, "lstm_text": 8, "wrn": 1}.get(name, 0.25)
     tokens = {"vocab_size": TEXT_VOCABULARY, "embedding_dim": 6} if spec.tokens else {}

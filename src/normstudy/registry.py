@@ -1,7 +1,9 @@
-"""A name -> builder registry, one per family (datasets, models, normalizers, ...).
+"""A name -> builder registry, one per family (datasets, models, normalizers, probes).
 
 In the style of open_lth's registries: adding an entry is one module plus one
-``register`` line; asking for an unknown name fails with the list of valid ones.
+``register`` line. A registry builds what its family's catalog (:mod:`normstudy.catalog`)
+declares: registering a name the catalog lacks fails at import, and asking for an
+unknown name fails with the list of valid ones.
 """
 
 from __future__ import annotations
@@ -9,28 +11,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from normstudy.catalog import Catalog, UnknownNameError
+
 T = TypeVar("T")
 
-
-class UnknownNameError(KeyError, ValueError):
-    """An unknown registry name; the message lists the valid names."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+__all__ = ["Registry", "UnknownNameError"]
 
 
 class Registry(Generic[T]):
-    """Maps names to builders of one family (``kind`` names the family in errors)."""
+    """Maps the names of ``catalog`` to their builders."""
 
-    def __init__(self, kind: str, plural: str | None = None) -> None:
-        self.kind = kind
-        self.plural = plural or f"{kind}s"
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        if name not in self.catalog:
+            raise ValueError(
+                f"{self.catalog.kind} {name!r} has a builder but no catalog entry; add one to "
+                f"normstudy.catalog ({', '.join(self.catalog)} are there)"
+            )
+
         def decorator(entry: T) -> T:
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+                raise ValueError(f"{self.catalog.kind} {name!r} is registered twice")
             self._entries[name] = entry
             return entry
 
@@ -42,10 +46,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid {self.plural}: {', '.join(self.names())}"
-            ) from None
+        except (KeyError, TypeError):
+            raise UnknownNameError(self.catalog.unknown(name)) from None
+
+    def unbuilt(self) -> list[str]:
+        """Catalog entries without a builder (a test keeps this empty)."""
+        return [name for name in self.catalog if name not in self._entries]
 
     def names(self) -> list[str]:
         return sorted(self._entries)

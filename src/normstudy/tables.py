@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from normstudy import behaviour
+from normstudy.catalog import PARAMETER_ROLES
 from normstudy.io import read_json, write_parquet_atomic
-from normstudy.names import PARAMETER_ROLES
 from normstudy.probe_metrics import PROBE_METRICS, probe_metrics
 from normstudy.schemas import CURVES_SCHEMA, PROBE_RECORDS_SCHEMA
 

@@ -26,6 +26,7 @@ from normstudy.config import canonical_json
 from normstudy.datamanifest import damaged_caches, set_aside
 from normstudy.runlock import lock_results, refusal
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
+from normstudy.figures.dependencies import figure_code
 from normstudy.grid import (
     DATA_KEYS,
     MAX_CELLS,

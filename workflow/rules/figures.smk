@@ -3,12 +3,9 @@ rule figure:
         tables=lambda wildcards: [
             f"{RESULTS}/tables/{table}" for table in figure_tables(wildcards.figure)
         ],
-        code=lambda wildcards: f"{PACKAGE}/{figure_module(wildcards.figure)}",
-        shared=[
-            f"{PACKAGE}/figures/base.py",
-            f"{PACKAGE}/figures/catalog.py",
-            f"{PACKAGE}/stats.py",
-        ],
+        # The figure's module and the package modules it imports: editing one figure, or
+        # a helper only some figures use, redraws only those.
+        code=lambda wildcards: figure_code(figure_module(wildcards.figure)),
     output:
         report(
             directory(f"{RESULTS}/figures/{{figure}}"),

@@ -1,4 +1,4 @@
-"""Datasets as whole tensors: a registry of loaders, splits, standardisation and augmentation.
+"""Datasets as whole tensors: a loader per catalog entry, splits, standardisation and augmentation.
 
 Importing this package registers every dataset (one module per source, as in open_lth).
 """
@@ -18,22 +18,14 @@ from normstudy.data.base import (
     standardize,
     to_float,
 )
-from normstudy.data.registry import (
-    DATASETS,
-    check_dataset_options,
-    dataset_options,
-    default_data_dir,
-    load_dataset,
-)
+from normstudy.data.registry import LOADERS, default_data_dir, load_dataset
 
 __all__ = [
-    "DATASETS",
     "DatasetNotFoundError",
     "DatasetSplits",
+    "LOADERS",
     "augment_batch",
     "channel_mean_std",
-    "check_dataset_options",
-    "dataset_options",
     "default_data_dir",
     "load_dataset",
     "rows_as_sequence",

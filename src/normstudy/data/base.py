@@ -258,33 +258,20 @@ def splits_from_pools(
     *,
     val_size: int | float,
     split_seed: int,
-    train_size: int | None,
     num_classes: int,
     augment: bool,
 ) -> DatasetSplits:
-    """Carve validation (and an optional train subset) from ``train_pool`` with ``split_seed``.
+    """Carve validation from ``train_pool`` with ``split_seed``.
 
     The validation split depends only on the pool, ``val_size`` and ``split_seed``, so it is
-    the same in every cell with the same split seed. ``train_size`` then keeps a stratified
-    subset of the remaining training examples (e.g. the 10,000-example MNIST of Morwani
-    2020, §3); it never changes the validation or test splits.
+    the same in every cell with the same split seed. (A cell trains on a subset of the
+    rest with the config key ``train_subset``.)
     """
     pool_x, pool_y = train_pool
     labels = pool_y.numpy()
     train_idx, val_idx = stratified_holdout(
         labels, holdout_count(val_size, len(labels)), split_seed
     )
-    if train_size is not None:
-        if isinstance(train_size, bool) or not isinstance(train_size, int):
-            raise TypeError(f"train_size must be an int or None, got {train_size!r}")
-        if not 1 <= train_size <= len(train_idx):
-            raise ValueError(
-                f"train_size {train_size} must be in [1, {len(train_idx)}] for {name} "
-                f"with val_size={val_size!r}"
-            )
-        drop = len(train_idx) - train_size
-        kept, _ = stratified_holdout(labels[train_idx], drop, split_seed)
-        train_idx = train_idx[kept]
     train_x = pool_x[torch.from_numpy(train_idx)]
     mean, std = channel_mean_std(train_x)
     return DatasetSplits(

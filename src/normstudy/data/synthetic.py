@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from normstudy.data.base import DatasetSplits, channel_mean_std, stratified_holdout
-from normstudy.data.registry import DATASETS
+from normstudy.data.registry import LOADERS
 
 STREAMS = {"means": 0, "train": 1, "val": 2, "test": 3}
 COMPONENTS = {"useful": 0, "noise": 1, "order": 2, "radius": 3}
@@ -109,22 +109,22 @@ def check_noise_options(
         )
 
 
-@DATASETS.register("gaussian_noise")
+@LOADERS.register("gaussian_noise")
 def load_gaussian_noise(
     *,
     data_dir: Path,
     download: bool,
     val_size: int | float,
     split_seed: int,
-    d: int = 1000,
-    d_useful: int = 100,
-    classes: int = 5,
-    n_per_class: int = 100,
-    n_val_per_class: int = 100,
-    n_test_per_class: int = 1000,
-    signal: float = 10.0,
-    spread: float = 5.0,
-    data_seed: int = 0,
+    d: int,
+    d_useful: int,
+    classes: int,
+    n_per_class: int,
+    n_val_per_class: int,
+    n_test_per_class: int,
+    signal: float,
+    spread: float,
+    data_seed: int,
 ) -> DatasetSplits:
     """Morwani's (2020, §5) noise-feature task; see the module docstring.
 
@@ -198,19 +198,19 @@ def synthetic_sentiment_texts(
     return texts, labels
 
 
-@DATASETS.register("synthetic_sentiment")
+@LOADERS.register("synthetic_sentiment")
 def load_synthetic_sentiment(
     *,
     data_dir: Path,
     download: bool,
     val_size: int | float,
     split_seed: int,
-    n: int = 2000,
-    neutral: int = 2000,
-    min_length: int = 4,
-    max_length: int = 20,
-    min_count: int = 2,
-    data_seed: int = 0,
+    n: int,
+    neutral: int,
+    min_length: int,
+    max_length: int,
+    min_count: int,
+    data_seed: int,
 ) -> DatasetSplits:
     """SYNTHETIC binary sentiment task (:func:`synthetic_sentiment_texts`): the offline
     demo counterpart of ``sentiment140`` (Torri 2022, §3.1), through the same tokenizer,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from normstudy.catalog import DATASETS
 from normstudy.data.base import (
     OOV,
     PAD,
@@ -40,8 +41,7 @@ from normstudy.data.base import (
     holdout_count,
     stratified_holdout,
 )
-from normstudy.data.registry import DATASETS
-from normstudy.grid import VOCAB_SIZES
+from normstudy.data.registry import LOADERS
 
 TEST_SEED = 20090101
 POOL_SEED = 20220809
@@ -230,18 +230,18 @@ def sentiment140_file(data_dir: Path) -> Path:
     return path
 
 
-@DATASETS.register("sentiment140")
+@LOADERS.register("sentiment140")
 def load_sentiment140(
     *,
     data_dir: Path,
     download: bool,
     val_size: int | float,
     split_seed: int,
-    pool_size: int = 100_000,
-    test_size: int = 25_000,
-    min_count: int = 2,
-    max_length: int = 40,
-    glove: str | None = None,
+    pool_size: int,
+    test_size: int,
+    min_count: int,
+    max_length: int,
+    glove: str | None,
 ) -> DatasetSplits:
     """Sentiment140 tweets, binary (Torri 2022, §3.1; our choice of tweet file, see the
     module docstring): a fixed stratified ``test_size`` test sample (Torri: 25k) and
@@ -278,7 +278,7 @@ def load_sentiment140(
     )
 
 
-STAND_IN_VOCABULARY = VOCAB_SIZES["sentiment140"]
+STAND_IN_VOCABULARY = DATASETS["sentiment140"].vocab_size
 """Vocabulary of the Sentiment140 stand-in: our estimate of the words seen twice in 90k
 tweets (:class:`~normstudy.models.lstm.TextLSTMClassifier`), for costs only."""
 
@@ -287,16 +287,16 @@ def sentiment140_stand_in(
     *,
     val_size: int | float,
     split_seed: int,
-    pool_size: int = 100_000,
-    test_size: int = 25_000,
-    max_length: int = 40,
-    **_: object,
+    **options: object,
 ) -> DatasetSplits:
     """Random token ids with Sentiment140's split sizes, ``max_length`` and an estimated
     vocabulary (:data:`STAND_IN_VOCABULARY`), split like the real file would be: for the
     cost estimate and the planning-time build check where the CSV is not at hand (a step's
     cost does not depend on which words a tweet has). Never for results. Lengths are
     uniform in 1..``max_length``; no GloVe matrix (its dimension is checked at training)."""
+    resolved = DATASETS["sentiment140"].resolve("dataset", options)
+    pool_size, test_size = resolved["pool_size"], resolved["test_size"]
+    max_length = resolved["max_length"]
     generator = np.random.default_rng(0)
     total = pool_size + test_size
     ids = generator.integers(2, STAND_IN_VOCABULARY, (total, max_length))

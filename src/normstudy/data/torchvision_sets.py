@@ -9,6 +9,7 @@ the directory, the files expected there and how to get them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from normstudy.catalog import DATASETS
 from normstudy.data.base import DatasetNotFoundError, DatasetSplits, splits_from_pools
-from normstudy.data.registry import DATASETS
+from normstudy.data.registry import LOADERS
 
 Arrays = tuple[torch.Tensor, torch.Tensor]
 
@@ -30,14 +32,20 @@ class TorchvisionSource:
 
     name: str
     class_name: str
-    num_classes: int
     augment: bool
     open_split: Callable[[type, Path, bool, bool], object]
     arrays: Callable[[object], Arrays]
     files: Callable[[type, Path], list[Path]]
-    image_shape: tuple[int, int, int]
     train_count: int
     test_count: int
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return DATASETS[self.name].input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.name].classes
 
     @property
     def cls(self) -> type:
@@ -100,60 +108,50 @@ SOURCES = {
         TorchvisionSource(
             name="mnist",
             class_name="MNIST",
-            num_classes=10,
             augment=False,
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
-            image_shape=(1, 28, 28),
             train_count=60000,
             test_count=10000,
         ),
         TorchvisionSource(
             name="fashion_mnist",
             class_name="FashionMNIST",
-            num_classes=10,
             augment=False,
             open_split=open_train_flag,
             arrays=mnist_arrays,
             files=mnist_files,
-            image_shape=(1, 28, 28),
             train_count=60000,
             test_count=10000,
         ),
         TorchvisionSource(
             name="cifar10",
             class_name="CIFAR10",
-            num_classes=10,
             augment=True,
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
-            image_shape=(3, 32, 32),
             train_count=50000,
             test_count=10000,
         ),
         TorchvisionSource(
             name="cifar100",
             class_name="CIFAR100",
-            num_classes=100,
             augment=True,
             open_split=open_train_flag,
             arrays=cifar_arrays,
             files=cifar_files,
-            image_shape=(3, 32, 32),
             train_count=50000,
             test_count=10000,
         ),
         TorchvisionSource(
             name="svhn",
             class_name="SVHN",
-            num_classes=10,
             augment=True,
             open_split=open_svhn_split,
             arrays=svhn_arrays,
             files=svhn_files,
-            image_shape=(3, 32, 32),
             train_count=73257,
             test_count=26032,
         ),
@@ -204,7 +202,6 @@ def torchvision_splits(
     download: bool,
     val_size: int | float,
     split_seed: int,
-    train_size: int | None,
 ) -> DatasetSplits:
     source = SOURCES[name]
     train, test = open_splits(source, Path(data_dir), download)
@@ -214,15 +211,12 @@ def torchvision_splits(
         source.arrays(test),
         val_size=val_size,
         split_seed=split_seed,
-        train_size=train_size,
         num_classes=source.num_classes,
         augment=source.augment,
     )
 
 
-def stand_in_splits(
-    name: str, *, val_size: int | float, split_seed: int, train_size: int | None = None
-) -> DatasetSplits:
+def stand_in_splits(name: str, *, val_size: int | float, split_seed: int) -> DatasetSplits:
     """Random uint8 images with the shapes, counts, classes and augmentation of dataset
     ``name``, split exactly as the real files would be: for measuring the cost of a cell
     (:mod:`normstudy.estimate`) where the files are not at hand. Never for results."""
@@ -240,74 +234,21 @@ def stand_in_splits(
         pool(source.test_count),
         val_size=val_size,
         split_seed=split_seed,
-        train_size=train_size,
         num_classes=source.num_classes,
         augment=source.augment,
     )
 
 
-@DATASETS.register("mnist")
-def load_mnist(
-    *,
-    data_dir: Path,
-    download: bool,
-    val_size: int | float,
-    split_seed: int,
-    train_size: int | None = None,
+def load_torchvision(
+    name: str, *, data_dir: Path, download: bool, val_size: int | float, split_seed: int
 ) -> DatasetSplits:
-    """MNIST (60k/10k, 28x28 grey; no augmentation). ``train_size`` subsamples the train split
-    (Morwani 2020, §3-4, use 10,000 examples)."""
-    return torchvision_splits("mnist", data_dir, download, val_size, split_seed, train_size)
+    """The official train and test splits of a torchvision dataset (its catalog entry has
+    the shapes and classes). MNIST and Fashion-MNIST: 60k/10k 28x28 grey, no
+    augmentation. CIFAR-10 and CIFAR-100 (fine labels): 50k/10k 32x32 RGB, Frankle et al.
+    2020's translation + flip augmentation, as SVHN's cropped digits (73k/26k; the
+    ``extra`` split is not used; torchvision maps label 10 to digit 0)."""
+    return torchvision_splits(name, data_dir, download, val_size, split_seed)
 
 
-@DATASETS.register("fashion_mnist")
-def load_fashion_mnist(
-    *,
-    data_dir: Path,
-    download: bool,
-    val_size: int | float,
-    split_seed: int,
-    train_size: int | None = None,
-) -> DatasetSplits:
-    """Fashion-MNIST (60k/10k, 28x28 grey; no augmentation)."""
-    return torchvision_splits("fashion_mnist", data_dir, download, val_size, split_seed, train_size)
-
-
-@DATASETS.register("cifar10")
-def load_cifar10(
-    *,
-    data_dir: Path,
-    download: bool,
-    val_size: int | float,
-    split_seed: int,
-    train_size: int | None = None,
-) -> DatasetSplits:
-    """CIFAR-10 (50k/10k, 32x32 RGB; Frankle et al. 2020 translation + flip augmentation)."""
-    return torchvision_splits("cifar10", data_dir, download, val_size, split_seed, train_size)
-
-
-@DATASETS.register("cifar100")
-def load_cifar100(
-    *,
-    data_dir: Path,
-    download: bool,
-    val_size: int | float,
-    split_seed: int,
-    train_size: int | None = None,
-) -> DatasetSplits:
-    """CIFAR-100 fine labels (50k/10k, 32x32 RGB; translation + flip augmentation)."""
-    return torchvision_splits("cifar100", data_dir, download, val_size, split_seed, train_size)
-
-
-@DATASETS.register("svhn")
-def load_svhn(
-    *,
-    data_dir: Path,
-    download: bool,
-    val_size: int | float,
-    split_seed: int,
-    train_size: int | None = None,
-) -> DatasetSplits:
-    """SVHN cropped digits, train + test (73k/26k, 32x32 RGB; translation + flip augmentation;
-    the ``extra`` split is not used). Label 10 is digit 0, as torchvision maps it."""
-    return torchvision_splits("svhn", data_dir, download, val_size, split_seed, train_size)
+for _name in SOURCES:
+    LOADERS.add(_name, functools.partial(load_torchvision, _name))

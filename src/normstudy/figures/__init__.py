@@ -49,8 +49,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in DRAWING_NAMES:
-        from normstudy.figures import base
+        import importlib
 
-        base.load_figures()
-        return getattr(base, name)
+        from normstudy.figures import registry
+
+        registry.load_figures()
+        home = {"Tables": "tables", "mean_ci": "intervals"}.get(name, "registry")
+        return getattr(importlib.import_module(f"normstudy.figures.{home}"), name)
     raise AttributeError(f"module 'normstudy.figures' has no attribute {name!r}")

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from normstudy.figures.base import (
-    FigureResult,
-    Tables,
-    finish,
-    metric_figure,
-    register_figure,
-    skip,
-    studies_with,
-)
+from normstudy.figures.drawing import finish
+from normstudy.figures.metric_axis import metric_figure
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import studies_with
+from normstudy.figures.tables import Tables
 
 NAME = "acc_vs_depth"
 

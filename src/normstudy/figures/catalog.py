@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from normstudy.catalog import Catalog, Entry
 from normstudy.figures.metrics import MIN_SEEDS_FOR_INTERVAL
 
 SEEDS_TEXT = (
@@ -46,20 +47,31 @@ TABLE_NAMES = ("cells", "curves", "probes", "comparisons", "ols")
 
 
 @dataclass(frozen=True)
-class FigureInfo:
-    """What the report says about one figure: ``module`` (relative to the package) draws
-    it from the ``tables`` (names of Parquet files in the tables directory, without
-    ``.parquet``; the cells table always)."""
+class FigureInfo(Entry):
+    """What the report says about one figure: its ``title`` (the label) and ``caption``;
+    its module, ``figures/<name>.py`` (relative to the package), draws it from the
+    ``tables`` (names of Parquet files in the tables directory, without ``.parquet``; the
+    cells table always)."""
 
-    module: str
-    title: str
-    caption: str
+    caption: str = ""
     tables: tuple[str, ...] = CELLS
 
+    @property
+    def title(self) -> str:
+        return self.label
 
-CATALOG: dict[str, FigureInfo] = {
-    "acc_vs_depth": FigureInfo(
-        "figures/acc_vs_depth.py",
+    @property
+    def module(self) -> str:
+        return f"figures/{self.name}.py"
+
+
+def figure(name: str, title: str, caption: str, tables: tuple[str, ...] = CELLS) -> FigureInfo:
+    return FigureInfo(name, title, caption=caption, tables=tables)
+
+
+ENTRIES = [
+    figure(
+        "acc_vs_depth",
         "Test accuracy vs depth by trained parameters",
         f"Final test accuracy against depth ({LOG_AXIS}), one line per freeze policy (which "
         "parameter roles train: everything; only the normalizers' γ and β, 'BN-only'; only "
@@ -68,8 +80,8 @@ CATALOG: dict[str, FigureInfo] = {
         "The dotted line is chance. After Frankle, Schwab & Morcos (2020), §4 and figure 2: "
         "BN-only accuracy grows with depth.",
     ),
-    "norm_table": FigureInfo(
-        "figures/norm_table.py",
+    figure(
+        "norm_table",
         "Test accuracy by normalizer",
         "Final test accuracy (%) of every normalizer (rows) in every study and combination "
         "of its other grid axes (columns: dataset/model and those axes' values), as the mean "
@@ -82,8 +94,8 @@ CATALOG: dict[str, FigureInfo] = {
         "norm_table.csv (one row per normalizer and column, with a 'best' flag) and "
         'norm_table.md. After "Is Batch Norm unique?" (2020), table 3.',
     ),
-    "curves": FigureInfo(
-        "figures/curves.py",
+    figure(
+        "curves",
         "Training curves",
         "Per study (one file each), accuracy, cross-entropy loss (log axis) and "
         "generalization gap (training minus test accuracy, percentage points) against "
@@ -96,8 +108,8 @@ CATALOG: dict[str, FigureInfo] = {
         "diverged; the red × marks its last test accuracy and the legend counts them.",
         CURVES,
     ),
-    "gamma_beta": FigureInfo(
-        "figures/gamma_beta.py",
+    figure(
+        "gamma_beta",
         "Distributions of γ and β",
         "Per study (one file each), histograms of every normalizer's γ (left) and β "
         "(right) at the end of training, one line per freeze policy (pooled over seeds; "
@@ -111,8 +123,8 @@ CATALOG: dict[str, FigureInfo] = {
         "and Frankle et al. (2020), §5: under BN-only training, γ and β pile up at 0.",
         PROBES,
     ),
-    "grad_roles": FigureInfo(
-        "figures/grad_roles.py",
+    figure(
+        "grad_roles",
         "Gradient magnitude by parameter role",
         "Per study (one file each), the mean absolute gradient of the training loss over "
         "the scalars of each parameter role (γ, β, weights, biases, output layer; all in "
@@ -123,8 +135,8 @@ CATALOG: dict[str, FigureInfo] = {
         "parameters receive larger gradients than the rest.",
         PROBES,
     ),
-    "ics": FigureInfo(
-        "figures/ics.py",
+    figure(
+        "ics",
         "Internal covariate shift through training",
         "Per study (one file each), internal covariate shift as Santurkar et al. (2018, "
         "§2.2) define it: for each normalised layer, the change ‖g − g′‖ and the cosine "
@@ -137,8 +149,8 @@ CATALOG: dict[str, FigureInfo] = {
         "this shift, noisy BN increases it, and both still train.",
         PROBES,
     ),
-    "smoothness": FigureInfo(
-        "figures/smoothness.py",
+    figure(
+        "smoothness",
         "Loss-landscape smoothness through training",
         "Per study (one file each), the landscape along the gradient g at the current "
         "parameters, for steps η = lr × (0.5, 1, 2, 4): the range of the loss over those "
@@ -150,8 +162,8 @@ CATALOG: dict[str, FigureInfo] = {
         "figure 4: with BN all three are smaller.",
         PROBES,
     ),
-    "norms_training": FigureInfo(
-        "figures/norms_training.py",
+    figure(
+        "norms_training",
         "Activation, gradient and weight norms through training",
         "Per study (one file each), the norm of each normalised layer's output per example, "
         "of the loss gradient with respect to it, and of its weight, averaged over the "
@@ -162,8 +174,8 @@ CATALOG: dict[str, FigureInfo] = {
         "learning rate, the three grow together until training diverges.",
         PROBES,
     ),
-    "hessian": FigureInfo(
-        "figures/hessian.py",
+    figure(
+        "hessian",
         "Hessian spectrum by normalizer",
         "Per study (one file each), the top Hessian eigenvalue λ1 and the outlier ratio "
         "λ1/λk (k = the number of eigenvalues recorded, 10 by default) against training "
@@ -179,8 +191,8 @@ CATALOG: dict[str, FigureInfo] = {
         '"Is Batch Norm unique?" (2020), §6, figures 4 and 6.',
         PROBES,
     ),
-    "propagation": FigureInfo(
-        "figures/propagation.py",
+    figure(
+        "propagation",
         "Information propagation and gradient confusion",
         "Per study (one file each), top row: the Pearson correlation between the "
         "representations of a probe minibatch and a noisy copy of it after each normalised "
@@ -198,8 +210,8 @@ CATALOG: dict[str, FigureInfo] = {
         'Batch Norm unique?" (2020), §4–5, figures 1–3.',
         PROBES,
     ),
-    "batch_size": FigureInfo(
-        "figures/batch_size.py",
+    figure(
+        "batch_size",
         "Test accuracy vs batch size",
         f"Final test accuracy against the training batch size ({LOG_AXIS}), one line per "
         "normalizer (one panel per study and combination of its other grid axes): Batch "
@@ -208,8 +220,8 @@ CATALOG: dict[str, FigureInfo] = {
         "no batch. " + CI_TEXT + " " + DIVERGED_TEXT + ' After "Is Batch Norm unique?" '
         "(2020), §7 and figure 5.",
     ),
-    "lr_stability": FigureInfo(
-        "figures/lr_stability.py",
+    figure(
+        "lr_stability",
         "Accuracy vs learning rate: the largest stable learning rate",
         f"Final training and test accuracy against the learning rate ({LOG_AXIS}), one "
         "line per normalizer; the legend gives each normalizer's largest learning rate at which "
@@ -217,8 +229,8 @@ CATALOG: dict[str, FigureInfo] = {
         "with Batch Norm, full-batch gradient descent trains at learning rates where the "
         "plain network diverges.",
     ),
-    "noise_robustness": FigureInfo(
-        "figures/noise_robustness.py",
+    figure(
+        "noise_robustness",
         "Robustness to noise features",
         "Best validation accuracy against the number of training examples per class "
         f"({LOG_AXIS}) on the noise-feature task (few useful, many Gaussian noise inputs), for "
@@ -229,8 +241,8 @@ CATALOG: dict[str, FigureInfo] = {
         + DIVERGED_TEXT
         + " After Morwani (2020), §5: Batch Norm generalizes better with little data.",
     ),
-    "ols": FigureInfo(
-        "figures/ols.py",
+    figure(
+        "ols",
         "OLS with and without the Batch Norm reparameterisation",
         "Ordinary least squares by gradient descent on w (solid) and on the Batch Norm "
         "reparameterisation γ·w/√(wᵀHw) (dashed): the residual loss against steps (log "
@@ -244,8 +256,8 @@ CATALOG: dict[str, FigureInfo] = {
         "Norm the convergence rate hardly depends on κ for d = 2.",
         ("cells", "ols"),
     ),
-    "cd_diagram": FigureInfo(
-        "figures/cd_diagram.py",
+    figure(
+        "cd_diagram",
         "Critical-difference diagram of the normalizers",
         "For every study with a normalizer axis, the average rank of each normalizer "
         "(1 = best final test accuracy) over blocks, a block being one combination of the "
@@ -257,19 +269,15 @@ CATALOG: dict[str, FigureInfo] = {
         "Diverged cells count as chance accuracy and are counted after each name. After "
         "Demšar (2006), §3.2.2 and figures 1–2 (normstudy.stats.friedman_ranks).",
     ),
-}
+]
+CATALOG: Catalog[FigureInfo] = Catalog("figure", ENTRIES)
 
-FIGURE_NAMES: tuple[str, ...] = tuple(CATALOG)
+FIGURE_NAMES: tuple[str, ...] = tuple(CATALOG.names())
 
 
 def figure_info(name: str) -> FigureInfo:
     """The catalog entry of ``name``; unknown names list the valid ones."""
-    try:
-        return CATALOG[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown figure {name!r}; valid figures: {', '.join(FIGURE_NAMES)}"
-        ) from None
+    return CATALOG[name]
 
 
 def figure_module(name: str) -> str:

@@ -8,18 +8,11 @@ import textwrap
 from pathlib import Path
 
 from normstudy import stats
-from normstudy.figures.base import (
-    DIVERGED_COLOR,
-    NORM_COLORS,
-    FigureResult,
-    Tables,
-    finish,
-    level_label,
-    new_figure,
-    register_figure,
-    skip,
-    studies_with,
-)
+from normstudy.figures.drawing import finish, new_figure
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import studies_with
+from normstudy.figures.style import DIVERGED_COLOR, NORM_COLORS, level_label
+from normstudy.figures.tables import Tables
 
 NAME = "cd_diagram"
 METRIC = "final_test_acc"

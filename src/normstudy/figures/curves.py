@@ -7,27 +7,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from normstudy.figures.base import (
-    INTERVAL_TEXT,
-    METRICS,
-    FigureResult,
-    Panel,
-    Tables,
+from normstudy.figures.drawing import (
     diverged_handle,
-    draw_mean_band,
     figure_legend,
-    fit_to_data,
     mark_diverged,
     new_figure,
-    panels_for,
     per_study_files,
-    register_figure,
-    seeds_text,
-    set_panel_titles,
-    skip,
     style_handle,
-    summarize_series,
 )
+from normstudy.figures.intervals import INTERVAL_TEXT, draw_mean_band, fit_to_data, summarize_series
+from normstudy.figures.metrics import METRICS
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Panel, panels_for
+from normstudy.figures.style import set_panel_titles
+from normstudy.figures.tables import Tables
+from normstudy.figures.text import seeds_text
 
 NAME = "curves"
 COLUMNS = ("accuracy", "loss", "gap")

@@ -8,25 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from normstudy.figures.base import (
-    MODEL,
-    FigureResult,
-    Panel,
-    Tables,
-    count_diverged,
-    figure_legend,
-    last_records,
-    new_figure,
-    panels_for,
-    per_study_files,
-    plural,
-    probe_labels,
-    register_figure,
-    set_panel_title,
-    skip,
-    style_handle,
-    timed_records,
-)
+from normstudy.figures.drawing import figure_legend, new_figure, per_study_files, style_handle
+from normstudy.figures.probe_records import MODEL, last_records, probe_labels, timed_records
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Panel, panels_for
+from normstudy.figures.style import set_panel_title
+from normstudy.figures.tables import Tables
+from normstudy.figures.text import count_diverged, plural
 
 NAME = "gamma_beta"
 PARAMETERS = ("gamma", "beta")

@@ -7,34 +7,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from normstudy.figures.base import (
-    INTERVAL_TEXT,
-    METRICS,
-    MODEL,
-    ROLE_COLORS,
-    ROLE_LABELS,
-    ROLE_ORDER,
-    FigureResult,
-    Line,
-    Tables,
-    conditions,
-    count_diverged,
-    diverged_text,
-    draw_mean_band,
+from normstudy.figures.drawing import (
     figure_legend,
-    fit_to_data,
     grid_shape,
     hide_unused,
     new_figure,
     per_study_files,
-    probe_labels,
-    register_figure,
-    seeds_text,
-    set_panel_titles,
-    skip,
-    summarize_series,
-    timed_records,
 )
+from normstudy.figures.intervals import INTERVAL_TEXT, draw_mean_band, fit_to_data, summarize_series
+from normstudy.figures.metrics import METRICS
+from normstudy.figures.probe_records import MODEL, probe_labels, timed_records
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Line, conditions
+from normstudy.figures.style import ROLE_COLORS, ROLE_LABELS, ROLE_ORDER, set_panel_titles
+from normstudy.figures.tables import Tables
+from normstudy.figures.text import count_diverged, diverged_text, seeds_text
 
 NAME = "grad_roles"
 PREFIX = "grad_abs_mean/"

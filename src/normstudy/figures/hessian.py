@@ -11,29 +11,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullLocator
 
-from normstudy.figures.base import (
-    INTERVAL_TEXT,
-    METRICS,
-    MODEL,
-    FigureResult,
-    Panel,
-    Tables,
-    diverged_text,
-    draw_mean_band,
-    figure_legend,
-    fit_to_data,
-    last_records,
-    new_figure,
-    panels_for,
-    per_study_files,
-    probe_labels,
-    register_figure,
-    seeds_text,
-    set_panel_titles,
-    skip,
-    summarize_series,
-    timed_records,
-)
+from normstudy.figures.drawing import figure_legend, new_figure, per_study_files
+from normstudy.figures.intervals import INTERVAL_TEXT, draw_mean_band, fit_to_data, summarize_series
+from normstudy.figures.metrics import METRICS
+from normstudy.figures.probe_records import MODEL, last_records, probe_labels, timed_records
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Panel, panels_for
+from normstudy.figures.style import set_panel_titles
+from normstudy.figures.tables import Tables
+from normstudy.figures.text import diverged_text, seeds_text
+from normstudy.spectral import slq_density, slq_from_values
 
 NAME = "hessian"
 COLUMNS = 4
@@ -59,7 +46,6 @@ def mode_of(records: pd.DataFrame) -> str:
 
 def spectrum(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Ritz nodes and weights pooled over the cells of ``records`` (one step each)."""
-    from normstudy.probes.hessian import slq_from_values
 
     nodes, weights = [], []
     for _, cell in records.groupby("cell_id"):
@@ -119,7 +105,6 @@ SELECT = {
 def draw_density(ax, panel: Panel, records: pd.DataFrame, when: str) -> None:
     """SLQ density of each line at initialisation (step 0), at each cell's first record
     after init (``early``) or at its last record."""
-    from normstudy.probes.hessian import slq_density
 
     slq = records[records["key"].str.startswith("slq_")]
     spectra = []

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from normstudy.figures.base import FigureResult, Tables, register_figure
+from normstudy.figures.registry import FigureResult, register_figure
+from normstudy.figures.tables import Tables
 from normstudy.figures.trajectories import Quantity, render_trajectories
 
 NAME = "ics"

@@ -8,17 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from normstudy import stats
-from normstudy.figures.base import (
-    FigureResult,
-    Line,
-    Tables,
-    finish,
-    metric_figure,
-    number_text,
-    register_figure,
-    skip,
-    studies_with,
-)
+from normstudy.figures.drawing import finish
+from normstudy.figures.metric_axis import metric_figure
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Line, studies_with
+from normstudy.figures.style import number_text
+from normstudy.figures.tables import Tables
 
 NAME = "lr_stability"
 METRICS = ["final_train_acc", "final_test_acc"]

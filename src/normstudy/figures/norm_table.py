@@ -15,22 +15,13 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 
 from normstudy import stats
-from normstudy.figures.base import (
-    MIN_SEEDS_FOR_INTERVAL,
-    NORM_LABELS,
-    FigureResult,
-    Tables,
-    file_stem,
-    finish,
-    level_label,
-    new_figure,
-    ordered_levels,
-    other_axes,
-    register_figure,
-    skip,
-    studies_with,
-    summarize,
-)
+from normstudy.figures.drawing import file_stem, finish, new_figure
+from normstudy.figures.intervals import summarize
+from normstudy.figures.metrics import MIN_SEEDS_FOR_INTERVAL
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import other_axes, studies_with
+from normstudy.figures.style import NORM_LABELS, level_label, ordered_levels
+from normstudy.figures.tables import Tables
 from normstudy.io import write_text_atomic
 
 NAME = "norm_table"

@@ -15,18 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from normstudy.figures.base import (
-    DIVERGED_COLOR,
-    FigureResult,
-    Tables,
-    figure_legend,
-    file_stem,
-    finish,
-    number_text,
-    register_figure,
-    skip,
-    style_handle,
-)
+from normstudy.figures.drawing import figure_legend, file_stem, finish, style_handle
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.style import DIVERGED_COLOR, number_text
+from normstudy.figures.tables import Tables
 
 NAME = "ols"
 COLUMNS = ["kappa", "d", "method", "lr", "step", "loss", "w_0", "w_1", "w_2"]

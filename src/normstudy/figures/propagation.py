@@ -9,31 +9,15 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from normstudy.figures.base import (
-    INTERVAL_TEXT,
-    METRICS,
-    MODEL,
-    FigureResult,
-    Panel,
-    Tables,
-    count_diverged,
-    diverged_text,
-    draw_mean_band,
-    figure_legend,
-    fit_to_data,
-    last_records,
-    new_figure,
-    panels_for,
-    per_study_files,
-    probe_labels,
-    register_figure,
-    seeds_text,
-    set_panel_title,
-    shared_titles,
-    skip,
-    summarize_series,
-    timed_records,
-)
+from normstudy.figures.drawing import figure_legend, new_figure, per_study_files
+from normstudy.figures.intervals import INTERVAL_TEXT, draw_mean_band, fit_to_data, summarize_series
+from normstudy.figures.metrics import METRICS
+from normstudy.figures.probe_records import MODEL, last_records, probe_labels, timed_records
+from normstudy.figures.registry import FigureResult, register_figure, skip
+from normstudy.figures.selection import Panel, panels_for
+from normstudy.figures.style import set_panel_title, shared_titles
+from normstudy.figures.tables import Tables
+from normstudy.figures.text import count_diverged, diverged_text, seeds_text
 
 NAME = "propagation"
 PROPAGATION_KEY = "correlation"

@@ -1,5 +1,5 @@
-"""How every figure looks: the style, one colour per normalizer, freeze policy and
-parameter role (the same in every figure), the order of levels and readable labels."""
+"""How every figure looks: the style, and the colours, order and labels of normalizers,
+freeze policies and parameter roles, read from their catalogs (the same in every figure)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,12 @@ from collections.abc import Iterable, Sequence
 from cycler import cycler
 
 from normstudy import stats
+from normstudy.catalog import FREEZE_POLICIES, NORMALIZERS, PARAMETER_ROLES
+from normstudy.catalog.freeze import ALL_PARAMETERS
 
-NORM_COLORS = {
-    "batch": "#0072B2",
-    "batch_train": "#56B4E9",
-    "batch_noisy": "#332288",
-    "layer": "#E69F00",
-    "instance": "#999933",
-    "group": "#009E73",
-    "weight": "#663333",
-    "lp": "#B8A0E0",
-    "bmlv": "#AA4499",
-    "lmbv": "#FF8C94",
-    "prelayer": "#D55E00",
-    "regnorm": "#225555",
-    "preregnorm": "#BB5566",
-    "none": "#000000",
-    "noisy_none": "#888888",
-}
-"""One colour per normalizer, the same in every figure: the Okabe & Ito (2008) colours
-for the main rivals, completed from Paul Tol's schemes and a few darker and lighter
-hues so that every pair differs by CIEDE2000 >= 17 (tests/test_figures.py checks a
-floor of 15) with no yellow that vanishes on white. Related normalizers (the Batch Norm
-variants, PreRegNorm) also differ by line style (:data:`NORM_DASHES`)."""
+NORM_COLORS = {name: entry.colour for name, entry in NORMALIZERS.items()}
+"""One colour per normalizer, the same in every figure (the catalog's, which says how
+they were chosen)."""
 
 PALETTE = list(NORM_COLORS.values())
 """The same colours in order, for lines of any other axis (distinct up to 14 lines)."""
@@ -67,81 +50,19 @@ STYLE = {
 }
 """One style for every figure (``matplotlib.rc_context``)."""
 
-NORM_ORDER = [
-    "batch",
-    "batch_train",
-    "batch_noisy",
-    "layer",
-    "instance",
-    "group",
-    "weight",
-    "lp",
-    "bmlv",
-    "lmbv",
-    "prelayer",
-    "regnorm",
-    "preregnorm",
-    "none",
-    "noisy_none",
-]
-NORM_LABELS = {
-    "batch": "BatchNorm",
-    "batch_train": "Batch-Train",
-    "batch_noisy": "noisy BatchNorm",
-    "layer": "LayerNorm",
-    "instance": "InstanceNorm",
-    "group": "GroupNorm",
-    "weight": "WeightNorm",
-    "lp": "Lp norm",
-    "bmlv": "BMLV",
-    "lmbv": "LMBV",
-    "prelayer": "PreLayerNorm",
-    "regnorm": "RegNorm",
-    "preregnorm": "PreRegNorm",
-    "none": "no normalization",
-    "noisy_none": "no normalization + noise",
-}
-NORM_DASHES = {"batch_train": "--", "batch_noisy": ":", "preregnorm": "--", "noisy_none": ":"}
-FREEZE_ORDER = ["all", "norm+head", "norm", "random", "head", "all-but-norm", "gamma", "beta"]
-FREEZE_LABELS = {
-    "all": "all trained",
-    "norm": "γ, β only",
-    "head": "output layer only",
-    "norm+head": "γ, β + output layer",
-    "all-but-norm": "all but γ, β",
-    "gamma": "γ only",
-    "beta": "β only",
-    "random": "2 random weights per channel",
-}
-FREEZE_COLORS = {
-    "all": "#000000",
-    "norm": "#0072B2",
-    "head": "#E69F00",
-    "norm+head": "#009E73",
-    "all-but-norm": "#CC79A7",
-    "gamma": "#56B4E9",
-    "beta": "#D55E00",
-    "random": "#999999",
-}
-ROLE_ORDER = ["norm_gamma", "norm_beta", "random_subset", "weight", "bias", "head", "all"]
-ROLE_LABELS = {
-    "norm_gamma": "γ (normalizers)",
-    "norm_beta": "β (normalizers)",
-    "weight": "weights",
-    "bias": "biases",
-    "head": "output layer",
-    "random_subset": "random weights (freeze random)",
-    "all": "all parameters",
-}
-ROLE_COLORS = {
-    "norm_gamma": "#0072B2",
-    "norm_beta": "#56B4E9",
-    "weight": "#D55E00",
-    "bias": "#E69F00",
-    "head": "#009E73",
-    "random_subset": "#999999",
-    "all": "#000000",
-}
+NORM_ORDER = NORMALIZERS.names()
+NORM_LABELS = {name: entry.label for name, entry in NORMALIZERS.items()}
+NORM_DASHES = {name: entry.dashes for name, entry in NORMALIZERS.items() if entry.dashes != "-"}
+FREEZE_ORDER = FREEZE_POLICIES.names()
+FREEZE_LABELS = {name: entry.label for name, entry in FREEZE_POLICIES.items()}
+FREEZE_COLORS = {name: entry.colour for name, entry in FREEZE_POLICIES.items()}
+_ROLES = sorted(
+    [entry for _, entry in PARAMETER_ROLES.items()] + [ALL_PARAMETERS],
+    key=lambda role: role.legend_rank,
+)
+ROLE_ORDER = [role.name for role in _ROLES]
+ROLE_LABELS = {role.name: role.label for role in _ROLES}
+ROLE_COLORS = {role.name: role.colour for role in _ROLES}
 AXIS_LABELS = {
     "depth": "depth (layers)",
     "lr": "learning rate",

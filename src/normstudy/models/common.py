@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from normstudy.catalog.models import SHORTCUTS
 from normstudy.norms.base import Normalizer, NormedLayer, NormFactory, keeps_bias
-
-SHORTCUTS = ("A", "B")
 
 
 class NormSchedule:

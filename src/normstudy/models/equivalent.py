@@ -27,13 +27,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from normstudy.catalog import INIT_FROM
 from normstudy.norms.base import NormedLayer
 from normstudy.norms.batch import BatchNorm
 from normstudy.registry import Registry
 
-INITIALIZATIONS: Registry[Callable[..., None]] = Registry("init_from value")
+INITIALIZATIONS: Registry[Callable[..., None]] = Registry(INIT_FROM)
 """``init_from`` value -> the function that sets a built model's starting point; the
-models each is defined for are :data:`normstudy.names.INIT_FROM`."""
+models each is defined for are :data:`normstudy.catalog.INIT_FROM`."""
 
 
 def normed_layers(model: nn.Module) -> list[NormedLayer]:

@@ -31,7 +31,7 @@ def sequence_shape(input_shape: tuple[int, ...]) -> tuple[int, int]:
     )
 
 
-@register_model("lstm", depth=1, width=128)
+@register_model("lstm")
 class LSTMClassifier(nn.Module):
     """Input projection (dense) -> norm -> LSTM -> norm on the last hidden state -> head.
 
@@ -80,7 +80,7 @@ class LSTMClassifier(nn.Module):
         return self.head(state)
 
 
-@register_model("lstm_text", depth=1, width=102, options={"embedding_dim": 200}, tokens=True)
+@register_model("lstm_text")
 class TextLSTMClassifier(nn.Module):
     """Embedding -> norm -> LSTM -> norm on the last hidden state -> head, on token ids.
 

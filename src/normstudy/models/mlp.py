@@ -13,7 +13,7 @@ from normstudy.models.registry import register_model
 from normstudy.norms.base import NormFactory
 
 
-@register_model("mlp", depth=2, width=100)
+@register_model("mlp")
 class MLP(nn.Module):
     """Flatten, then ``depth`` hidden layers of ``width`` units (dense -> norm -> ReLU), head.
 

@@ -1,4 +1,4 @@
-"""The model registry: name -> :class:`ModelSpec` (a builder plus its options and defaults).
+"""The model builders: name -> :class:`ModelSpec` (a builder and its catalog entry).
 
 A builder is called with keyword arguments ``input_shape, num_classes, norm, depth, width,
 norm_every, skip`` and its own options; :func:`build_model` fills the defaults, checks the
@@ -8,12 +8,13 @@ options and initialises the result (:mod:`normstudy.models.init`).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from normstudy.catalog import DATASETS, MODELS, ModelEntry
 from normstudy.models.init import check_gamma_init, initialize
 from normstudy.norms.base import NormFactory
 from normstudy.registry import Registry
@@ -21,56 +22,41 @@ from normstudy.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model builder with its default depth and width and its options (name -> default).
-
-    A ``tokens`` model reads token ids of a text dataset and is also given the dataset's
-    ``vocab_size`` and ``embeddings`` (its pre-trained vectors, or None)."""
+    """A model builder and its catalog entry (:data:`normstudy.catalog.MODELS`: default
+    depth and width, options, the inputs it reads). A ``tokens`` model reads token ids
+    of a text dataset and is also given the dataset's ``vocab_size`` and ``embeddings``
+    (its pre-trained vectors, or None)."""
 
     build: Callable[..., nn.Module]
-    default_depth: int
-    default_width: float
-    options: Mapping[str, object] = field(default_factory=dict)
-    tokens: bool = False
+    entry: ModelEntry
+
+    @property
+    def default_depth(self) -> int:
+        return self.entry.depth
+
+    @property
+    def default_width(self) -> float:
+        return self.entry.width
+
+    @property
+    def tokens(self) -> bool:
+        return "tokens" in self.entry.reads
 
     def __call__(self, **kwargs: object) -> nn.Module:
         return self.build(**kwargs)
 
 
-MODELS: Registry[ModelSpec] = Registry("model")
+BUILDERS: Registry[ModelSpec] = Registry(MODELS)
 
 
-def register_model(
-    name: str,
-    *,
-    depth: int,
-    width: float,
-    options: Mapping[str, object] | None = None,
-    tokens: bool = False,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a builder (usually the model class) under ``name``."""
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a builder (usually the model class) of catalog entry ``name``."""
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS.add(name, ModelSpec(build, depth, width, dict(options or {}), tokens))
+        BUILDERS.add(name, ModelSpec(build, MODELS[name]))
         return build
 
     return decorator
-
-
-def model_options(name: str) -> dict[str, object]:
-    """The options model ``name`` accepts, with their defaults."""
-    return dict(MODELS.get(name).options)
-
-
-def check_model_options(name: str, options: Mapping[str, object]) -> dict[str, object]:
-    """Defaults merged with ``options``; unknown option names fail with the valid ones."""
-    valid = model_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        listed = ", ".join(sorted(valid)) or "none"
-        raise ValueError(
-            f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {listed}"
-        )
-    return {**valid, **options}
 
 
 def check_input_shape(input_shape: object) -> tuple[int, ...]:
@@ -94,13 +80,11 @@ def token_arguments(
 ) -> dict[str, object]:
     """The builder's token arguments; a text model without tokens or an image/vector model
     with them fails naming the datasets it needs."""
-    from normstudy.names import DATASETS
-
     if spec.tokens and vocab_size is None:
-        valid = ", ".join(sorted(d for d, kind in DATASETS.items() if kind == "tokens"))
+        valid = ", ".join(sorted(DATASETS.where(inputs="tokens")))
         raise ValueError(f"model {name!r} needs a text (token) dataset: {valid}")
     if not spec.tokens and vocab_size is not None:
-        valid = ", ".join(sorted(m for m in MODELS if MODELS.get(m).tokens))
+        valid = ", ".join(sorted(m for m in BUILDERS if BUILDERS.get(m).tokens))
         raise ValueError(
             f"model {name!r} cannot read token ids of a text dataset; text models: {valid}"
         )
@@ -137,9 +121,9 @@ def build_model(
     ``vocab_size`` (and optionally ``embeddings``) are given for token inputs, exactly when
     the model is a ``tokens`` model (:class:`ModelSpec`).
     """
-    spec = MODELS.get(name)
+    spec = BUILDERS.get(name)
     gamma_init = check_gamma_init(gamma_init)
-    merged = check_model_options(name, options)
+    merged = spec.entry.resolve("model", options)
     shape = check_input_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1; got {num_classes!r}")

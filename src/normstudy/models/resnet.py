@@ -30,7 +30,7 @@ def blocks_per_stage(depth: object) -> int:
     return (depth - 2) // 6
 
 
-@register_model("resnet", depth=20, width=1, options={"shortcut": "B"})
+@register_model("resnet")
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for small images (He et al. 2016 §4.2).
 

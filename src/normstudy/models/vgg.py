@@ -76,7 +76,7 @@ def stage_modules(
     return modules
 
 
-@register_model("vgg", depth=11, width=1.0, options={"residual": False})
+@register_model("vgg")
 class VGG(nn.Module):
     """VGG-d: d - 1 conv layers (3x3, conv -> norm -> ReLU) in 5 stages + a linear head.
 

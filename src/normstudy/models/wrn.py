@@ -41,7 +41,7 @@ def blocks_per_stage(depth: object) -> int:
     return (depth - 2) // 6
 
 
-@register_model("wrn", depth=26, width=2, options={"shortcut": "B"})
+@register_model("wrn")
 class WideResNet(nn.Module):
     """WRN-d-k: conv3x3 stem (16 channels), three stages of n basic blocks with 16k, 32k
     and 64k channels (k = ``width``), stride 2 at stages 2 and 3, global average pool, head.

@@ -1,7 +1,9 @@
-"""Normalizers: one registry, one module per family; see :mod:`normstudy.norms.base`.
+"""Normalizers: one class per catalog entry, one module per family; see
+:mod:`normstudy.norms.base`.
 
 Importing this package imports every family module, each of which registers its
-classes in :data:`NORMALIZERS` (``none`` maps to None: no normalizer).
+classes in :data:`NORM_CLASSES` (``none`` maps to None: no normalizer). Their options,
+layer kinds and labels are in the catalog, :data:`normstudy.catalog.NORMALIZERS`.
 """
 
 from normstudy.norms import none  # noqa: F401  (registers "none")
@@ -13,13 +15,13 @@ from normstudy.norms.layer import LayerNorm
 from normstudy.norms.lp import LpNorm
 from normstudy.norms.noisy import NoisyBatchNorm, NoisyIdentity
 from normstudy.norms.prelayer import PreLayerNorm
-from normstudy.norms.registry import NORMALIZERS, build_norm, make_norm_factory, norm_options
+from normstudy.norms.registry import NORM_CLASSES, build_norm, make_norm_factory, register_norm
 from normstudy.norms.regnorm import PreRegNorm, RegNorm
 from normstudy.norms.variants import BatchMeanLayerVar, LayerMeanBatchVar
 from normstudy.norms.weight import WeightNorm
 
 __all__ = [
-    "NORMALIZERS",
+    "NORM_CLASSES",
     "BatchMeanLayerVar",
     "BatchNorm",
     "BatchTrainNorm",
@@ -40,5 +42,5 @@ __all__ = [
     "build_norm",
     "collect_regularizers",
     "make_norm_factory",
-    "norm_options",
+    "register_norm",
 ]

@@ -29,7 +29,6 @@ class Normalizer(nn.Module):
     """
 
     supports: ClassVar[frozenset[str]] = frozenset(KINDS)
-    options: ClassVar[dict[str, object]] = {}
     has_affine: ClassVar[bool] = True
     """False for a normalizer without gamma and beta (``weight`` and ``bias`` are None):
     the layer it follows then keeps its own bias, as with ``none`` (:func:`keeps_bias`)."""
@@ -70,6 +69,14 @@ class Normalizer(nn.Module):
         """The loss term of the last forward pass in training mode, or None."""
         return None
 
+    def transient_state(self) -> object:
+        """What a forward leaves behind that is neither a parameter nor a buffer (RegNorm's
+        last loss term); probes save it and put it back so that they leave no trace."""
+        return None
+
+    def restore_transient_state(self, state: object) -> None:
+        """Put back what :meth:`transient_state` returned."""
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, kind={self.kind}"
 
@@ -77,6 +84,22 @@ class Normalizer(nn.Module):
 def keeps_bias(norm: Normalizer | None) -> bool:
     """Whether the layer before ``norm`` keeps its bias: yes unless a beta replaces it."""
     return norm is None or not norm.has_affine
+
+
+class RunningStatisticsNorm(Normalizer):
+    """A normalizer whose evaluation mode uses running estimates of batch statistics,
+    updated in training as Batch Norm's (Ioffe & Szegedy 2015, Algorithm 2):
+    ``running <- (1 - momentum) * running + momentum * batch``. ``running`` names its
+    buffers with their initial value (means start at 0, variances at 1)."""
+
+    running: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, num_features: int, kind: str, *, eps: float, momentum: float) -> None:
+        super().__init__(num_features, kind)
+        self.eps = eps
+        self.momentum = momentum
+        for name, initial in self.running.items():
+            self.register_buffer(name, torch.full((num_features,), initial))
 
 
 def has_gamma_beta(module: nn.Module) -> bool:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps, check_momentum
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.base import Normalizer, RunningStatisticsNorm
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("batch")
-class BatchNorm(Normalizer):
+@register_norm("batch")
+class BatchNorm(RunningStatisticsNorm):
     """Batch Norm (Ioffe & Szegedy 2015, Algorithms 1 and 2; §3.2 for convolutions).
 
     Training mode normalises each channel by its mean and *biased* variance over the
@@ -22,16 +21,7 @@ class BatchNorm(Normalizer):
     its cumulative-average mode (``momentum=None``).
     """
 
-    options = {"eps": 1e-5, "momentum": 0.1}
-
-    def __init__(
-        self, num_features: int, kind: str, *, eps: float = 1e-5, momentum: float = 0.1
-    ) -> None:
-        super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
-        self.momentum = check_momentum(momentum)
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
+    running = {"running_mean": 0.0, "running_var": 1.0}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(
@@ -58,7 +48,7 @@ class BatchNorm(Normalizer):
         )
 
 
-@NORMALIZERS.register("batch_train")
+@register_norm("batch_train")
 class BatchTrainNorm(Normalizer):
     """Batch Norm with batch statistics in evaluation mode too ("Batch-Train").
 
@@ -67,11 +57,9 @@ class BatchTrainNorm(Normalizer):
     No running statistics are kept.
     """
 
-    options = {"eps": 1e-5}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(x, None, None, training=True, eps=self.eps)

@@ -1,4 +1,4 @@
-"""Axes, statistics and option checks shared by the normalizers.
+"""Axes and statistics shared by the normalizers.
 
 Inputs are (N, C) for dense layers and (N, C, H, W) for conv layers. "Batch" statistics
 are per channel over the batch and spatial axes (Ioffe & Szegedy 2015, §3.2 for convs);
@@ -8,10 +8,6 @@ are per channel over the batch and spatial axes (Ioffe & Szegedy 2015, §3.2 for
 from __future__ import annotations
 
 import torch
-
-from normstudy.norm_options import check_at_least, check_eps, check_momentum
-
-__all__ = ["check_at_least", "check_eps", "check_momentum"]
 
 
 def batch_axes(x: torch.Tensor) -> tuple[int, ...]:

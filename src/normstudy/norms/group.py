@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from normstudy.norm_options import check_positive_int
 from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
 def divisors(n: int) -> list[int]:
@@ -16,9 +14,9 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def check_groups(groups: object, num_features: int) -> int:
-    """``groups`` as an int; it must be a positive divisor of ``num_features``."""
-    groups = check_positive_int("groups", groups)
+def check_groups(groups: int, num_features: int) -> int:
+    """``groups`` (a positive int, checked by the catalog) if it divides ``num_features``:
+    a check that needs the layer's shape, so it runs when the model is built."""
     if num_features % groups:
         valid = ", ".join(map(str, divisors(num_features)))
         raise ValueError(
@@ -29,7 +27,7 @@ def check_groups(groups: object, num_features: int) -> int:
     return int(groups)
 
 
-@NORMALIZERS.register("group")
+@register_norm("group")
 class GroupNorm(Normalizer):
     """Group Norm (Wu & He 2018, §3.1, eq. 7): each example's channels are split into
     ``groups`` contiguous groups, each normalised by its own mean and (biased)
@@ -42,11 +40,9 @@ class GroupNorm(Normalizer):
     channel count must be divisible by it.
     """
 
-    options = {"eps": 1e-5, "groups": 8}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5, groups: int = 8) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float, groups: int) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
         self.groups = check_groups(groups, num_features)
         if kind == "dense" and num_features == self.groups:
             raise ValueError(

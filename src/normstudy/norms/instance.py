@@ -6,11 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("instance")
+@register_norm("instance")
 class InstanceNorm(Normalizer):
     """Instance Norm (Ulyanov et al. 2016, eq. 2): each feature map of each example is
     normalised by its own spatial mean and (biased) variance, identically in training
@@ -21,12 +20,9 @@ class InstanceNorm(Normalizer):
     would be a single number, normalised to zero.
     """
 
-    supports = frozenset({"conv"})
-    options = {"eps": 1e-5}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if x[0, 0].numel() < 2:

@@ -6,11 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("layer")
+@register_norm("layer")
 class LayerNorm(Normalizer):
     """Layer Norm (Ba et al. 2016, §3): each example is normalised by the mean and
     (biased) variance of all its summed inputs, (C, H, W) for a conv layer and (C,)
@@ -21,11 +20,9 @@ class LayerNorm(Normalizer):
     ``torch.nn.LayerNorm(elementwise_affine=True)`` over (C, H, W).
     """
 
-    options = {"eps": 1e-5}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[1:], eps=self.eps)

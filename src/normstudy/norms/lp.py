@@ -6,20 +6,17 @@ import math
 
 import torch
 
-from normstudy.norm_options import check_bool, parse_p
-from normstudy.norms.base import Normalizer
+from normstudy.norms.base import RunningStatisticsNorm
 from normstudy.norms.common import (
     batch_axes,
-    check_eps,
-    check_momentum,
     per_channel,
     update_running_,
 )
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("lp")
-class LpNorm(Normalizer):
+@register_norm("lp")
+class LpNorm(RunningStatisticsNorm):
     """Lp batch normalization (Hoffer et al. 2018, "Norm matters", §4; Morwani 2020, §4).
 
     Per channel, over the batch and spatial axes: ``c = x - mu`` with ``mu`` the batch
@@ -42,25 +39,14 @@ class LpNorm(Normalizer):
     Norm in evaluation by that factor n / (n - 1) inside the square root.
     """
 
-    options = {"eps": 1e-5, "momentum": 0.1, "p": 2, "centered": True}
+    running = {"running_mean": 0.0, "running_moment": 1.0}
 
     def __init__(
-        self,
-        num_features: int,
-        kind: str,
-        *,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        p: float | str = 2,
-        centered: bool = True,
+        self, num_features: int, kind: str, *, eps: float, momentum: float, p: float, centered: bool
     ) -> None:
-        super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
-        self.momentum = check_momentum(momentum)
-        self.p = parse_p(p)
-        self.centered = check_bool("centered", centered)
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_moment", torch.ones(num_features))
+        super().__init__(num_features, kind, eps=eps, momentum=momentum)
+        self.p = p
+        self.centered = centered
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - per_channel(self.channel_mean(x), x) if self.centered else x

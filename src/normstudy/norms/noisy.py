@@ -8,8 +8,8 @@ import torch
 
 from normstudy.norms.base import Normalizer
 from normstudy.norms.batch import BatchNorm
-from normstudy.norms.common import check_at_least, per_channel
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.common import per_channel
+from normstudy.norms.registry import register_norm
 
 
 class StepNoise:
@@ -27,8 +27,8 @@ class StepNoise:
     training: bool
 
     def init_noise(self, noise_mean: float, noise_var: float) -> None:
-        self.noise_mean = check_at_least("noise_mean", noise_mean, 0.0)
-        self.noise_var = check_at_least("noise_var", noise_var, 1.0)
+        self.noise_mean = noise_mean
+        self.noise_var = noise_var
 
     def add_noise(self, y: torch.Tensor) -> torch.Tensor:
         """``y`` with this step's noise in training mode; ``y`` itself in eval mode."""
@@ -51,7 +51,7 @@ class StepNoise:
         return per_channel(scale, y), per_channel(shift, y)
 
 
-@NORMALIZERS.register("batch_noisy")
+@register_norm("batch_noisy")
 class NoisyBatchNorm(StepNoise, BatchNorm):
     """Batch Norm whose output is shifted and scaled by a distribution drawn anew every step.
 
@@ -82,17 +82,15 @@ class NoisyBatchNorm(StepNoise, BatchNorm):
     ``torch.manual_seed`` makes them reproducible.
     """
 
-    options = {"eps": 1e-5, "momentum": 0.1, "noise_mean": 0.5, "noise_var": 1.25}
-
     def __init__(
         self,
         num_features: int,
         kind: str,
         *,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        noise_mean: float = 0.5,
-        noise_var: float = 1.25,
+        eps: float,
+        momentum: float,
+        noise_mean: float,
+        noise_var: float,
     ) -> None:
         super().__init__(num_features, kind, eps=eps, momentum=momentum)
         self.init_noise(noise_mean, noise_var)
@@ -101,7 +99,7 @@ class NoisyBatchNorm(StepNoise, BatchNorm):
         return self.add_noise(self.affine(self.normalize(x)))
 
 
-@NORMALIZERS.register("noisy_none")
+@register_norm("noisy_none")
 class NoisyIdentity(StepNoise, Normalizer):
     """No normalization, but the step noise of ``batch_noisy``: the control of Santurkar
     et al. 2018, §2.1 (our copy: papers/001), who "also added the same amount of noise to
@@ -115,11 +113,8 @@ class NoisyIdentity(StepNoise, Normalizer):
     ``batch_noisy`` applies it to Batch Norm's output), in training mode only.
     """
 
-    has_affine = False
-    options = {"noise_mean": 0.5, "noise_var": 1.25}
-
     def __init__(
-        self, num_features: int, kind: str, *, noise_mean: float = 0.5, noise_var: float = 1.25
+        self, num_features: int, kind: str, *, noise_mean: float, noise_var: float
     ) -> None:
         super().__init__(num_features, kind)
         self.init_noise(noise_mean, noise_var)

@@ -1,5 +1,5 @@
 """``none``: no normalizer; the layer keeps its own bias (see ``NormFactory``)."""
 
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import NORM_CLASSES
 
-NORMALIZERS.add("none", None)
+NORM_CLASSES.add("none", None)

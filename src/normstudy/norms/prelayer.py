@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps, layer_axes, mean_square
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.common import layer_axes, mean_square
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("prelayer")
+@register_norm("prelayer")
 class PreLayerNorm(Normalizer):
     """PreLayerNorm ("Is Batch Norm unique?" 2020, §3.1 and table 1).
 
@@ -30,11 +30,9 @@ class PreLayerNorm(Normalizer):
     Training and evaluation behave identically.
     """
 
-    options = {"eps": 1e-5}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
 
     def pre_affine(self, x: torch.Tensor) -> torch.Tensor:
         return x - x.mean(layer_axes(x), keepdim=True)

@@ -1,36 +1,41 @@
-"""The normalizer registry: name -> Normalizer subclass (or None for ``none``)."""
+"""The normalizer classes: name -> Normalizer subclass (or None for ``none``), one per
+entry of the normalizer catalog (:data:`normstudy.catalog.NORMALIZERS`), which holds
+each one's options, layer kinds and whether it has gamma and beta."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
+from normstudy.catalog import NORMALIZERS
 from normstudy.norms.base import KINDS, Normalizer, NormFactory
 from normstudy.registry import Registry
 
-NORMALIZERS: Registry[type[Normalizer] | None] = Registry("normalizer")
+NORM_CLASSES: Registry[type[Normalizer] | None] = Registry(NORMALIZERS)
 
 
-def norm_options(name: str) -> dict[str, object]:
-    """The options a normalizer accepts, with their defaults."""
-    cls = NORMALIZERS.get(name)
-    return {} if cls is None else dict(cls.options)
+def register_norm(name: str) -> Callable[[type[Normalizer]], type[Normalizer]]:
+    """Class decorator: the class of catalog entry ``name``, which gives it its layer
+    kinds (``supports``) and whether it ends with gamma and beta (``has_affine``)."""
+
+    def decorator(cls: type[Normalizer]) -> type[Normalizer]:
+        entry = NORMALIZERS[name]
+        cls.supports = frozenset(entry.layers)
+        cls.has_affine = entry.affine
+        return NORM_CLASSES.register(name)(cls)
+
+    return decorator
 
 
 def check_options(name: str, options: dict[str, object]) -> dict[str, object]:
-    """Defaults merged with ``options``; unknown option names fail with the valid ones."""
-    valid = norm_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        listed = ", ".join(sorted(valid)) or "none"
-        raise ValueError(
-            f"normalizer {name!r} has no option(s) {', '.join(unknown)}; valid options: {listed}"
-        )
-    return {**valid, **options}
+    """The catalog's defaults merged with ``options``, checked; unknown option names and
+    bad values fail naming the valid ones."""
+    return NORMALIZERS[name].resolve("normalizer", options)
 
 
 def build_norm(name: str, num_features: int, kind: str, **options: object) -> Normalizer | None:
     """The normalizer ``name`` for a layer with ``num_features`` channels of ``kind``."""
-    cls = NORMALIZERS.get(name)
+    cls = NORM_CLASSES.get(name)
     merged = check_options(name, options)
     if cls is None:
         return None
@@ -44,7 +49,7 @@ def build_norm(name: str, num_features: int, kind: str, **options: object) -> No
 
 def make_norm_factory(name: str, **options: object) -> NormFactory:
     """A factory for models; the name and options are checked now, not at first use."""
-    NORMALIZERS.get(name)
+    NORM_CLASSES.get(name)
     check_options(name, options)
     factory = functools.partial(build_norm, name, **options)
     factory.norm_name = name  # type: ignore[attr-defined]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from normstudy.norm_options import REG_REDUCE, REG_UNITS, check_choice
 from normstudy.norms.common import batch_axes
 from normstudy.norms.layer import LayerNorm
 from normstudy.norms.prelayer import PreLayerNorm
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
 def batch_mean_penalty(
@@ -52,20 +51,12 @@ class BatchMeanRegularized:
     reg_units: str
     reg_reduce: str
 
-    options = {"eps": 1e-5, "reg_units": "neuron", "reg_reduce": "mean"}
-
     def __init__(
-        self,
-        num_features: int,
-        kind: str,
-        *,
-        eps: float = 1e-5,
-        reg_units: str = "neuron",
-        reg_reduce: str = "mean",
+        self, num_features: int, kind: str, *, eps: float, reg_units: str, reg_reduce: str
     ) -> None:
         super().__init__(num_features, kind, eps=eps)
-        self.reg_units = check_choice("reg_units", reg_units, REG_UNITS)
-        self.reg_reduce = check_choice("reg_reduce", reg_reduce, REG_REDUCE)
+        self.reg_units = reg_units
+        self.reg_reduce = reg_reduce
         self._last = _LastTerm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +71,14 @@ class BatchMeanRegularized:
         module is still in training mode, else None."""
         return self._last.term if self.training else None
 
+    def transient_state(self) -> torch.Tensor | None:
+        return self._last.term
 
-@NORMALIZERS.register("regnorm")
+    def restore_transient_state(self, state: object) -> None:
+        self._last.term = state  # type: ignore[assignment]
+
+
+@register_norm("regnorm")
 class RegNorm(BatchMeanRegularized, LayerNorm):
     """RegNorm ("Is Batch Norm unique?" 2020, §3.2 and appendix B): Layer Norm, plus a loss
     term on the normalised activations whose unique minimum is a zero batch mean.
@@ -111,7 +108,7 @@ class RegNorm(BatchMeanRegularized, LayerNorm):
     """
 
 
-@NORMALIZERS.register("preregnorm")
+@register_norm("preregnorm")
 class PreRegNorm(BatchMeanRegularized, PreLayerNorm):
     """PreRegNorm ("Is Batch Norm unique?" 2020, table 3 footnote): "RegNorm with layer
     mean subtraction before the Affine operation".

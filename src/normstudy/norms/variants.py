@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import torch
 
-from normstudy.norms.base import Normalizer
+from normstudy.norms.base import RunningStatisticsNorm
 from normstudy.norms.common import (
     batch_axes,
-    check_eps,
-    check_momentum,
     layer_axes,
     mean_square,
     per_channel,
     update_running_,
 )
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
-@NORMALIZERS.register("bmlv")
-class BatchMeanLayerVar(Normalizer):
+@register_norm("bmlv")
+class BatchMeanLayerVar(RunningStatisticsNorm):
     """Batch-Mean-Layer-Variance: ``x_hat = (x - mu_B) / sigma_L``.
 
     ``mu_B`` is the per-channel mean over the batch (and spatial) axes, as in Batch
@@ -37,15 +35,7 @@ class BatchMeanLayerVar(Normalizer):
     the example's own.
     """
 
-    options = {"eps": 1e-5, "momentum": 0.1}
-
-    def __init__(
-        self, num_features: int, kind: str, *, eps: float = 1e-5, momentum: float = 0.1
-    ) -> None:
-        super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
-        self.momentum = check_momentum(momentum)
-        self.register_buffer("running_mean", torch.zeros(num_features))
+    running = {"running_mean": 0.0}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - per_channel(self.channel_mean(x), x)
@@ -60,8 +50,8 @@ class BatchMeanLayerVar(Normalizer):
         return mean
 
 
-@NORMALIZERS.register("lmbv")
-class LayerMeanBatchVar(Normalizer):
+@register_norm("lmbv")
+class LayerMeanBatchVar(RunningStatisticsNorm):
     """Layer-Mean-Batch-Variance: ``x_hat = (x - mu_L) / sigma_B``.
 
     ``mu_L`` is the per-example mean over (C, H, W), as in Layer Norm;
@@ -72,15 +62,7 @@ class LayerMeanBatchVar(Normalizer):
     axes it averages); ``mu_L`` is always the example's own.
     """
 
-    options = {"eps": 1e-5, "momentum": 0.1}
-
-    def __init__(
-        self, num_features: int, kind: str, *, eps: float = 1e-5, momentum: float = 0.1
-    ) -> None:
-        super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
-        self.momentum = check_momentum(momentum)
-        self.register_buffer("running_var", torch.ones(num_features))
+    running = {"running_var": 1.0}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(layer_axes(x), keepdim=True)

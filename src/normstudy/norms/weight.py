@@ -8,8 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from normstudy.norms.base import Normalizer
-from normstudy.norms.common import check_eps
-from normstudy.norms.registry import NORMALIZERS
+from normstudy.norms.registry import register_norm
 
 
 class UnitNormRows(nn.Module):
@@ -26,7 +25,7 @@ class UnitNormRows(nn.Module):
         return F.normalize(v.reshape(v.shape[0], -1), dim=1, eps=self.eps).reshape(v.shape)
 
 
-@NORMALIZERS.register("weight")
+@register_norm("weight")
 class WeightNorm(Normalizer):
     """Weight Normalization (Salimans & Kingma 2016, §2, eq. 2): ``w = g v / ||v||``.
 
@@ -41,11 +40,9 @@ class WeightNorm(Normalizer):
     initialisation (§3) is not done (gamma is initialised by the model like any other).
     """
 
-    options = {"eps": 1e-12}
-
-    def __init__(self, num_features: int, kind: str, *, eps: float = 1e-12) -> None:
+    def __init__(self, num_features: int, kind: str, *, eps: float) -> None:
         super().__init__(num_features, kind)
-        self.eps = check_eps(eps)
+        self.eps = eps
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -1,7 +1,8 @@
-"""Probes: measurements taken inside a cell, one registry, one module per family.
+"""Probes: measurements taken inside a cell, one class per catalog entry, one module per
+family (their options: :data:`normstudy.catalog.PROBES`).
 
 Importing this package imports every family module, each of which registers its probes
-in :data:`PROBES`: ``grad_norms`` (G42), ``norm_params`` (Frankle, Torri), ``norms``
+in :data:`PROBE_CLASSES`: ``grad_norms`` (G42), ``norm_params`` (Frankle, Torri), ``norms``
 (Morwani), ``hessian`` and ``propagation`` and ``grad_confusion`` ("Is Batch Norm
 unique?"), ``ics`` and ``smoothness`` (Santurkar et al.). See :mod:`normstudy.probes.base`
 for the contract and :mod:`normstudy.probes.schedule` for the ``probes:`` config list.
@@ -25,18 +26,18 @@ from normstudy.probes.base import (
     layers,
     run_probe,
 )
-from normstudy.probes.hessian import slq_density, slq_from_values
-from normstudy.probes.registry import PROBES, build_probe, probe_options, register_probe
+from normstudy.probes.registry import PROBE_CLASSES, build_probe, register_probe
 from normstudy.probes.schedule import (
     PHASES,
     ProbeEntry,
     parse_probe_entries,
     samples_needed,
 )
+from normstudy.spectral import slq_density, slq_from_values
 
 __all__ = [
     "PHASES",
-    "PROBES",
+    "PROBE_CLASSES",
     "Probe",
     "ProbeContext",
     "ProbeEntry",
@@ -46,7 +47,6 @@ __all__ = [
     "isolated",
     "layers",
     "parse_probe_entries",
-    "probe_options",
     "register_probe",
     "run_probe",
     "samples_needed",

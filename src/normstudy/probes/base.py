@@ -22,17 +22,16 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from normstudy.catalog import PROBES as PROBE_CATALOG
+from normstudy.catalog.probes import ProbeDefinition
 from normstudy.models import depth_layers
-from normstudy.norms.base import NormedLayer
-from normstudy.norms.regnorm import BatchMeanRegularized
+from normstudy.norms.base import Normalizer, NormedLayer
 
 Record = dict[str, Any]
 """One measurement: keys ``probe, layer, layer_index, key, value``."""
 
 RECORD_KEYS = ("probe", "layer", "layer_index", "key", "value")
 MODEL_LAYER = ("model", -1)
-MODES = ("train", "eval")
-PARAMETER_SETS = ("trainable", "all")
 SEED_BOUND = 2**62
 
 
@@ -230,87 +229,26 @@ def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def check_choice(probe: str, key: str, value: object, valid: tuple[str, ...]) -> str:
-    if value not in valid:
-        raise ValueError(
-            f"probe {probe!r} option {key!r} = {value!r} is not valid; valid values: "
-            f"{', '.join(valid)}"
-        )
-    return str(value)
-
-
-def check_positive(probe: str, key: str, value: object, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"probe {probe!r} option {key!r} must be > 0; got {value!r}")
-
-
-def check_option_type(probe: str, key: str, value: object, default: object) -> object:
-    """``value`` coerced to the type of ``default``; a wrong type fails naming both.
-
-    An option whose default is None takes a positive integer or None.
-    """
-    expected: str
-    if isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        expected = "a number"
-        value = float(value) if ok else value  # type: ignore[arg-type]
-    elif isinstance(default, str):
-        ok, expected = isinstance(value, str), "a string"
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        )
-        expected = "a list of numbers"
-        value = tuple(float(v) for v in value) if ok else value  # type: ignore[union-attr]
-    elif default is None:
-        ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
-        expected = "an integer or null"
-    else:
-        ok, expected = True, ""
-    if not ok:
-        raise ValueError(
-            f"probe {probe!r} option {key!r} must be {expected}; got {value!r} "
-            f"(default {default!r})"
-        )
-    return value
-
-
 class Probe:
     """Base class of every probe; subclasses are registered in ``PROBES``.
 
-    ``options`` maps each option name to its default (its type is the option's type);
-    ``expensive`` probes are opt-in and run only at init and end unless scheduled.
-    Instances hold the merged options in ``settings``; ``label`` is the name records
-    carry (the probe name unless the schedule entry gives another).
+    ``name`` is its entry in the probe catalog (:data:`normstudy.catalog.PROBES`), which
+    holds its options (defaults, types, checks) and whether it is ``expensive``.
+    Instances hold the catalog's defaults merged with the given options, checked, in
+    ``settings``; ``label`` is the name records carry (the probe name unless the schedule
+    entry gives another).
     """
 
     name: ClassVar[str] = "probe"
-    options: ClassVar[dict[str, object]] = {}
-    expensive: ClassVar[bool] = False
 
     def __init__(self, **options: object) -> None:
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            listed = ", ".join(sorted(self.options)) or "none"
-            raise ValueError(
-                f"probe {self.name!r} has no option(s) {', '.join(unknown)}; "
-                f"valid options: {listed}"
-            )
-        merged = dict(self.options)
-        for key, value in options.items():
-            merged[key] = check_option_type(self.name, key, value, self.options[key])
-        self.settings: dict[str, Any] = merged
+        self.settings: dict[str, Any] = self.definition().resolve("probe", options)
         self.label = self.name
-        self.check()
 
-    def check(self) -> None:
-        """Validate option values (ranges, choices); raise ValueError naming the bad one."""
+    @classmethod
+    def definition(cls) -> ProbeDefinition:
+        """The probe's catalog entry: its options and whether it is expensive."""
+        return PROBE_CATALOG[cls.name]
 
     def samples_needed(self, config: dict) -> int:
         """How many probe examples this probe uses with the cell ``config``."""
@@ -351,8 +289,7 @@ def isolated(ctx: ProbeContext) -> Iterator[None]:
     buffers = [
         (module, name, buffer, buffer.detach().clone())
         for module in model.modules()
-        for name, buffer in module._buffers.items()
-        if buffer is not None
+        for name, buffer in module.named_buffers(recurse=False)
     ]
     params = [
         (
@@ -364,10 +301,10 @@ def isolated(ctx: ProbeContext) -> Iterator[None]:
         )
         for param in model.parameters()
     ]
-    terms = [
-        (module, module._last.term)
+    transient = [
+        (module, module.transient_state())
         for module in model.modules()
-        if isinstance(module, BatchMeanRegularized)
+        if isinstance(module, Normalizer)
     ]
     grad_enabled = torch.is_grad_enabled()
     with reseeded(seed):
@@ -377,7 +314,8 @@ def isolated(ctx: ProbeContext) -> Iterator[None]:
             torch.set_grad_enabled(grad_enabled)
             with torch.no_grad():
                 for module, name, buffer, saved in buffers:
-                    module._buffers[name] = buffer
+                    # Assigning a tensor to a buffer's name replaces the buffer.
+                    setattr(module, name, buffer)
                     buffer.copy_(saved)
                 for param, value, requires_grad, grad, saved_grad in params:
                     param.copy_(value)
@@ -387,8 +325,8 @@ def isolated(ctx: ProbeContext) -> Iterator[None]:
                         grad.copy_(saved_grad)
             for module, training in modes:
                 module.training = training
-            for module, term in terms:
-                module._last.term = term
+            for module, state in transient:
+                module.restore_transient_state(state)
 
 
 def failure_records(probe: Probe) -> list[Record]:

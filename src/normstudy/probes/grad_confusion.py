@@ -15,13 +15,10 @@ import numpy as np
 import torch
 
 from normstudy.probes.base import (
-    PARAMETER_SETS,
     Probe,
     ProbeContext,
     ProbeFailure,
     Record,
-    check_choice,
-    check_positive,
     flat,
     gradients,
     layer_parameter_names,
@@ -56,16 +53,6 @@ class GradConfusion(Probe):
     """
 
     name = "grad_confusion"
-    options = {"batch_size": None, "n_batches": 4, "parameters": "trainable"}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
-        if self.settings["n_batches"] < 2:
-            raise ValueError(
-                f"probe {self.name!r} option 'n_batches' must be >= 2 (pairs of minibatches);"
-                f" got {self.settings['n_batches']}"
-            )
-        check_choice(self.name, "parameters", self.settings["parameters"], PARAMETER_SETS)
 
     def samples_needed(self, config: dict) -> int:
         return self.settings["n_batches"] * super().samples_needed(config)

@@ -7,12 +7,9 @@ from collections import defaultdict
 import torch
 
 from normstudy.probes.base import (
-    PARAMETER_SETS,
     Probe,
     ProbeContext,
     Record,
-    check_choice,
-    check_positive,
     flat,
     gradients,
     layer_parameter_names,
@@ -42,11 +39,6 @@ class GradNorms(Probe):
     """
 
     name = "grad_norms"
-    options = {"batch_size": None, "parameters": "trainable"}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
-        check_choice(self.name, "parameters", self.settings["parameters"], PARAMETER_SETS)
 
     def run(self, ctx: ProbeContext) -> list[Record]:
         set_mode(ctx.model, "train")

@@ -19,7 +19,6 @@ from normstudy.probes.base import (
     ProbeContext,
     ProbeFailure,
     Record,
-    check_positive,
     draw_seed,
     flat,
     layer_parameter_names,
@@ -101,11 +100,6 @@ class InternalCovariateShift(Probe):
     """
 
     name = "ics"
-    expensive = True
-    options = {"batch_size": None}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
 
     def run(self, ctx: ProbeContext) -> list[Record]:
         set_mode(ctx.model, "train")
@@ -157,15 +151,6 @@ class Smoothness(Probe):
     """
 
     name = "smoothness"
-    expensive = True
-    options = {"batch_size": None, "step_factors": (0.5, 1.0, 2.0, 4.0)}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
-        if not self.settings["step_factors"]:
-            raise ValueError(f"probe {self.name!r} option 'step_factors' must not be empty")
-        for factor in self.settings["step_factors"]:
-            check_positive(self.name, "step_factors", factor)
 
     def run(self, ctx: ProbeContext) -> list[Record]:
         set_mode(ctx.model, "train")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from normstudy.norms.base import Normalizer, has_gamma_beta
-from normstudy.probes.base import Probe, ProbeContext, Record, check_positive, layers
+from normstudy.probes.base import Probe, ProbeContext, Record, layers
 from normstudy.probes.registry import register_probe
 
 
@@ -43,24 +43,6 @@ class NormParams(Probe):
     """
 
     name = "norm_params"
-    options = {
-        "bins": 50,
-        "hist_limit": 2.0,
-        "thresholds": (0.01, 0.05, 0.1),
-        "max_values": 512,
-        "per_layer_hist": False,
-    }
-
-    def check(self) -> None:
-        check_positive(self.name, "bins", self.settings["bins"])
-        check_positive(self.name, "hist_limit", self.settings["hist_limit"])
-        if self.settings["max_values"] < 0:
-            raise ValueError(
-                f"probe {self.name!r} option 'max_values' must be >= 0; "
-                f"got {self.settings['max_values']!r}"
-            )
-        for threshold in self.settings["thresholds"]:
-            check_positive(self.name, "thresholds", threshold)
 
     def samples_needed(self, config: dict) -> int:
         return 0

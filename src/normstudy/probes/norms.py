@@ -11,7 +11,6 @@ from normstudy.probes.base import (
     Probe,
     ProbeContext,
     Record,
-    check_positive,
     finite_loss,
     layer_parameter_names,
     layers,
@@ -73,10 +72,6 @@ class Norms(Probe):
     """
 
     name = "norms"
-    options = {"batch_size": None}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
 
     def run(self, ctx: ProbeContext) -> list[Record]:
         records = self.distance_records(ctx)

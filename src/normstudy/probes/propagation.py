@@ -12,12 +12,9 @@ from __future__ import annotations
 import torch
 
 from normstudy.probes.base import (
-    MODES,
     Probe,
     ProbeContext,
     Record,
-    check_choice,
-    check_positive,
     draw_seed,
     layers,
     probe_batch,
@@ -51,15 +48,6 @@ class Propagation(Probe):
     """
 
     name = "propagation"
-    options = {"batch_size": None, "noise": 0.25, "mode": "train"}
-
-    def check(self) -> None:
-        check_positive(self.name, "batch_size", self.settings["batch_size"], allow_none=True)
-        if self.settings["noise"] < 0:
-            raise ValueError(
-                f"probe {self.name!r} option 'noise' must be >= 0; got {self.settings['noise']}"
-            )
-        check_choice(self.name, "mode", self.settings["mode"], MODES)
 
     def run(self, ctx: ProbeContext) -> list[Record]:
         set_mode(ctx.model, self.settings["mode"])

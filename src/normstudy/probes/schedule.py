@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from normstudy.catalog import PROBES
 from normstudy.probes.base import Probe
-from normstudy.probes.registry import PROBES, build_probe
+from normstudy.probes.registry import build_probe
 
 PHASES = ("init", "epoch", "step", "end")
 ENTRY_KEYS = (
@@ -123,12 +124,12 @@ def parse_probe_entry(entry: object, position: int = 0) -> ProbeEntry:
         )
     if "name" not in entry:
         raise ValueError(
-            f"{where} = {dict(entry)!r} has no 'name'; valid probes: {', '.join(PROBES.names())}"
+            f"{where} = {dict(entry)!r} has no 'name'; valid probes: {', '.join(sorted(PROBES))}"
         )
     name = entry["name"]
     if not isinstance(name, str) or name not in PROBES:
         raise ValueError(
-            f"{where}: unknown probe {name!r}; valid probes: {', '.join(PROBES.names())}"
+            f"{where}: unknown probe {name!r}; valid probes: {', '.join(sorted(PROBES))}"
         )
     options = entry.get("options", {})
     if options is None:
@@ -138,7 +139,7 @@ def parse_probe_entry(entry: object, position: int = 0) -> ProbeEntry:
     label = entry.get("label", name)
     if not isinstance(label, str) or not label:
         raise ValueError(f"{where}: 'label' must be a non-empty string; got {label!r}")
-    default_every = 0 if PROBES.get(name).expensive else 1
+    default_every = 0 if PROBES[name].expensive else 1
     parsed = ProbeEntry(
         name=name,
         every_epochs=_count(where, "every_epochs", entry.get("every_epochs", default_every)),
@@ -163,7 +164,7 @@ def parse_probe_entries(entries: object) -> list[ProbeEntry]:
     if not isinstance(entries, (list, tuple)):
         raise ValueError(
             f"'probes' must be a list of probe names or mappings; got {entries!r} "
-            f"(valid probes: {', '.join(PROBES.names())})"
+            f"(valid probes: {', '.join(sorted(PROBES))})"
         )
     parsed = [parse_probe_entry(entry, i) for i, entry in enumerate(entries)]
     seen: set[str] = set()
