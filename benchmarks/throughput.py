@@ -56,13 +56,9 @@ from normstudy.config import resolve_cell_config
 from normstudy.data import DatasetSplits, load_dataset
 from normstudy.data.base import splits_from_pools
 from normstudy.datacache import save_cache
-from normstudy.train import (
-    available_threads,
-    epoch_permutation,
-    inputs_for_model,
-    prepare,
-    train_step,
-)
+from normstudy.train import inputs_for_model, prepare, train_step
+from normstudy.train.batches import epoch_permutation
+from normstudy.train.runtime import available_threads
 
 
 @dataclass

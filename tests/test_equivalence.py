@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from normstudy import stats
+from normstudy import comparison_specs, comparisons, multiplicity
+from normstudy.comparison_specs import ComparisonSpec, ComparisonSpecError
 from normstudy.equivalence import (
     DIFFERENT,
     DIFFERENT_SIZE_UNCLEAR,
@@ -21,7 +22,6 @@ from normstudy.equivalence import (
     tost_p,
     verdict,
 )
-from normstudy.stats import ComparisonSpec, ComparisonSpecError
 
 X = np.array([0.801, 0.812, 0.795, 0.808, 0.803])
 Y = np.array([0.800, 0.806, 0.799, 0.802, 0.805])
@@ -90,22 +90,22 @@ def cells_of(reference, candidate) -> pd.DataFrame:
 def test_comparison_rows_carry_the_equivalence_columns():
     cells = cells_of(Y, X)
     spec = ComparisonSpec("norm", "batch", equivalence_margin=0.01)
-    row = stats.compare(cells, spec, ["norm", "seed"], study="s").iloc[0]
+    row = comparisons.compare(cells, spec, ["norm", "seed"], study="s").iloc[0]
     assert row["equivalence_margin"] == 0.01
     assert row["tost_p"] == pytest.approx(tost(X, Y, 0.01, paired=True)["tost_p"])
     assert row["equivalence"] == EQUIVALENT
     # the ordinary columns keep their meaning
     assert row["p_value"] == pytest.approx(sps.ttest_rel(X, Y).pvalue)
-    plain = stats.compare(cells, ComparisonSpec("norm", "batch"), ["norm", "seed"], study="s")
+    plain = comparisons.compare(cells, ComparisonSpec("norm", "batch"), ["norm", "seed"], study="s")
     assert plain.iloc[0]["equivalence"] is None and math.isnan(plain.iloc[0]["tost_p"])
-    stats.comparisons_arrow(plain)
+    comparisons.comparisons_arrow(plain)
 
 
 def test_noisy_seeds_are_not_shown_equivalent():
     rng = np.random.default_rng(3)
     noisy = Y + rng.normal(0, 0.05, Y.size)
     spec = ComparisonSpec("norm", "batch", equivalence_margin=0.01)
-    row = stats.compare(cells_of(Y, noisy), spec, ["norm", "seed"], study="s").iloc[0]
+    row = comparisons.compare(cells_of(Y, noisy), spec, ["norm", "seed"], study="s").iloc[0]
     assert row["p_value"] > 0.05 and row["equivalence"] == NOT_SHOWN
 
 
@@ -113,7 +113,7 @@ def test_noisy_seeds_are_not_shown_equivalent():
 def test_bad_margins_fail_clearly(value):
     entry = {"factor": "norm", "reference": "batch", "equivalence_margin": value}
     with pytest.raises(ComparisonSpecError, match="equivalence_margin must be a positive"):
-        stats.parse_comparisons([entry], ["norm", "seed"])
+        comparison_specs.parse_comparisons([entry], ["norm", "seed"])
 
 
 # ----------------------------------------------------------------------- simulation
@@ -151,6 +151,8 @@ def test_tost_p_is_holm_adjusted_within_the_family():
         for seed, value in enumerate(values)
     ]
     spec = ComparisonSpec("norm", "batch", equivalence_margin=0.01)
-    table = stats.comparisons_table(pd.DataFrame(rows), {"s": (["norm", "width", "seed"], [spec])})
-    assert table["p_holm_tost"].to_numpy() == pytest.approx(stats.holm(table["tost_p"]))
-    stats.comparisons_arrow(table)
+    table = comparisons.comparisons_table(
+        pd.DataFrame(rows), {"s": (["norm", "width", "seed"], [spec])}
+    )
+    assert table["p_holm_tost"].to_numpy() == pytest.approx(multiplicity.holm(table["tost_p"]))
+    comparisons.comparisons_arrow(table)

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from normstudy import power, power_report, stats
+from normstudy import comparison_specs, comparisons, intervals, power, power_report
+from normstudy.comparison_specs import ComparisonSpec, ComparisonSpecError
 from normstudy.grid import StudyError, plan_studies
-from normstudy.stats import ComparisonSpec, ComparisonSpecError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -104,22 +104,22 @@ def cells_of(ref, cand, seeds=None):
 def test_comparisons_carry_interval_method_g_interval_and_power(tmp_path):
     ref, cand = [0.80, 0.82, 0.79, 0.85, 0.81], [0.84, 0.83, 0.86, 0.88, 0.80]
     spec = ComparisonSpec("norm", "batch", smallest_effect=0.02)
-    table = stats.comparisons_table(cells_of(ref, cand), {"s": (["norm", "seed"], [spec])})
+    table = comparisons.comparisons_table(cells_of(ref, cand), {"s": (["norm", "seed"], [spec])})
     row = table.iloc[0]
     assert row["ci_method"] == "paired_t"
     assert (row["g_low"], row["g_high"]) == pytest.approx(
-        stats.hedges_g_interval(np.array(cand), np.array(ref))
+        intervals.hedges_g_interval(np.array(cand), np.array(ref))
     )
     assert row["g_low"] < row["hedges_g"] < row["g_high"]
     assert row["smallest_effect"] == 0.02
     d = np.array(cand) - np.array(ref)
     assert row["n_needed_smallest"] == power.seeds_needed(0.02 / d.std(ddof=1), paired=True)
-    arrow = stats.comparisons_arrow(table)
+    arrow = comparisons.comparisons_arrow(table)
     assert arrow.schema.field("n_needed").type == "int32"
-    single = stats.comparisons_table(
+    single = comparisons.comparisons_table(
         cells_of([0.8], [0.9, 0.91]), {"s": (["norm", "seed"], [spec])}
     )
-    arrow = stats.comparisons_arrow(single)
+    arrow = comparisons.comparisons_arrow(single)
     assert arrow.column("n_needed").to_pylist() == [None]
     assert arrow.column("ci_method").to_pylist() == ["none"]
     assert math.isnan(single.iloc[0]["ci_low"])
@@ -255,7 +255,7 @@ def test_smallest_effect_is_read_from_the_config():
     config = workflow_config({"factor": "norm", "reference": "batch", "smallest_effect": 0.01})
     jsonschema.validate(config, SCHEMA)
     plan = plan_studies(config)
-    (spec,) = stats.parse_comparisons(plan.studies["toy"].comparisons, ["norm", "seed"])
+    (spec,) = comparison_specs.parse_comparisons(plan.studies["toy"].comparisons, ["norm", "seed"])
     assert spec.smallest_effect == 0.01
 
 
@@ -271,4 +271,6 @@ def test_bad_smallest_effect_names_study_key_and_value(value):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(config, SCHEMA)
     with pytest.raises(ComparisonSpecError):
-        stats.parse_comparisons(config["studies"]["toy"]["comparisons"], ["norm", "seed"])
+        comparison_specs.parse_comparisons(
+            config["studies"]["toy"]["comparisons"], ["norm", "seed"]
+        )

@@ -493,16 +493,16 @@ def test_compile_trains_and_keeps_state_dict_names(tmp_path):
 @pytest.fixture
 def batches(monkeypatch) -> list[list[int]]:
     """The example indices of every training step, in order (train_step still runs)."""
-    from normstudy import train as train_module
+    from normstudy.train import loop
 
     recorded: list[list[int]] = []
-    original = train_module.train_step
+    original = loop.train_step
 
     def recording_step(cell, indices):
         recorded.append(indices.tolist())
         return original(cell, indices)
 
-    monkeypatch.setattr(train_module, "train_step", recording_step)
+    monkeypatch.setattr(loop, "train_step", recording_step)
     return recorded
 
 
@@ -543,15 +543,16 @@ def test_probes_get_the_optimizer_and_the_cross_entropy_without_regnorms_term(
 ):
     """ "Is Batch Norm unique?" §6 and Santurkar et al. §2.2, §3.1 measure the data loss;
     ICS steps by the optimizer's own update (Santurkar et al. §2.2)."""
-    from normstudy import train as train_module
+    from normstudy.norms import collect_regularizers
+    from normstudy.probes import runner
 
     checks = []
-    original = train_module.run_probe
+    original = runner.run_probe
 
     def checking_run_probe(probe, ctx):
         ctx.model.train()
         logits = ctx.model(ctx.probe_x[:16])
-        regularizer = train_module.collect_regularizers(ctx.model)
+        regularizer = collect_regularizers(ctx.model)
         cross_entropy = torch.nn.functional.cross_entropy(logits, ctx.probe_y[:16])
         checks.append(
             (
@@ -562,7 +563,7 @@ def test_probes_get_the_optimizer_and_the_cross_entropy_without_regnorms_term(
         )
         return original(probe, ctx)
 
-    monkeypatch.setattr(train_module, "run_probe", checking_run_probe)
+    monkeypatch.setattr(runner, "run_probe", checking_run_probe)
     config = {**TINY, "norm": "regnorm", "epochs": 1, "probes": [{"name": "smoothness"}]}
     summary = train_cell(config, tmp_path / "cell", threads=1)
     assert summary["probe_errors"] == []

@@ -1,4 +1,4 @@
-"""Tuned comparisons (normstudy.tuning via normstudy.stats): each level at its own best
+"""Tuned comparisons (normstudy.tuning via normstudy.comparisons): each level at its own best
 values of the tuned axes, chosen on a validation metric, compared on the test metric."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from normstudy import stats
+from normstudy import comparison_specs, comparisons
+from normstudy.comparison_specs import ComparisonSpec, ComparisonSpecError
 from normstudy.grid import StudyError, check_comparisons
-from normstudy.stats import ComparisonSpec, ComparisonSpecError
 
 AXES = ["norm", "lr", "seed"]
 # (norm, lr) -> (val per seed, test per seed); batch is best at lr 1, layer at lr 0.1
@@ -42,7 +42,7 @@ def make_cells(zoo=ZOO, statuses=None) -> pd.DataFrame:
 
 def test_each_level_is_compared_at_its_own_best_value():
     spec = ComparisonSpec("norm", "batch", tune=("lr",))
-    rows = stats.compare(make_cells(), spec, AXES, study="s")
+    rows = comparisons.compare(make_cells(), spec, AXES, study="s")
     row = rows.iloc[0]
     assert len(rows) == 1 and row["condition"] == "{}"
     assert json.loads(row["reference_tuned"]) == {"lr": 1}
@@ -52,12 +52,12 @@ def test_each_level_is_compared_at_its_own_best_value():
     x, y = np.array(ZOO[("layer", 0.1)][1]), np.array(ZOO[("batch", 1.0)][1])
     assert row["paired"] and row["diff"] == pytest.approx(x.mean() - y.mean())
     assert row["p_value"] == pytest.approx(sps.ttest_rel(x, y).pvalue)
-    stats.comparisons_arrow(rows)
+    comparisons.comparisons_arrow(rows)
 
 
 def test_tuning_table_marks_the_chosen_values():
     spec = ComparisonSpec("norm", "batch", tune=("lr",))
-    table = stats.tuning_table(make_cells(), {"s": (AXES, [spec])})
+    table = comparisons.tuning_table(make_cells(), {"s": (AXES, [spec])})
     assert len(table) == 4
     chosen = table[table["chosen"]]
     assert sorted(zip(chosen["level"], chosen["tuned_values"], strict=True)) == [
@@ -73,11 +73,11 @@ def test_lower_is_better_tune_metric_and_ties_go_to_the_first_value():
     spec = ComparisonSpec(
         "norm", "batch", tune=("lr",), tune_metric="final_val_loss", diverged="worst"
     )
-    row = stats.compare(make_cells(zoo), spec, AXES, study="s").iloc[0]
+    row = comparisons.compare(make_cells(zoo), spec, AXES, study="s").iloc[0]
     assert json.loads(row["reference_tuned"]) == {"lr": 1}  # lowest loss = best val acc
     tied = dict(ZOO) | {("layer", 1.0): (ZOO[("layer", 0.1)][0], [0.1, 0.1, 0.1])}
     spec = ComparisonSpec("norm", "batch", tune=("lr",))
-    row = stats.compare(make_cells(tied), spec, AXES, study="s").iloc[0]
+    row = comparisons.compare(make_cells(tied), spec, AXES, study="s").iloc[0]
     assert json.loads(row["candidate_tuned"]) == {"lr": 0.1}
 
 
@@ -85,10 +85,10 @@ def test_diverged_cells_count_against_a_tuned_value():
     # one of batch's seeds diverges at lr 1: at chance (0.1) its mean falls below lr 0.1
     cells = make_cells(statuses={("batch", 1.0, 0): "diverged"})
     spec = ComparisonSpec("norm", "batch", tune=("lr",))
-    row = stats.compare(cells, spec, AXES, study="s").iloc[0]
+    row = comparisons.compare(cells, spec, AXES, study="s").iloc[0]
     assert json.loads(row["reference_tuned"]) == {"lr": 0.1}
     excluded = ComparisonSpec("norm", "batch", tune=("lr",), diverged="exclude")
-    row = stats.compare(cells, excluded, AXES, study="s").iloc[0]
+    row = comparisons.compare(cells, excluded, AXES, study="s").iloc[0]
     assert json.loads(row["reference_tuned"]) == {"lr": 1}
     assert row["n_ref"] == 2 and not row["paired"]
 
@@ -108,11 +108,11 @@ def test_excluded_grid_points_leave_a_level_fewer_values():
     cells = pd.DataFrame(rows)
     axes = ["norm", "reg_strength", "seed"]
     spec = ComparisonSpec("norm", "batch", tune=("reg_strength",))
-    row = stats.compare(cells, spec, axes, study="s").iloc[0]
+    row = comparisons.compare(cells, spec, axes, study="s").iloc[0]
     assert json.loads(row["reference_tuned"]) == {"reg_strength": 0}
     assert json.loads(row["candidate_tuned"]) == {"reg_strength": 0.1}
     assert row["diff"] == pytest.approx(0.05)
-    table = stats.tuning_table(cells, {"s": (axes, [spec])})
+    table = comparisons.tuning_table(cells, {"s": (axes, [spec])})
     assert table.groupby("level").size().to_dict() == {"batch": 1, "regnorm": 3}
 
 
@@ -133,7 +133,7 @@ def test_excluded_grid_points_leave_a_level_fewer_values():
 )
 def test_bad_tuning_fails_clearly(entry, message):
     with pytest.raises(ComparisonSpecError, match="comparison of 'norm'|unknown metric") as err:
-        stats.parse_comparisons([{"factor": "norm", "reference": "batch"} | entry], AXES)
+        comparison_specs.parse_comparisons([{"factor": "norm", "reference": "batch"} | entry], AXES)
     assert message in str(err.value)
 
 
@@ -141,7 +141,7 @@ def test_a_tune_metric_without_values_fails_clearly():
     cells = make_cells().assign(final_val_acc=math.nan)
     spec = ComparisonSpec("norm", "batch", tune=("lr",))
     with pytest.raises(ValueError, match="no finite value in any ok cell"):
-        stats.compare(cells, spec, AXES, study="s")
+        comparisons.compare(cells, spec, AXES, study="s")
 
 
 def test_the_planning_check_names_the_study():

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_BAD_INPUT = 2
 EXIT_IO_ERROR = 74
@@ -181,8 +182,9 @@ def add_config_arguments(command: argparse.ArgumentParser) -> None:
 def command_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from normstudy.comparison_specs import parse_comparisons
+    from normstudy.comparisons import comparisons_arrow, comparisons_table
     from normstudy.io import read_json, write_parquet_atomic
-    from normstudy.stats import comparisons_arrow, comparisons_table, parse_comparisons
 
     plan = read_json(args.plan)
     cells = pd.read_parquet(args.cells)
@@ -211,8 +213,8 @@ def command_compare(args: argparse.Namespace) -> int:
 def write_trends_and_tuning(args, plan: dict, cells, studies: dict, table) -> None:
     """The trend tests, the tuning table and the Markdown summary, where asked for."""
     from normstudy.comparison_summary import summary_markdown
+    from normstudy.comparisons import tuning_table
     from normstudy.io import write_parquet_atomic, write_text_atomic
-    from normstudy.stats import tuning_table
     from normstudy.trends import parse_trends, trends_arrow, trends_table
     from normstudy.tuning import tuning_arrow
 
@@ -261,39 +263,23 @@ def command_ols(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_estimate(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    import pandas as pd
-
-    from normstudy.grid import StudyError, plan_studies
-
+def estimate_arguments_problem(args: argparse.Namespace) -> str | None:
     if (args.config is None) == (args.json is None):
-        print("normstudy: give the workflow config as a file or with --json", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return "give the workflow config as a file or with --json"
     if args.assume_tflops is not None and not (
         args.assume_tflops > 0 and 0 < args.utilisation <= 1
     ):
-        print(
-            "normstudy: --assume-tflops must be > 0 and --utilisation in (0, 1]",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    workflow_config = config_from_args(args)
-    if args.scale is not None:
-        workflow_config["scale"] = args.scale
-    try:
-        plan = plan_studies(workflow_config, only=args.study)
-    except StudyError as error:
-        print(f"normstudy: invalid study config:\n{error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from normstudy.estimate import estimate_plan
-    from normstudy.io import write_text_atomic
+        return "--assume-tflops must be > 0 and --utilisation in (0, 1]"
+    return None
+
+
+def estimate_progress(flops_only: bool):
+    """A progress callback of :func:`normstudy.estimate.estimate_plan`: one line per group."""
 
     def progress(done: int, total: int, group) -> None:
         timing = (
             ""
-            if args.flops_only
+            if flops_only
             else f"{group.step_seconds:.3g} s/step{' (scaled)' if group.scaled else ''}, "
             f"{group.hours:.3g} h, "
         )
@@ -305,22 +291,54 @@ def command_estimate(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    return progress
+
+
+def command_estimate(args: argparse.Namespace) -> int:
+    from normstudy.grid import StudyError, plan_studies
+
+    problem = estimate_arguments_problem(args)
+    if problem:
+        print(f"normstudy: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    workflow_config = config_from_args(args)
+    if args.scale is not None:
+        workflow_config["scale"] = args.scale
+    try:
+        plan = plan_studies(workflow_config, only=args.study)
+    except StudyError as error:
+        print(f"normstudy: invalid study config:\n{error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from normstudy.estimate import estimate_plan
+
     estimate = estimate_plan(
         plan,
         steps=args.steps,
         step_budget=args.step_budget,
         threads=args.threads,
         timed=not args.flops_only,
-        progress=progress,
+        progress=estimate_progress(args.flops_only),
     )
+    print(write_estimate(args, plan, estimate))
+    return 0
+
+
+def write_estimate(args: argparse.Namespace, plan, estimate) -> str:
+    """Write groups.csv, studies.csv, cells.csv and studies.txt into ``args.out_dir``;
+    returns the summary (studies.txt)."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from normstudy.estimate import assumed_hours
+    from normstudy.io import write_text_atomic
+
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = pd.DataFrame([asdict(group) for group in estimate.groups])
     studies = pd.DataFrame(estimate.study_rows(plan))
     assumption = ""
     if args.assume_tflops is not None:
-        from normstudy.estimate import assumed_hours
-
         studies["assumed_hours"] = [
             assumed_hours(pflop, args.assume_tflops, args.utilisation) for pflop in studies["pflop"]
         ]
@@ -340,6 +358,13 @@ def command_estimate(args: argparse.Namespace) -> int:
         columns=["cell_id", "hours", "device"],
     )
     write_text_atomic(out / "cells.csv", cells.to_csv(index=False))
+    summary = estimate_summary(args, plan, groups, studies, assumption)
+    write_text_atomic(out / "studies.txt", summary)
+    return summary
+
+
+def estimate_summary(args: argparse.Namespace, plan, groups, studies, assumption: str) -> str:
+    device = groups["device"].iloc[0] if len(groups) else "?"
     threads = groups["threads"].iloc[0] if len(groups) else "?"
     what = (
         "FLOPs counted, nothing timed"
@@ -349,7 +374,7 @@ def command_estimate(args: argparse.Namespace) -> int:
     where = "" if args.flops_only else f" on {device} ({threads} threads)"
     # --flops-only times nothing: its hours column is all NaN (kept in studies.csv only)
     shown = studies.drop(columns="hours") if args.flops_only else studies
-    summary = (
+    return (
         f"Estimated {plan.scale}-scale cost{where}, "
         f"{len(groups)} cost groups measured, {what}{assumption}:\n\n"
         + shown.to_string(
@@ -358,9 +383,6 @@ def command_estimate(args: argparse.Namespace) -> int:
         )
         + "\n"
     )
-    write_text_atomic(out / "studies.txt", summary)
-    print(summary)
-    return 0
 
 
 def command_figure(args: argparse.Namespace) -> int:
@@ -447,10 +469,11 @@ def command_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
-    top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
-    commands = top.add_subparsers(dest="command", required=True)
+Subcommands = Any
+"""What ``ArgumentParser.add_subparsers`` returns (argparse gives it no public type)."""
+
+
+def add_train_command(commands: Subcommands) -> None:
     train = commands.add_parser("train", help="train one cell: CONFIG (YAML/JSON) -> OUTDIR")
     add_config_arguments(train)
     train.add_argument("outdir", help="the cell directory to write")
@@ -484,6 +507,8 @@ def parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=command_train)
 
+
+def add_prepare_data_command(commands: Subcommands) -> None:
     prepare = commands.add_parser("prepare-data", help="cache a cell's dataset as tensors")
     add_config_arguments(prepare)
     prepare.add_argument("output", help="cache file to write")
@@ -491,12 +516,16 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--download", action="store_true")
     prepare.set_defaults(func=command_prepare_data)
 
+
+def add_aggregate_command(commands: Subcommands) -> None:
     agg = commands.add_parser("aggregate", help="cells -> results/tables/*.parquet")
     agg.add_argument("plan", help="plan JSON written by the workflow")
     agg.add_argument("cells_dir", help="directory of cell directories")
     agg.add_argument("out_dir", help="directory of the tables")
     agg.set_defaults(func=command_aggregate)
 
+
+def add_check_build_command(commands: Subcommands) -> None:
     build = commands.add_parser(
         "check-build",
         help="build every distinct cell shape of a plan once (meta device), train nothing",
@@ -510,6 +539,8 @@ def parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(func=command_check_build)
 
+
+def add_check_cells_command(commands: Subcommands) -> None:
     check = commands.add_parser(
         "check-cells", help="report every damaged cell output at once (before the tables)"
     )
@@ -518,6 +549,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("output", help="marker file written when every cell is intact")
     check.set_defaults(func=command_check_cells)
 
+
+def add_compare_command(commands: Subcommands) -> None:
     compare = commands.add_parser("compare", help="cells.parquet -> comparisons.parquet")
     compare.add_argument("plan", help="plan JSON written by the workflow")
     compare.add_argument("cells", help="cells.parquet")
@@ -529,6 +562,8 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--summary-md", help="Markdown summary of the comparisons to write")
     compare.set_defaults(func=command_compare)
 
+
+def add_power_command(commands: Subcommands) -> None:
     power = commands.add_parser(
         "power",
         help="seeds needed for 80%% power per comparison; --suggest: the config change",
@@ -544,6 +579,8 @@ def parser() -> argparse.ArgumentParser:
     )
     power.set_defaults(func=command_power)
 
+
+def add_ols_command(commands: Subcommands) -> None:
     ols = commands.add_parser("ols", help="OLS with and without BN (Morwani 2020 §2)")
     ols.add_argument("output", help="ols.parquet to write")
     ols.add_argument("--d", type=int, nargs="+", default=[2, 3], help="dimensions")
@@ -553,6 +590,8 @@ def parser() -> argparse.ArgumentParser:
     ols.add_argument("--seed", type=int, default=0)
     ols.set_defaults(func=command_ols)
 
+
+def add_estimate_command(commands: Subcommands) -> None:
     estimate = commands.add_parser(
         "estimate",
         help="hours a study takes on this device, from measured step times (normstudy.estimate)",
@@ -590,6 +629,8 @@ def parser() -> argparse.ArgumentParser:
     )
     estimate.set_defaults(func=command_estimate)
 
+
+def add_status_command(commands: Subcommands) -> None:
     status = commands.add_parser(
         "status",
         help="cells ok, diverged, failed, running and pending per study, and the time left",
@@ -611,6 +652,8 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="list every cell, not only the notable")
     status.set_defaults(func=command_status)
 
+
+def add_clean_command(commands: Subcommands) -> None:
     clean = commands.add_parser(
         "clean",
         help="list (--remove: delete) cells no plan uses, e.g. outdated by a version bump",
@@ -626,12 +669,16 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("--remove", action="store_true", help="delete them (default: list only)")
     clean.set_defaults(func=command_clean)
 
+
+def add_figure_command(commands: Subcommands) -> None:
     figure = commands.add_parser("figure", help="draw one figure from the tables")
     figure.add_argument("name", help="figure name (normstudy.figures.catalog)")
     figure.add_argument("tables_dir", help="directory of the Parquet tables")
     figure.add_argument("out_dir", help="directory to write the figure's files")
     figure.set_defaults(func=command_figure)
 
+
+def add_slurm_profile_command(commands: Subcommands) -> None:
     profile = commands.add_parser(
         "slurm-profile",
         help="write your Snakemake profile `slurm` (~/.config/snakemake/slurm) from sinfo/sacctmgr",
@@ -642,6 +689,32 @@ def parser() -> argparse.ArgumentParser:
     profile.add_argument("--dir", help="profile directory (default: Snakemake's user config)")
     profile.add_argument("--force", action="store_true", help="replace an existing profile")
     profile.set_defaults(func=command_slurm_profile)
+
+
+COMMANDS = (
+    add_train_command,
+    add_prepare_data_command,
+    add_aggregate_command,
+    add_check_build_command,
+    add_check_cells_command,
+    add_compare_command,
+    add_power_command,
+    add_ols_command,
+    add_estimate_command,
+    add_status_command,
+    add_clean_command,
+    add_figure_command,
+    add_slurm_profile_command,
+)
+"""Each adds one subcommand, in the order ``normstudy --help`` lists them."""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="normstudy", description=__doc__)
+    top.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    commands = top.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(commands)
     return top
 
 

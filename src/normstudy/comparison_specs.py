@@ -1,6 +1,6 @@
 """Comparison specs of ``config.yaml`` (``comparisons:``), validated without numpy or scipy.
 
-Kept apart from :mod:`normstudy.stats` so that the workflow can check every study's
+Kept apart from :mod:`normstudy.comparisons` so that the workflow can check every study's
 comparisons while Snakemake parses the Snakefile, without importing the numerical stack.
 """
 

@@ -152,6 +152,39 @@ def block_ranks(means: pd.DataFrame, direction: str) -> pd.DataFrame:
     return signed.rank(axis=1, method="average")
 
 
+def ranked_levels(
+    frame: pd.DataFrame, factor: str, levels: Sequence[object] | None
+) -> tuple[pd.DataFrame, list]:
+    """The cells of the ``levels`` to rank (default: every level of ``factor``) and
+    those levels; unknown levels, or fewer than two, fail naming the levels there are."""
+    all_levels = sorted_levels(frame[factor])
+    if levels is None:
+        levels = all_levels
+    else:
+        unknown = [level for level in levels if level not in all_levels]
+        if unknown:
+            raise ValueError(
+                f"level(s) {unknown} of {factor!r} are not in the cells; levels: {all_levels}"
+            )
+        levels = list(levels)
+        frame = frame[frame[factor].isin(levels)]
+    if len(levels) < 2:
+        raise ValueError(f"ranking {factor!r} needs at least two levels, got {levels}")
+    return frame, list(levels)
+
+
+def friedman_test(means: pd.DataFrame, k: int, n: int) -> tuple[float, float, list[str]]:
+    """(statistic, p-value, notes) of the Friedman test on the complete blocks' means
+    (scipy.stats.friedmanchisquare, with its tie correction); NaN with a note when it
+    is undefined (fewer than two blocks or three levels)."""
+    if n < MIN_BLOCKS:
+        return math.nan, math.nan, [FEWER_THAN_TWO_BLOCKS]
+    if k < 3:
+        return math.nan, math.nan, ["Friedman test needs at least three levels"]
+    statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means.to_numpy().T)
+    return statistic, p_value, []
+
+
 def friedman_ranks(
     cells: pd.DataFrame,
     factor: str,
@@ -183,34 +216,14 @@ def friedman_ranks(
     check_statuses(frame)
     check_unique_cells(frame, axes)
     values = metric_values(frame, metric, diverged)
-    all_levels = sorted_levels(frame[factor])
-    if levels is None:
-        levels = all_levels
-    else:
-        unknown = [level for level in levels if level not in all_levels]
-        if unknown:
-            raise ValueError(
-                f"level(s) {unknown} of {factor!r} are not in the cells; levels: {all_levels}"
-            )
-        levels = list(levels)
-        frame = frame[frame[factor].isin(levels)]
-    if len(levels) < 2:
-        raise ValueError(f"ranking {factor!r} needs at least two levels, got {levels}")
+    frame, levels = ranked_levels(frame, factor, levels)
     block_axes = [axis for axis in axes if axis not in (factor, seed_axis)]
     failed = failed_cells(frame, metric)
     means = block_means(frame, values, factor, block_axes, levels)
     complete = means.notna().all(axis=1)
     ranks = block_ranks(means[complete], direction)
     k, n = len(levels), int(complete.sum())
-    notes = []
-    if n < MIN_BLOCKS:
-        statistic = p_value = math.nan
-        notes.append(FEWER_THAN_TWO_BLOCKS)
-    elif k < 3:
-        statistic = p_value = math.nan
-        notes.append("Friedman test needs at least three levels")
-    else:
-        statistic, p_value = statistic_and_p(sps.friedmanchisquare, *means[complete].to_numpy().T)
+    statistic, p_value, notes = friedman_test(means[complete], k, n)
     if not complete.all():
         notes.append(f"{int((~complete).sum())} block(s) dropped: a level has no value")
     n_failed = int(failed.sum())

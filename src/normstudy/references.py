@@ -348,11 +348,12 @@ def probe_helper_reference(name: str) -> dict[str, Any]:
     (the loss includes its regularizer)."""
     from normstudy.config import resolve_cell_config
     from normstudy.probes import base
-    from normstudy.train import ProbeRunner, prepare, training_losses
+    from normstudy.probes.runner import ProbeRunner
+    from normstudy.train import data_loss, inputs_for_model, prepare, training_losses
 
     config = resolve_cell_config({**TINY, "norm": "regnorm"})
     cell = prepare(config, data_dir=None, download=False, threads=1)
-    runner = ProbeRunner(cell, [])
+    runner = ProbeRunner(cell, [], loss_fn=data_loss, model_inputs=inputs_for_model)
     ctx = base.ProbeContext(
         model=cell.model,
         config=cell.config,

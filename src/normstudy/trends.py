@@ -10,7 +10,7 @@ p-value toward improvement (higher accuracy, lower loss). A rank check that does
 assume a line: Page's L test (Page 1963, JASA 58:216; ``scipy.stats.page_trend_test``)
 with seeds as blocks when every seed has every level, else Kendall's tau across cells;
 both one-sided toward improvement. Diverged cells enter by the comparison's policy, as in
-:mod:`normstudy.stats`; Holm adjusts within each family study/trend=axis/metric.
+:mod:`normstudy.comparisons`; Holm adjusts within each family study/trend=axis/metric.
 
 Imports no torch.
 """
@@ -174,7 +174,7 @@ def trends_table(
 ) -> pd.DataFrame:
     """Every declared trend of every study (study -> (axes, trend specs)), Holm-adjusted
     within each family across its conditions."""
-    from normstudy.stats import holm_within_families
+    from normstudy.multiplicity import holm_within_families
 
     parts = [
         trend(cells, spec, axes, study=study, seed_axis=seed_axis, confidence=confidence)

@@ -51,6 +51,14 @@ TRAIN_THREADS = int(SLURM["threads"] if ON_SLURM else config["resources"]["threa
 TRAIN_GPUS = int(SLURM["gpus"] if ON_SLURM else config["resources"]["gpu"])
 PACKAGE = str(Path(workflow.basedir) / "src" / "normstudy")
 ENVIRONMENT = "../../environment.yml"
+# Snakemake has no public way to ask whether --use-conda / --sdm conda is on; its
+# internal settings answer, and a Snakemake without them stops here with that reason
+# (every dry run of the test suite parses this line).
+if not hasattr(workflow, "deployment_settings"):
+    raise WorkflowError(
+        "normstudy cannot tell whether --use-conda is set: this Snakemake has no "
+        "workflow.deployment_settings (tested with Snakemake 9)"
+    )
 USES_CONDA = any(
     method.name == "CONDA" for method in workflow.deployment_settings.deployment_method
 )

@@ -34,7 +34,7 @@ LOG_CI_TEXT = (
 )
 DIVERGED_TEXT = (
     "Diverged cells are never dropped: they count as chance accuracy (1/classes) in the "
-    "means, as in the statistical comparisons (normstudy.stats, policy 'chance'), are drawn "
+    "means, as in the statistical comparisons (normstudy.comparisons, policy 'chance'), are drawn "
     "as red × at chance, and are counted in the legend."
 )
 LOG_AXIS = "log axis when its values span more than a factor of 4"
@@ -267,7 +267,7 @@ ENTRIES = [
         "the test is undefined (one block, or only two normalizers) no diagram is drawn: "
         "the panel says why and lists the untested average ranks. "
         "Diverged cells count as chance accuracy and are counted after each name. After "
-        "Demšar (2006), §3.2.2 and figures 1–2 (normstudy.stats.friedman_ranks).",
+        "Demšar (2006), §3.2.2 and figures 1–2 (normstudy.ranking.friedman_ranks).",
     ),
 ]
 CATALOG: Catalog[FigureInfo] = Catalog("figure", ENTRIES)

@@ -1,5 +1,5 @@
 """Critical-difference diagram of the normalizers (Demšar 2006, §3.2.2 and figures 1-2),
-from :func:`normstudy.stats.friedman_ranks`, one panel per study with a ``norm`` axis."""
+from :func:`normstudy.ranking.friedman_ranks`, one panel per study with a ``norm`` axis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import textwrap
 from pathlib import Path
 
-from normstudy import stats
+from normstudy import ranking
 from normstudy.figures.drawing import finish, new_figure
 from normstudy.figures.registry import FigureResult, register_figure, skip
 from normstudy.figures.selection import studies_with
@@ -29,7 +29,7 @@ def p_text(p: float) -> str:
     return "n/a" if not math.isfinite(p) else f"{p:.3g}"
 
 
-def title_of(study: str, result: stats.FriedmanResult) -> str:
+def title_of(study: str, result: ranking.FriedmanResult) -> str:
     """Study, blocks and the omnibus tests (Friedman chi2 and Iman-Davenport F)."""
     dropped = f", {result.n_blocks_dropped} dropped" if result.n_blocks_dropped else ""
     blocks = f"{result.n_blocks} block{'s' if result.n_blocks != 1 else ''}"
@@ -40,7 +40,7 @@ def title_of(study: str, result: stats.FriedmanResult) -> str:
     )
 
 
-def draw_diagram(ax, result: stats.FriedmanResult) -> None:
+def draw_diagram(ax, result: ranking.FriedmanResult) -> None:
     """Rank axis (1 = best, left), each level's name joined to its average rank (best
     half on the left, the rest on the right), thick bars under groups of levels whose
     ranks differ by less than the critical difference, and the CD above the axis."""
@@ -100,7 +100,7 @@ def draw_diagram(ax, result: stats.FriedmanResult) -> None:
     ax.set_ylim(AXIS_Y - STEP_Y * (left + 0.6), BAR_Y + 0.45)
 
 
-def untestable(result: stats.FriedmanResult) -> str | None:
+def untestable(result: ranking.FriedmanResult) -> str | None:
     """Why the ranks cannot be tested (too few blocks, or no Friedman p-value), or None."""
     if result.n_blocks < MIN_BLOCKS:
         return (
@@ -112,7 +112,7 @@ def untestable(result: stats.FriedmanResult) -> str | None:
     return None
 
 
-def no_diagram(ax, result: stats.FriedmanResult, reason: str) -> None:
+def no_diagram(ax, result: ranking.FriedmanResult, reason: str) -> None:
     """No diagram: why, and the average ranks, as text in the panel."""
     ax.axis("off")
     ranks = ", ".join(
@@ -138,7 +138,7 @@ def rankings(tables: Tables, studies: list[str]) -> tuple[list, list[str]]:
     for study in studies:
         axes = tables.study_axes()[study]
         try:
-            result = stats.friedman_ranks(tables.cells, "norm", axes, metric=METRIC, study=study)
+            result = ranking.friedman_ranks(tables.cells, "norm", axes, metric=METRIC, study=study)
         except (KeyError, ValueError) as error:
             notes.append(f"study {study}: {error}")
             continue

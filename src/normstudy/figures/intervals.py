@@ -13,7 +13,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.lines import Line2D
 from scipy import stats as sps
 
-from normstudy import stats
+from normstudy import stats_common
 from normstudy.figures.metrics import MIN_SEEDS_FOR_INTERVAL, Metric
 
 CONFIDENCE = 0.95
@@ -52,7 +52,9 @@ def counted_values(frame: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Seri
     """The value each cell contributes (a diverged cell: chance accuracy, as the
     comparisons' default policy) and whether it diverged."""
     policy = "chance" if metric.endswith("_acc") else "worst"
-    return stats.metric_values(frame, metric, policy), stats.failed_cells(frame, metric)
+    return stats_common.metric_values(frame, metric, policy), stats_common.failed_cells(
+        frame, metric
+    )
 
 
 def finite(values: Iterable[float]) -> tuple[float, ...]:
@@ -65,7 +67,7 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFra
     diverged count of ``metric`` over the rows (seeds), diverged cells counted at chance."""
     values, failed = counted_values(frame, metric)
     rows = []
-    for key, group in stats.grouped_by(frame, list(by)):
+    for key, group in stats_common.grouped_by(frame, list(by)):
         mean, low, high, n = mean_ci(values[group.index])
         rows.append(
             {
@@ -92,7 +94,7 @@ def summarize_series(
     (losses, gradient magnitudes, eigenvalues) are drawn.
     """
     rows = []
-    for key, group in stats.grouped_by(frame, list(by)):
+    for key, group in stats_common.grouped_by(frame, list(by)):
         values = np.asarray(finite(group[value]), dtype=float)
         if log:
             values = values[values > 0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from normstudy import stats
+from normstudy import stats_common
 from normstudy.figures.drawing import finish
 from normstudy.figures.metric_axis import metric_figure
 from normstudy.figures.registry import FigureResult, register_figure, skip
@@ -22,7 +22,7 @@ METRICS = ["final_train_acc", "final_test_acc"]
 def max_stable_lr(rows: pd.DataFrame) -> float | None:
     """The largest learning rate at which no cell (seed) diverged, below the smallest one
     at which any did (None if every learning rate diverged)."""
-    failed = stats.failed_cells(rows, "final_train_acc")
+    failed = stats_common.failed_cells(rows, "final_train_acc")
     diverging = rows.loc[failed, "lr"].astype(float)
     stable = rows.loc[~failed, "lr"].astype(float)
     if not diverging.empty:
@@ -32,7 +32,7 @@ def max_stable_lr(rows: pd.DataFrame) -> float | None:
 
 def with_max_stable_lr(line: Line, metric: str) -> str:
     largest = max_stable_lr(line.rows)
-    failed = int(stats.failed_cells(line.rows, metric).sum())
+    failed = int(stats_common.failed_cells(line.rows, metric).sum())
     stable = "none stable" if largest is None else f"max stable lr {number_text(largest)}"
     return f"{line.label} ({stable}; {failed} diverged)"
 

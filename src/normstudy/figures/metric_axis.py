@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from matplotlib.figure import Figure
 
-from normstudy import stats
+from normstudy import stats_common
 from normstudy.figures.drawing import (
     chance_handle,
     chance_line,
@@ -72,7 +72,7 @@ def metric_figure(
             )
             handles.setdefault(handle.get_label(), handle)
             counts += summary["n"].tolist()
-            failed = line.rows[stats.failed_cells(line.rows, metric)]
+            failed = line.rows[stats_common.failed_cells(line.rows, metric)]
             chance = chance_accuracy(failed) or 0.0
             mark_diverged(ax, failed[x], [100 * chance] * len(failed))
             diverged.update(failed["cell_id"])

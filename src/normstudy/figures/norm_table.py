@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from normstudy import stats
+from normstudy import stats_common
 from normstudy.figures.drawing import file_stem, finish, new_figure
 from normstudy.figures.intervals import summarize
 from normstudy.figures.metrics import MIN_SEEDS_FOR_INTERVAL
@@ -76,10 +76,10 @@ def table_rows(tables: Tables, studies: list[str]) -> pd.DataFrame:
         axes = tables.study_axes()[study]
         frame = tables.study_cells(study)
         column_axes = other_axes(axes, "norm")
-        for key, group in stats.grouped_by(frame, column_axes):
+        for key, group in stats_common.grouped_by(frame, column_axes):
             label = f"{study}:\n{column_label(group, column_axes, key)}"
             summary = summarize(group, ["norm"], METRIC)
-            condition = stats.condition_json(column_axes, key)
+            condition = stats_common.condition_json(column_axes, key)
             for record in summary.to_dict("records"):
                 rows.append(
                     {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from normstudy import stats
+from normstudy import comparison_specs, stats_common
 from normstudy.figures.intervals import (
     MAX_BANDS,
 )
@@ -92,11 +92,11 @@ def split_lines(
     """(line axes, panel axes) from ``axes``: all lines in one panel if there are at most
     ``max_lines``, else one axis moves to the panels, the one that keeps the lines within
     ``max_lines`` with the fewest panels (or, failing that, leaves the fewest lines)."""
-    if len(stats.grouped_by(frame, axes)) <= max_lines or len(axes) < 2:
+    if len(stats_common.grouped_by(frame, axes)) <= max_lines or len(axes) < 2:
         return axes, []
 
     def cost(axis: str) -> tuple[int, int]:
-        lines = len(stats.grouped_by(frame, [a for a in axes if a != axis]))
+        lines = len(stats_common.grouped_by(frame, [a for a in axes if a != axis]))
         panels = frame[axis].nunique(dropna=False)
         return (0, panels) if lines <= max_lines else (1, lines)
 
@@ -125,7 +125,7 @@ def panels_for(
     if not lines_by:
         lines_by, panel_by = split_lines(frame, panel_by, max_lines)
     shown = [a for a in other_axes(axes, *exclude) if a not in lines_by]
-    line_keys = sorted_keys(lines_by, [key for key, _ in stats.grouped_by(frame, lines_by)])
+    line_keys = sorted_keys(lines_by, [key for key, _ in stats_common.grouped_by(frame, lines_by)])
     styles = line_styles(lines_by, line_keys, styled)
     panels = []
     for _, rows in sorted_groups(frame, panel_by):
@@ -151,12 +151,12 @@ def sorted_keys(axes: Sequence[str], keys: Iterable[tuple]) -> list[tuple]:
     orders = [ordered_levels(axis, [k[i] for k in keys]) for i, axis in enumerate(axes)]
     return sorted(
         keys,
-        key=lambda k: [orders[i].index(stats.python_value(v)) for i, v in enumerate(k)],
+        key=lambda k: [orders[i].index(comparison_specs.python_value(v)) for i, v in enumerate(k)],
     )
 
 
 def sorted_groups(frame: pd.DataFrame, axes: Sequence[str]) -> list[tuple[tuple, pd.DataFrame]]:
-    groups = dict(stats.grouped_by(frame, list(axes)))
+    groups = dict(stats_common.grouped_by(frame, list(axes)))
     return [(key, groups[key]) for key in sorted_keys(axes, groups)]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from cycler import cycler
 
-from normstudy import stats
+from normstudy import comparison_specs
 from normstudy.catalog import FREEZE_POLICIES, NORMALIZERS, PARAMETER_ROLES
 from normstudy.catalog.freeze import ALL_PARAMETERS
 
@@ -83,7 +83,7 @@ LEVEL_ORDERS = {"norm": NORM_ORDER, "freeze": FREEZE_ORDER}
 def ordered_levels(axis: str, values: Iterable[object]) -> list[object]:
     """Distinct values of ``axis``: normalizers and freeze policies in the study's order,
     anything else sorted."""
-    levels = list(dict.fromkeys(stats.python_value(v) for v in values))
+    levels = list(dict.fromkeys(comparison_specs.python_value(v) for v in values))
     order = LEVEL_ORDERS.get(axis)
     if order is not None:
         return sorted(levels, key=lambda v: (order.index(v) if v in order else len(order), v))
@@ -103,7 +103,7 @@ def number_text(value: object) -> str:
 
 def level_label(axis: str, value: object) -> str:
     """A readable label of one axis value (``BatchNorm``, ``γ, β only``, ``lr=0.1``)."""
-    value = stats.python_value(value)
+    value = comparison_specs.python_value(value)
     if axis == "norm":
         return NORM_LABELS.get(value, str(value))
     if axis == "freeze":
@@ -212,7 +212,7 @@ def line_styles(
     for key in keys:
         color = fixed.get(key[0], PALETTE[first.index(key[0]) % len(PALETTE)])
         if second:
-            linestyle = LINESTYLES[second.index(stats.python_value(key[1]))]
+            linestyle = LINESTYLES[second.index(comparison_specs.python_value(key[1]))]
         else:
             linestyle = NORM_DASHES.get(key[0], "-") if axes[0] == "norm" else "-"
         styles[key] = (color, linestyle)

@@ -34,7 +34,7 @@ class Tables:
     """The study's tables, loaded once and shared by every figure.
 
     ``cells``, ``curves``, ``probes`` and ``comparisons`` as :mod:`normstudy.tables` and
-    :mod:`normstudy.stats` write them; ``ols`` is the optional OLS experiment table
+    :mod:`normstudy.comparisons` write them; ``ols`` is the optional OLS experiment table
     (kappa, d, method, lr, step, loss, w_0, w_1, w_2). ``axes`` of a cell is a list.
     """
 

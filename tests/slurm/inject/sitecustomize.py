@@ -51,10 +51,10 @@ def crashing_run_epochs(original):
 
 
 class PatchTrainModule(importlib.abc.MetaPathFinder):
-    """Wrap ``normstudy.train.run_epochs`` when that module is first imported."""
+    """Wrap ``run_epochs`` as ``normstudy.train.cell`` (which calls it) imports it."""
 
     def find_spec(self, name, path, target=None):
-        if name != "normstudy.train":
+        if name != "normstudy.train.cell":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)

@@ -1,24 +1,13 @@
-"""Statistical comparisons of cells over seeds, and rankings over conditions.
+"""The comparisons table: every declared comparison of every study, one row per level,
+reference and condition (:data:`COMPARISONS_SCHEMA`), Holm-adjusted within families.
 
 Works on the ``cells`` table (one row per study and cell, one column per grid axis, a
-``status`` and the final metrics); imports no torch.
-
-Two analyses:
-
-- :func:`compare` / :func:`comparisons_table`: one level of a factor (a normalizer, a
-  freeze policy, ...) against a reference level, within every combination of the other
-  axes, over seeds. Each row has n, mean and SD of both sides, the difference with a t
-  interval (:mod:`normstudy.intervals`: paired t or Welch, chosen by measured coverage),
-  a t-test and a rank test (paired when the seeds pair up), Hedges' g with its interval,
-  Holm-adjusted p-values within the family of comparisons, and the seeds the t-test
-  would need for 80% power (:mod:`normstudy.power`).
-- :func:`friedman_ranks` (:mod:`normstudy.ranking`, re-exported here): many levels over
-  many conditions, the Friedman test, average ranks and the Nemenyi critical difference
-  of Demšar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
-  JMLR 7, §3.2.2.
-
-The helpers both share (the cells of one study, the value each cell contributes) are in
-:mod:`normstudy.stats_common`, also re-exported.
+``status`` and the final metrics); imports no torch. :func:`compare` runs one
+comparison spec (one level of a factor, e.g. a normalizer, against a reference level,
+within every combination of the other axes, over seeds; the numbers of each row are
+:func:`normstudy.pairwise.comparison_numbers`); :func:`tuned_compare` a ``tune:`` one
+(:mod:`normstudy.tuning`). Rankings of many levels over many conditions are in
+:mod:`normstudy.ranking`, trends along an ordered axis in :mod:`normstudy.trends`.
 
 Diverged cells are failures, never dropped silently: they enter the numbers according
 to the comparison's ``diverged`` policy and are always counted. A cell whose metric is
@@ -30,58 +19,24 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats as sps
 
-from normstudy.comparison_specs import (  # noqa: F401  (re-exported)
-    DIVERGED_POLICIES,
-    FEWER_THAN_TWO,
-    METRICS,
-    SPEC_KEYS,
-    STATUSES,
+from normstudy.comparison_specs import (
     ComparisonSpec,
-    ComparisonSpecError,
     level_text,
-    metric_direction,
-    parse_comparisons,
-    python_value,
-    spec_from_entry,
-    validate_diverged_policy,
-    validate_factor,
     validate_levels,
     validate_spec,
 )
-from normstudy.equivalence import equivalence_numbers
-from normstudy.intervals import (  # noqa: F401  (re-exported)
-    INTERVAL_METHODS,
-    NO_INTERVAL,
-    hedges_g,
-    hedges_g_interval,
-    mean_difference_interval,
-)
-from normstudy.power import power_numbers
-from normstudy.ranking import (  # noqa: F401  (re-exported)
-    FEWER_THAN_TWO_BLOCKS,
-    MIN_BLOCKS,
-    FriedmanResult,
-    block_means,
-    block_ranks,
-    critical_difference_groups,
-    friedman_ranks,
-    iman_davenport,
-    nemenyi_critical_difference,
-    nemenyi_q,
-)
-from normstudy.stats_common import (  # noqa: F401  (re-exported)
+from normstudy.multiplicity import holm_within_families
+from normstudy.pairwise import Side, comparison_numbers, diverged_note, mean, pairs_up, sd, side_of
+from normstudy.stats_common import (
     check_columns,
     check_statuses,
     check_unique_cells,
     condition_json,
-    condition_value,
     failed_cells,
     frame_arrow,
     grouped_by,
@@ -89,36 +44,10 @@ from normstudy.stats_common import (  # noqa: F401  (re-exported)
     schema_of,
     sorted_levels,
     spec_in_table_levels,
-    statistic_and_p,
     study_cells,
     worst_value,
 )
 from normstudy.tuning import TUNING_COLUMNS, select_tuned, tune_metric_of
-
-# ------------------------------------------------------------------ statistics primitives
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm (1979, Scand. J. Stat. 6:65) step-down adjusted p-values; NaN entries stay NaN
-    and do not count in m.
-
-    With the m finite p-values sorted, p_(1) <= ... <= p_(m), the adjusted value of
-    p_(i) is max_{j<=i} min(1, (m - j + 1) p_(j)).
-    """
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = finite.size
-    if m == 0:
-        return adjusted
-    order = finite[np.argsort(p[finite], kind="stable")]
-    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    adjusted[order] = np.maximum.accumulate(scaled)
-    return adjusted
-
-
-# --------------------------------------------------------------------------- comparisons
-
 
 COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("study", pa.string(), False, "study name"),
@@ -256,152 +185,17 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("candidate_tuned", pa.string(), True, "the candidate's chosen values (JSON)"),
 ]
 
+
 COMPARISONS_SCHEMA = schema_of(
     COMPARISON_FIELDS,
     "one row per statistical comparison: a candidate level of a factor against the reference "
-    "level within one combination of the other axes, over seeds (normstudy.stats.compare); "
+    "level within one combination of the other axes, over seeds (normstudy.comparisons.compare); "
     "NaN where a number cannot be computed, with the reason in note",
 )
 """Schema of ``results/tables/comparisons.parquet``; each field's metadata describes it."""
 
+
 COMPARISON_COLUMNS = [name for name, *_ in COMPARISON_FIELDS]
-
-
-@dataclass(frozen=True)
-class Side:
-    """The cells of one level within one condition."""
-
-    seeds: np.ndarray
-    values: np.ndarray
-    n_cells: int
-    n_diverged: int
-
-
-def side_of(rows: pd.DataFrame, values: pd.Series, failed: pd.Series, seed_axis: str | None):
-    used = values[rows.index].notna().to_numpy()
-    seeds = rows[seed_axis].to_numpy() if seed_axis else np.arange(len(rows))
-    return Side(
-        seeds=seeds[used],
-        values=values[rows.index].to_numpy(dtype=float)[used],
-        n_cells=len(rows),
-        n_diverged=int(failed[rows.index].sum()),
-    )
-
-
-def pairs_up(reference: Side, candidate: Side, seed_axis: str | None) -> bool:
-    """Seeds pair up: the same set of (at least two) seeds in the numbers of both sides."""
-    return (
-        seed_axis is not None
-        and len(reference.seeds) >= 2
-        and set(reference.seeds.tolist()) == set(candidate.seeds.tolist())
-    )
-
-
-def aligned(side: Side) -> np.ndarray:
-    return side.values[np.argsort(side.seeds, kind="stable")]
-
-
-def sd(values: np.ndarray) -> float:
-    if values.size < 2:
-        return math.nan
-    return 0.0 if np.ptp(values) == 0 else float(values.std(ddof=1))
-
-
-def mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else math.nan
-
-
-def diverged_note(reference: Side, candidate: Side, policy: str, worst: float) -> str | None:
-    if reference.n_diverged + candidate.n_diverged == 0:
-        return None
-    how = DIVERGED_POLICIES[policy]
-    if policy == "worst":
-        how = f"counted as the study's worst value ({worst:.6g})"
-    return f"diverged cells (ref {reference.n_diverged}, cand {candidate.n_diverged}) {how}"
-
-
-def paired_tests(x: np.ndarray, y: np.ndarray) -> tuple[dict, list[str]]:
-    """ttest_rel and Wilcoxon signed-rank of candidate ``x`` against reference ``y``."""
-    differences = x - y
-    notes = []
-    row = {"test": "ttest_rel", "test_rank": "wilcoxon"}
-    if np.ptp(differences) == 0:
-        row["statistic"], row["p_value"] = math.nan, math.nan
-        notes.append("zero variance of the paired differences: no t-test, no CI")
-    else:
-        row["statistic"], row["p_value"] = statistic_and_p(sps.ttest_rel, x, y)
-    if np.all(differences == 0):
-        row["statistic_rank"], row["p_value_rank"] = math.nan, math.nan
-        notes.append("identical values on both sides: no rank test")
-    else:
-        row["statistic_rank"], row["p_value_rank"] = statistic_and_p(sps.wilcoxon, x, y)
-    return row, notes
-
-
-def unpaired_tests(x: np.ndarray, y: np.ndarray) -> tuple[dict, list[str]]:
-    """Welch's t-test and Mann-Whitney U of candidate ``x`` against reference ``y``."""
-    notes = []
-    row = {"test": "welch", "test_rank": "mannwhitneyu"}
-    if np.ptp(x) == 0 and np.ptp(y) == 0:
-        row["statistic"], row["p_value"] = math.nan, math.nan
-        notes.append("zero variance on both sides: no t-test, no CI")
-    else:
-        row["statistic"], row["p_value"] = statistic_and_p(sps.ttest_ind, x, y, equal_var=False)
-    if np.ptp(np.concatenate([x, y])) == 0:
-        row["statistic_rank"], row["p_value_rank"] = math.nan, math.nan
-        notes.append("identical values on both sides: no rank test")
-    else:
-        row["statistic_rank"], row["p_value_rank"] = statistic_and_p(
-            sps.mannwhitneyu, x, y, alternative="two-sided"
-        )
-    return row, notes
-
-
-def comparison_numbers(
-    reference: Side,
-    candidate: Side,
-    *,
-    paired: bool,
-    confidence: float,
-    smallest_effect: float | None = None,
-    equivalence_margin: float | None = None,
-) -> tuple[dict, list[str]]:
-    """Tests, intervals, effect size and power of one comparison, and notes on what is
-    missing."""
-    x = aligned(candidate) if paired else candidate.values
-    y = aligned(reference) if paired else reference.values
-    row = {
-        "test": "ttest_rel" if paired else "welch",
-        "test_rank": "wilcoxon" if paired else "mannwhitneyu",
-        "statistic": math.nan,
-        "p_value": math.nan,
-        "statistic_rank": math.nan,
-        "p_value_rank": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-        "ci_method": NO_INTERVAL,
-        "hedges_g": math.nan,
-        "g_low": math.nan,
-        "g_high": math.nan,
-    }
-    power, power_notes = power_numbers(x, y, paired=paired, smallest_effect=smallest_effect)
-    row.update(power)
-    if x.size < 2 or y.size < 2:
-        row.update(equivalence_numbers(x, y, equivalence_margin, paired=paired, p_value=math.nan))
-        return row, [FEWER_THAN_TWO]
-    tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
-    row.update(tests)
-    row.update(equivalence_numbers(x, y, equivalence_margin, paired=paired, p_value=row["p_value"]))
-    degenerate = np.ptp(x - y) == 0 if paired else (np.ptp(x) == 0 and np.ptp(y) == 0)
-    if not degenerate:
-        low, high, method = mean_difference_interval(x, y, paired=paired, confidence=confidence)
-        row["ci_low"], row["ci_high"], row["ci_method"] = float(low), float(high), method
-    row["hedges_g"] = hedges_g(x, y)
-    if math.isnan(row["hedges_g"]):
-        notes.append("zero pooled SD: no effect size")
-    else:
-        row["g_low"], row["g_high"] = hedges_g_interval(x, y, confidence=confidence)
-    return row, notes + power_notes
 
 
 def family_name(study: str, factor: str, reference: object, metric: str, tune=None) -> str:
@@ -478,15 +272,13 @@ def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
     return holm_within_families(rows, pairs)
 
 
-def holm_within_families(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """A copy of ``rows`` with, for each (p column, adjusted column) of ``pairs``, the
-    p-values Holm-adjusted within each ``family`` (comparisons and trends alike)."""
-    rows = rows.copy()
-    for column, adjusted in pairs:
-        rows[adjusted] = np.nan
-        for _, family in rows.groupby("family", sort=False):
-            rows.loc[family.index, adjusted] = holm(family[column].to_numpy(dtype=float))
-    return rows
+def spec_and_candidates(spec: ComparisonSpec, frame: pd.DataFrame) -> tuple[ComparisonSpec, list]:
+    """``spec`` with its levels as the table spells them, checked against the levels in
+    ``frame``, and the levels it compares with the reference (default: all others)."""
+    levels = sorted_levels(frame[spec.factor])
+    spec = spec_in_table_levels(spec, levels)
+    validate_levels(spec, levels)
+    return spec, list(spec.candidates or [level for level in levels if level != spec.reference])
 
 
 def compare(
@@ -519,10 +311,7 @@ def compare(
     check_columns(frame, [*axes, "status", spec.metric])
     check_statuses(frame)
     check_unique_cells(frame, axes)
-    levels = sorted_levels(frame[spec.factor])
-    spec = spec_in_table_levels(spec, levels)
-    validate_levels(spec, levels)
-    candidates = list(spec.candidates or [level for level in levels if level != spec.reference])
+    spec, candidates = spec_and_candidates(spec, frame)
     seeds = seed_axis if seed_axis in axes else None
     condition_axes = [axis for axis in axes if axis not in (spec.factor, seed_axis)]
     values = metric_values(frame, spec.metric, spec.diverged)
