@@ -448,35 +448,16 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def estimated_parameters(config: Mapping[str, Any]) -> float:
-    """A torch-free estimate of the parameter count, for job resources only.
-
-    Close to the built models for the usual widths (ResNet-20: 0.27 M, WRN-26-2:
-    1.5 M, VGG-16: 15 M); used to scale memory and run time, never as a result.
-    """
-    model, depth, width = config["model"], config["depth"], config["width"]
-    if model == "mlp":
-        depth, width = depth or 2, width or 100
-        data = DATASETS[config["dataset"]]
-        return data.input_size * width + (depth - 1) * width * width + width * data.classes
-    if model == "resnet":
-        depth, width = depth or 20, width or 1
-        return 0.27e6 * (depth - 2) / 18 * width * width
-    if model == "wrn":
-        depth, width = depth or 26, width or 2
-        return 1.47e6 * ((depth - 2) // 6) / 4 * (width / 2) ** 2
-    if model == "vgg":
-        depth, width = depth or 11, width or 1
-        return 9.2e6 * (depth - 1) / 10 * width * width
-    if model == "lstm":
-        depth, width = depth or 1, width or 128
-        return 8 * width * width * depth + 100 * width
-    if model == "lstm_text":
-        # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
-        depth, width = depth or 1, width or 102
-        dim = {**MODELS["lstm_text"].defaults, **config["model_options"]}["embedding_dim"]
-        vocab = DATASETS[config["dataset"]].vocab_size
-        return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
-    return 1e6
+    """A torch-free estimate of the parameter count, for job resources only: the model
+    catalog's (:attr:`normstudy.catalog.ModelEntry.parameters`) at the cell's depth,
+    width, dataset and options, the model's defaults where the cell gives none."""
+    model = MODELS[config["model"]]
+    return model.parameters(
+        config["depth"] or model.depth,
+        config["width"] or model.width,
+        DATASETS[config["dataset"]],
+        {**model.defaults, **config["model_options"]},
+    )
 
 
 def training_examples(config: Mapping[str, Any]) -> int:

@@ -8,11 +8,12 @@ fails before any job starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from normstudy.catalog.base import Catalog, Entry
-from normstudy.catalog.datasets import DATASETS
+from normstudy.catalog.datasets import DATASETS, DatasetEntry
 from normstudy.catalog.normalizers import NORMALIZERS
 from normstudy.catalog.options import Option, choice, positive
 
@@ -51,17 +52,52 @@ SHORTCUT = Option(
 )
 
 
+ParameterEstimate = Callable[[int, float, DatasetEntry, Mapping[str, Any]], float]
+"""(depth, width, the dataset's entry, the model's options) -> about how many parameters:
+sizes a training job's memory and time before anything is built, never a result. Close
+to the built models at the usual widths (ResNet-20: 0.27 M, WRN-26-2: 1.5 M, VGG-16:
+15 M)."""
+
+
+def mlp_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    return data.input_size * width + (depth - 1) * width * width + width * data.classes
+
+
+def resnet_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    return 0.27e6 * (depth - 2) / 18 * width * width
+
+
+def wrn_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    return 1.47e6 * ((depth - 2) // 6) / 4 * (width / 2) ** 2
+
+
+def vgg_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    return 9.2e6 * (depth - 1) / 10 * width * width
+
+
+def lstm_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    return 8 * width * width * depth + 100 * width
+
+
+def text_lstm_parameters(depth: int, width: float, data: DatasetEntry, options: Mapping) -> float:
+    # The embedding (~27k words at Torri's scale) dominates; 4H(E + H) per LSTM layer.
+    dim, vocab = options["embedding_dim"], data.vocab_size or 0
+    return vocab * dim + 4 * width * (dim + width) + 4 * width * 2 * width * (depth - 1)
+
+
 @dataclass(frozen=True)
 class ModelEntry(Entry):
     """``layers``: the layer kind its normalizers follow (``conv`` or ``dense``);
     ``reads``: the dataset input kinds it takes; ``depth`` and ``width``: defaults (each
-    builder's docstring says what they count); ``depth_rule``: why a depth is invalid."""
+    builder's docstring says what they count); ``depth_rule``: why a depth is invalid;
+    ``parameters``: its parameter count, estimated without building it."""
 
     layers: str = "conv"
     reads: tuple[str, ...] = ("image",)
     depth: int = 1
     width: float = 1
     depth_rule: DepthRule = any_depth
+    parameters: ParameterEstimate = mlp_parameters
 
     def depth_error(self, depth: object) -> str | None:
         """Why ``depth`` is invalid for this model (the rule, with examples), or None."""
@@ -77,7 +113,14 @@ MODELS: Catalog[ModelEntry] = Catalog(
     "model",
     [
         ModelEntry("mlp", "MLP", layers="dense", reads=("image", "vector"), depth=2, width=100),
-        ModelEntry("lstm", "LSTM on image rows", layers="dense", depth=1, width=128),
+        ModelEntry(
+            "lstm",
+            "LSTM on image rows",
+            layers="dense",
+            depth=1,
+            width=128,
+            parameters=lstm_parameters,
+        ),
         ModelEntry(
             "lstm_text",
             "LSTM on token ids",
@@ -86,9 +129,16 @@ MODELS: Catalog[ModelEntry] = Catalog(
             reads=("tokens",),
             depth=1,
             width=102,
+            parameters=text_lstm_parameters,
         ),
         ModelEntry(
-            "resnet", "ResNet", {"shortcut": SHORTCUT}, depth=20, width=1, depth_rule=six_n_plus_2
+            "resnet",
+            "ResNet",
+            {"shortcut": SHORTCUT},
+            depth=20,
+            width=1,
+            depth_rule=six_n_plus_2,
+            parameters=resnet_parameters,
         ),
         ModelEntry(
             "wrn",
@@ -97,6 +147,7 @@ MODELS: Catalog[ModelEntry] = Catalog(
             depth=26,
             width=2,
             depth_rule=wide_resnet_depth,
+            parameters=wrn_parameters,
         ),
         ModelEntry(
             "vgg",
@@ -105,6 +156,7 @@ MODELS: Catalog[ModelEntry] = Catalog(
             depth=11,
             width=1.0,
             depth_rule=vgg_depth,
+            parameters=vgg_parameters,
         ),
     ],
 )

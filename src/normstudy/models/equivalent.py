@@ -1,5 +1,5 @@
 """The "equivalent point" of a Batch Norm network: a network without normalization that
-computes the same function (Morwani 2020, §3; our copy: papers/002).
+computes the same function (Morwani 2020, "Understanding Batch Normalization", §3).
 
 Morwani writes a BN layer as ``gamma * (w^T x + b - mu) / sigma + beta`` and defines
 ``w_eq = gamma / sigma * w`` and ``b_eq = gamma / sigma * (b - mu) + beta``, so that it is

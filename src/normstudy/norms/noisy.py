@@ -55,7 +55,7 @@ class StepNoise:
 class NoisyBatchNorm(StepNoise, BatchNorm):
     """Batch Norm whose output is shifted and scaled by a distribution drawn anew every step.
 
-    Santurkar et al. 2018, §2.1 (our copy: papers/001, the Kariya summary): noise is
+    Santurkar et al. 2018, §2.1 (as Kariya's summary reports it; docs/science.md): noise is
     injected after the BatchNorm layer (so after gamma and beta), "sampled from a non-zero
     mean and non-unit variance distribution. This noise distribution changed at every
     step", to create severe covariate shift whose statistics change from step to step.
@@ -102,7 +102,7 @@ class NoisyBatchNorm(StepNoise, BatchNorm):
 @register_norm("noisy_none")
 class NoisyIdentity(StepNoise, Normalizer):
     """No normalization, but the step noise of ``batch_noisy``: the control of Santurkar
-    et al. 2018, §2.1 (our copy: papers/001), who "also added the same amount of noise to
+    et al. 2018, §2.1 (Kariya's summary), who "also added the same amount of noise to
     the first variant of VGGNet (without BatchNorm). This prevented the network from
     training entirely."
 

@@ -83,16 +83,16 @@ class RegNorm(BatchMeanRegularized, LayerNorm):
     """RegNorm ("Is Batch Norm unique?" 2020, §3.2 and appendix B): Layer Norm, plus a loss
     term on the normalised activations whose unique minimum is a zero batch mean.
 
-    Equation 3 was lost from our copy of the text; appendix B keeps its frame: the term
-    is a function of the batch means of the normalised inputs, with "M the number of
-    neurons at layer l (W*H*C)", minimised only "when the means of all the inputs [across]
-    the batch are 0". We read it as ``R_l = sum_{i=1..M} (mean_b x_hat_{b,i})**2``: one
-    batch mean per neuron (per channel and position of a conv layer), squared and summed
+    Equation 3 was lost from the text we worked from (docs/science.md); appendix B keeps its
+    frame: the term is a function of the batch means of the normalised inputs, with "M the
+    number of neurons at layer l (W*H*C)", minimised only "when the means of all the inputs
+    [across] the batch are 0". We read it as ``R_l = sum_{i=1..M} (mean_b x_hat_{b,i})**2``:
+    one batch mean per neuron (per channel and position of a conv layer), squared and summed
     over the M neurons, with x_hat the Layer Norm output before gamma and beta. It is
-    computed after normalisation, so it does not depend on the activation scale (§3.2).
-    The training loop adds ``lambda * sum_l R_l`` to the loss (§3.2: "the sum is over
-    network layers, and lambda is a regularization strength"), lambda being
-    ``reg_strength`` (:func:`normstudy.norms.collect_regularizers`).
+    computed after normalisation, so it does not depend on the activation scale (§3.2). The
+    training loop adds ``lambda * sum_l R_l`` to the loss (§3.2: "the sum is over network
+    layers, and lambda is a regularization strength"), lambda being ``reg_strength``
+    (:func:`normstudy.norms.collect_regularizers`).
 
     The text leaves open what lambda is (no value is given) and, with it, how the term
     scales with the layer, so two options (:func:`batch_mean_penalty`): ``reg_units``

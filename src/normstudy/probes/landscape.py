@@ -83,7 +83,7 @@ def optimizer_stepped(
 
 @register_probe
 class InternalCovariateShift(Probe):
-    """Santurkar et al. (2018, §2.2, definition 2.1; our copy: papers/001): for layer i,
+    """Santurkar et al. (2018, §2.2, definition 2.1, as Kariya's summary gives it): for layer i,
     ``G = grad_{W_i} L(W_1, ..., W_k)`` and ``G' = grad_{W_i} L(W_1', ..., W_{i-1}', W_i,
     ..., W_k)`` on the same minibatch, where ``W_j'`` is ``W_j(t+1)``, the earlier layers
     j < i after the update the optimizer makes from ``grad L`` (:func:`optimizer_stepped`:

@@ -35,8 +35,9 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
 class Propagation(Probe):
     """Correlation between the representations of a minibatch x and of x' = x + noise.
 
-    The paper's formula was lost from our copy of §4.1 ("the correlation between two
-    similar minibatches ... here represents an entire minibatch of data"). Our reading:
+    The paper's formula was lost from the text of §4.1 we worked from (docs/science.md):
+    "the correlation between two similar minibatches ... here represents an entire
+    minibatch of data". Our reading:
     x is the first ``batch_size`` probe examples (standardised), x' = x + ``noise`` * e
     with e ~ N(0, 1) elementwise, drawn from the probes' generator (noise = 0.25 gives an
     input correlation of about 0.97). Both go through the model separately, each with its
