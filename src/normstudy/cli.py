@@ -52,9 +52,10 @@ def command_train(args: argparse.Namespace) -> int:
         from normstudy.parentwatch import remember_ancestors
 
         remember_ancestors()
-    from normstudy.gpus import claim_gpu_slot
+    from normstudy.gpus import claim_gpu_slot, limit_gpu_memory
 
-    claim_gpu_slot(args.gpu_slots)
+    claim_gpu_slot(args.gpu_slots, cells_per_gpu=args.cells_per_gpu)
+    limit_gpu_memory(args.cells_per_gpu)
     from normstudy.config import ConfigError
     from normstudy.train import completed_summary, train_cell
 
@@ -504,6 +505,13 @@ def add_train_command(commands: Subcommands) -> None:
         type=int,
         default=0,
         help="GPUs of this machine; take a free one (unless CUDA_VISIBLE_DEVICES is set)",
+    )
+    train.add_argument(
+        "--cells-per-gpu",
+        type=int,
+        default=1,
+        help="cells that share one GPU (each takes 1/k of its memory); under SLURM the "
+        "cells of one job share the job's GPUs",
     )
     train.set_defaults(func=command_train)
 

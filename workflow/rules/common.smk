@@ -44,6 +44,7 @@ from normstudy.orphans import outdated_cells, outdated_warning
 
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
+CELLS_PER_GPU = int(config["resources"].get("cells_per_gpu", 1))
 INVOCATION = current_invocation(sys.argv, workflow.is_main_process)
 ON_SLURM = INVOCATION.slurm
 SLURM = slurm_settings(config)
