@@ -34,8 +34,7 @@ from normstudy.multiplicity import holm_within_families
 from normstudy.pairwise import Side, comparison_numbers, diverged_note, mean, pairs_up, sd, side_of
 from normstudy.stats_common import (
     check_columns,
-    check_statuses,
-    check_unique_cells,
+    checked_cells,
     condition_json,
     failed_cells,
     frame_arrow,
@@ -44,7 +43,6 @@ from normstudy.stats_common import (
     schema_of,
     sorted_levels,
     spec_in_table_levels,
-    study_cells,
     worst_value,
 )
 from normstudy.tuning import TUNING_COLUMNS, select_tuned, tune_metric_of
@@ -216,10 +214,7 @@ def tuned_compare(
     """(comparison rows, tuning rows) of a ``tune:`` comparison (:mod:`normstudy.tuning`):
     each level at its own best values of the tuned axes, then :func:`compare` on those
     cells with the tuned axes dropped, paired by seed as usual."""
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", spec.metric, tune_metric_of(spec)])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
+    frame = checked_cells(cells, study, axes, [spec.metric, tune_metric_of(spec)])
     family = family_name(study, spec.factor, spec.reference, spec.metric, spec.tune)
     chosen_cells, chosen, tuning = select_tuned(
         frame, spec, axes, study=study, family=family, seed_axis=seed_axis
@@ -307,11 +302,32 @@ def compare(
         return tuned_compare(
             cells, spec, axes, study=study, seed_axis=seed_axis, confidence=confidence
         )[0]
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", spec.metric])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
+    frame = checked_cells(cells, study, axes, [spec.metric])
     spec, candidates = spec_and_candidates(spec, frame)
+    rows = [
+        row
+        for candidate in candidates
+        for row in candidate_rows(
+            frame, spec, candidate, axes, study=study, seed_axis=seed_axis, confidence=confidence
+        )
+    ]
+    if not rows:
+        return empty_comparisons()
+    return with_holm(pd.DataFrame(rows, columns=COMPARISON_COLUMNS))
+
+
+def candidate_rows(
+    frame: pd.DataFrame,
+    spec: ComparisonSpec,
+    candidate: object,
+    axes: Sequence[str],
+    *,
+    study: str,
+    seed_axis: str,
+    confidence: float,
+) -> list[dict]:
+    """The rows of one candidate against ``spec.reference``, one per condition, in the
+    order of :func:`normstudy.stats_common.grouped_by`."""
     seeds = seed_axis if seed_axis in axes else None
     condition_axes = [axis for axis in axes if axis not in (spec.factor, seed_axis)]
     values = metric_values(frame, spec.metric, spec.diverged)
@@ -319,37 +335,33 @@ def compare(
     worst = worst_value(frame, spec.metric) if spec.diverged == "worst" else math.nan
     family = family_name(study, spec.factor, spec.reference, spec.metric)
     rows = []
-    for candidate in candidates:
-        for key, group in grouped_by(frame, condition_axes):
-            reference_side = side_of(
-                group[group[spec.factor] == spec.reference], values, failed, seeds
+    for key, group in grouped_by(frame, condition_axes):
+        reference_side = side_of(group[group[spec.factor] == spec.reference], values, failed, seeds)
+        candidate_side = side_of(group[group[spec.factor] == candidate], values, failed, seeds)
+        identity = {
+            "study": study,
+            "family": family,
+            "factor": spec.factor,
+            "reference": level_text(spec.reference),
+            "candidate": level_text(candidate),
+            "condition": condition_json(condition_axes, key),
+            "metric": spec.metric,
+            "diverged_policy": spec.diverged,
+        }
+        rows.append(
+            comparison_row(
+                reference_side,
+                candidate_side,
+                identity=identity,
+                policy=spec.diverged,
+                worst=worst,
+                seed_axis=seeds,
+                confidence=confidence,
+                smallest_effect=spec.smallest_effect,
+                equivalence_margin=spec.equivalence_margin,
             )
-            candidate_side = side_of(group[group[spec.factor] == candidate], values, failed, seeds)
-            rows.append(
-                comparison_row(
-                    reference_side,
-                    candidate_side,
-                    identity={
-                        "study": study,
-                        "family": family,
-                        "factor": spec.factor,
-                        "reference": level_text(spec.reference),
-                        "candidate": level_text(candidate),
-                        "condition": condition_json(condition_axes, key),
-                        "metric": spec.metric,
-                        "diverged_policy": spec.diverged,
-                    },
-                    policy=spec.diverged,
-                    worst=worst,
-                    seed_axis=seeds,
-                    confidence=confidence,
-                    smallest_effect=spec.smallest_effect,
-                    equivalence_margin=spec.equivalence_margin,
-                )
-            )
-    if not rows:
-        return empty_comparisons()
-    return with_holm(pd.DataFrame(rows, columns=COMPARISON_COLUMNS))
+        )
+    return rows
 
 
 def comparison_row(
