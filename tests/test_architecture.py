@@ -31,6 +31,7 @@ READERS_OF_TABLES = [
     "schemas",
     "stats_common",
     "comparisons",
+    "comparison_schema",
     "pairwise",
     "multiplicity",
     "intervals",

@@ -21,16 +21,13 @@ from normstudy.comparison_specs import (
     validate_factor,
 )
 from normstudy.stats_common import (
-    check_columns,
-    check_statuses,
-    check_unique_cells,
+    checked_cells,
     condition_json,
     failed_cells,
     grouped_by,
     metric_values,
     sorted_levels,
     statistic_and_p,
-    study_cells,
 )
 
 MIN_BLOCKS = 2
@@ -211,15 +208,39 @@ def friedman_ranks(
     validate_factor(factor, axes, seed_axis)
     direction = metric_direction(metric)
     validate_diverged_policy(diverged, metric)
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", metric])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
+    frame = checked_cells(cells, study, axes, [metric])
     values = metric_values(frame, metric, diverged)
     frame, levels = ranked_levels(frame, factor, levels)
     block_axes = [axis for axis in axes if axis not in (factor, seed_axis)]
     failed = failed_cells(frame, metric)
     means = block_means(frame, values, factor, block_axes, levels)
+    return ranked_blocks(
+        frame,
+        means,
+        failed,
+        levels,
+        factor=factor,
+        metric=metric,
+        direction=direction,
+        diverged=diverged,
+        alpha=alpha,
+    )
+
+
+def ranked_blocks(
+    frame: pd.DataFrame,
+    means: pd.DataFrame,
+    failed: pd.Series,
+    levels: Sequence[object],
+    *,
+    factor: str,
+    metric: str,
+    direction: str,
+    diverged: str,
+    alpha: float,
+) -> FriedmanResult:
+    """The :class:`FriedmanResult` of the block means (one column per level of ``levels``),
+    ranked over the blocks where every level has a value."""
     complete = means.notna().all(axis=1)
     ranks = block_ranks(means[complete], direction)
     k, n = len(levels), int(complete.sum())

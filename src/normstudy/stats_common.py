@@ -58,6 +58,18 @@ def study_cells(cells: pd.DataFrame, study: str | None) -> pd.DataFrame:
     return cells[cells["study"] == study].reset_index(drop=True)
 
 
+def checked_cells(
+    cells: pd.DataFrame, study: str | None, axes: Sequence[str], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """The rows of one study (:func:`study_cells`) once they hold every axis and metric
+    column, known statuses only and one cell per combination of the axes."""
+    frame = study_cells(cells, study)
+    check_columns(frame, [*axes, "status", *metrics])
+    check_statuses(frame)
+    check_unique_cells(frame, axes)
+    return frame
+
+
 def check_columns(cells: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [column for column in columns if column not in cells.columns]
     if missing:

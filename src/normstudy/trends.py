@@ -27,9 +27,7 @@ from scipy import stats as sps
 
 from normstudy.comparison_specs import TrendSpec, metric_direction, parse_trends  # noqa: F401
 from normstudy.stats_common import (
-    check_columns,
-    check_statuses,
-    check_unique_cells,
+    checked_cells,
     condition_json,
     failed_cells,
     frame_arrow,
@@ -37,7 +35,6 @@ from normstudy.stats_common import (
     metric_values,
     schema_of,
     statistic_and_p,
-    study_cells,
 )
 
 TREND_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
@@ -132,10 +129,7 @@ def trend(
 ) -> pd.DataFrame:
     """One row per combination of the axes other than ``spec.trend`` and the seed."""
     axes = list(axes)
-    frame = study_cells(cells, study)
-    check_columns(frame, [*axes, "status", spec.metric])
-    check_statuses(frame)
-    check_unique_cells(frame, axes)
+    frame = checked_cells(cells, study, axes, [spec.metric])
     values = metric_values(frame, spec.metric, spec.diverged)
     failed = failed_cells(frame, spec.metric)
     seeds = seed_axis if seed_axis in axes else None
