@@ -56,9 +56,7 @@ def visible_devices() -> list[str] | None:
     return [device for device in value.split(",") if device.strip()]
 
 
-def claim_gpu_slot(
-    slots: int, directory: Path | None = None, cells_per_gpu: int = 1
-) -> int | None:
+def claim_gpu_slot(slots: int, directory: Path | None = None, cells_per_gpu: int = 1) -> int | None:
     """Lock a free slot and point ``CUDA_VISIBLE_DEVICES`` at its device; the slot, or
     None when nothing was changed.
 
