@@ -96,14 +96,21 @@ def cell_differences(first: Path, second: Path) -> list[str]:
     curves (every column but wall times) and the summary's final metrics and status."""
     import pyarrow.parquet as pq
 
-    timing = {"seconds", "epoch_seconds", "train_seconds", "eval_seconds"}
+    timing = {"seconds"}
     problems = []
-    curves = [pq.read_table(path / "curves.parquet") for path in (first, second)]
-    columns = [c for c in curves[0].column_names if c not in timing]
-    if curves[0].column_names != curves[1].column_names:
-        problems.append("curves have different columns")
-    elif curves[0].select(columns) != curves[1].select(columns):
-        problems.append("curves differ")
+    curves = [pq.read_table(path / "curves.parquet").to_pandas() for path in (first, second)]
+    if list(curves[0].columns) != list(curves[1].columns) or len(curves[0]) != len(curves[1]):
+        problems.append("curves have different columns or rows")
+    else:
+        # Bytes, not values: NaN equals NaN, and -0.0 differs from 0.0.
+        changed = [
+            column
+            for column in curves[0].columns
+            if column not in timing
+            and curves[0][column].to_numpy().tobytes() != curves[1][column].to_numpy().tobytes()
+        ]
+        if changed:
+            problems.append(f"curves differ in {', '.join(changed)}")
     summaries = [json.loads((path / "summary.json").read_text()) for path in (first, second)]
     for key in ("final", "status", "steps_run", "epochs_run"):
         if summaries[0].get(key) != summaries[1].get(key):
@@ -132,6 +139,8 @@ def report_text(results: dict) -> str:
     if "resume" in results:
         resume = results["resume"]
         verdict = "bitwise equal" if not resume["differences"] else "; ".join(resume["differences"])
+        if not resume.get("checkpointed", True):
+            verdict = "not tested: the run ended before the signal (raise --steps)"
         lines.append(f"resume after SIGTERM: {verdict}")
     if "sharing" in results:
         sharing = results["sharing"]
@@ -322,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report_text(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0 if not results["resume"]["differences"] else 1
+    resume = results["resume"]
+    return 0 if resume["checkpointed"] and not resume["differences"] else 1
 
 
 if __name__ == "__main__":

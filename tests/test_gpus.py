@@ -116,6 +116,19 @@ def test_slots_round_robin_and_memory_shares():
     assert memory_fraction(1) is None and memory_fraction(4) == 0.25
 
 
+def test_sharing_cells_cap_their_memory_at_their_share(monkeypatch):
+    """With CUDA (stubbed here: no GPU on this machine), k sharers each take 1/k."""
+    import torch
+
+    from normstudy.gpus import limit_gpu_memory
+
+    fractions = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", fractions.append)
+    assert limit_gpu_memory(4) == 0.25 and fractions == [0.25]
+    assert limit_gpu_memory(1) is None and fractions == [0.25]
+
+
 def test_memory_is_not_limited_without_cuda():
     from normstudy.gpus import limit_gpu_memory
 

@@ -45,6 +45,8 @@ from normstudy.orphans import outdated_cells, outdated_warning
 RESULTS = config.get("results", "results")
 LOCAL_GPUS = int(config["resources"].get("local_gpus", 0))
 CELLS_PER_GPU = int(config["resources"].get("cells_per_gpu", 1))
+# Only when sharing: the command of every existing cell stays as it was.
+SHARING = f" --cells-per-gpu {CELLS_PER_GPU}" if CELLS_PER_GPU > 1 else ""
 INVOCATION = current_invocation(sys.argv, workflow.is_main_process)
 ON_SLURM = INVOCATION.slurm
 SLURM = slurm_settings(config)

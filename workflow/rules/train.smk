@@ -33,8 +33,7 @@ rule train:
         "--data-cache {params.cache:q} --data-dir {params.data_dir:q} {params.download} "
         "--checkpoint {params.checkpoint:q} "
         "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "
-        f"--threads {{threads}} --gpu-slots {LOCAL_GPUS} --cells-per-gpu {CELLS_PER_GPU} "
-        "> {log:q} 2>&1"
+        f"--threads {{threads}} --gpu-slots {LOCAL_GPUS}{SHARING} > {{log:q}} 2>&1"
 
 
 for _study in PLAN.studies:
