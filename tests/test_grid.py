@@ -101,6 +101,29 @@ def test_dotted_axes_set_options():
     assert len(keys) == 2
 
 
+def test_data_key_remembered_by_settings_matches_a_fresh_computation():
+    # The key is remembered by the repr of the data settings: insertion order, 1 vs 1.0 and
+    # True vs 1 must still give exactly what hashing the canonical JSON gives.
+    from normstudy import behaviour
+    from normstudy.grid import _computed_data_key
+
+    def fresh(config):
+        return _computed_data_key(config, behaviour.version_of(f"dataset.{config['dataset']}"))
+
+    base = {**DEFAULTS, "dataset": "gaussian_noise"}
+    variants = [
+        {**base, "dataset_options": {"n_per_class": 5, "dim": 3}},
+        {**base, "dataset_options": {"dim": 3, "n_per_class": 5}},
+        {**base, "dataset_options": {"n_per_class": 5.0, "dim": 3}},
+        {**base, "dataset_options": {"n_per_class": True, "dim": 3}},
+        {**base, "dataset_options": {"n_per_class": 5, "dim": 3}, "split_seed": 1},
+    ]
+    for config in variants + variants:
+        assert data_key(config) == fresh(config)
+    assert data_key(variants[0]) == data_key(variants[1])
+    assert len({data_key(c) for c in variants}) == 4
+
+
 def test_resources_grow_with_model_size():
     small = job_resources({**DEFAULTS, "model": "resnet", "depth": 20}, RESOURCES)
     large = job_resources({**DEFAULTS, "model": "resnet", "depth": 110}, RESOURCES)

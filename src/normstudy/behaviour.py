@@ -104,12 +104,18 @@ def _overrides(text: str) -> dict[str, int]:
 
 def current_versions() -> dict[str, int]:
     """Part -> its version now (:data:`VERSIONS`, with the test hook's overrides)."""
+    # A copy: the planner asks twice per cell, and callers may edit what they get.
+    return dict(_versions_with(os.environ.get(OVERRIDES_VARIABLE, "")))
+
+
+@functools.lru_cache(maxsize=8)
+def _versions_with(overrides: str) -> dict[str, int]:
     versions = {
         f"{kind}.{name}": version
         for kind, entries in VERSIONS.items()
         for name, version in entries.items()
     }
-    versions.update(_overrides(os.environ.get(OVERRIDES_VARIABLE, "")))
+    versions.update(_overrides(overrides))
     return versions
 
 

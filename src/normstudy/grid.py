@@ -420,9 +420,24 @@ DATA_KEYS = ("dataset", "dataset_options", "val_size", "split_seed")
 
 def data_key(config: Mapping[str, Any]) -> str:
     """Name of the tensor cache a cell reads: its dataset plus a hash of what fixes the splits
-    (and the dataset's behaviour version above 1: a fix of a loader needs a new cache)."""
-    fixed = {key: config[key] for key in DATA_KEYS}
+    (and the dataset's behaviour version above 1: a fix of a loader needs a new cache).
+
+    Every parse names the data cache of every cell (the workflow's default target lists
+    them all), and a grid has few distinct data settings: the key is remembered by the
+    ``repr`` of those settings (equal reprs of JSON values are equal canonical JSON)."""
     version = behaviour.version_of(f"dataset.{config['dataset']}")
+    settings = repr((version, *(config[key] for key in DATA_KEYS)))
+    key = _DATA_KEYS_SEEN.get(settings)
+    if key is None:
+        key = _DATA_KEYS_SEEN[settings] = _computed_data_key(config, version)
+    return key
+
+
+_DATA_KEYS_SEEN: dict[str, str] = {}
+
+
+def _computed_data_key(config: Mapping[str, Any], version: int) -> str:
+    fixed = {key: config[key] for key in DATA_KEYS}
     if version > 1:
         fixed[behaviour.IDENTITY_KEY] = version
     digest = hashlib.sha256(canonical_json(fixed).encode()).hexdigest()

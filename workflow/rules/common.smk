@@ -70,6 +70,12 @@ PYTHONPATH = os.pathsep.join(
     p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
 )
 NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
+# The train rule's data_dir and download params as its shell command spelled them with
+# placeholders (Snakemake's `:q` leaves an empty value unquoted).
+_DATA_DIR = str(config["data_dir"])
+TRAIN_DATA_OPTIONS = f"--data-dir {shlex.quote(_DATA_DIR) if _DATA_DIR else ''} " + (
+    "--download" if config["download"] else ""
+)
 
 try:
     ONLY = only_studies(config.get("only_studies"))

@@ -29,8 +29,11 @@ rule train:
         data_dir=config["data_dir"],
         download="--download" if config["download"] else "",
     shell:
+        # Values fixed at parse time are written into the command here rather than as
+        # placeholders: a dry run formats every job's command three times, at a cost per
+        # placeholder (BENCHMARKS.md, "Workflow scale"). The params stay for rerun-triggers.
         NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
-        "--data-cache {params.cache:q} --data-dir {params.data_dir:q} {params.download} "
+        f"--data-cache {{params.cache:q}} {TRAIN_DATA_OPTIONS} "
         "--checkpoint {params.checkpoint:q} "
         "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS}{SHARING} > {{log:q}} 2>&1"
