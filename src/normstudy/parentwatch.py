@@ -20,6 +20,9 @@ from pathlib import Path
 INTERVAL = 1.0
 MAX_DEPTH = 6
 _remembered: list[tuple[int, int]] | None = None
+# The process whose ancestors lead to snakemake: this one, or the client of a warm cell
+# (normstudy.warm forks the cell from a server outside snakemake's process tree).
+START_PID: int | None = None
 
 
 def parent_of(pid: int) -> int | None:
@@ -44,7 +47,7 @@ def ancestor_chain() -> list[tuple[int, int]]:
     """(pid, parent pid) from this process up to the first ``snakemake`` ancestor (included);
     empty if there is none (run by hand) or /proc is unavailable."""
     chain = []
-    pid = os.getpid()
+    pid = START_PID or os.getpid()
     for _ in range(MAX_DEPTH):
         parent = parent_of(pid)
         if parent is None or parent <= 1:
