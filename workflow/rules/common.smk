@@ -67,6 +67,12 @@ PYTHONPATH = os.pathsep.join(
     p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
 )
 NORMSTUDY = f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.cli"
+# Training cells: forked from a warm server unless config says no (docs in normstudy.warm).
+TRAIN_COMMAND = (
+    f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.warm"
+    if config.get("warm_worker", True)
+    else NORMSTUDY
+)
 
 try:
     ONLY = only_studies(config.get("only_studies"))

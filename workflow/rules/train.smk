@@ -29,7 +29,7 @@ rule train:
         data_dir=config["data_dir"],
         download="--download" if config["download"] else "",
     shell:
-        NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
+        TRAIN_COMMAND + " train --json {params.config:q} {params.outdir:q} "
         "--data-cache {params.cache:q} --data-dir {params.data_dir:q} {params.download} "
         "--checkpoint {params.checkpoint:q} "
         "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "

@@ -87,6 +87,9 @@ def run(argv: list[str]) -> int:
     first = read_line(replies)
     if first is None or first[0] != "started":
         raise NoServer(f"the warm server refused: {first[1] if first else 'no answer'}")
+    print(
+        f"normstudy.warm: cell pid {first[1]}, forked by {path.name}", file=sys.stderr, flush=True
+    )
 
     def forward(signum, _frame):
         sock.sendall(f"signal {signum}\n".encode())

@@ -21,7 +21,8 @@ from pathlib import Path
 from normstudy.warm.key import source_digest
 from normstudy.warm.protocol import read_line, receive_request
 
-IDLE_SECONDS = 300.0
+# How long an unused server stays; NORMSTUDY_WARM_IDLE (seconds) overrides it (tests).
+IDLE_SECONDS = float(os.environ.get("NORMSTUDY_WARM_IDLE", 300))
 
 
 def preload() -> int:
