@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         # A private warm server, of this code, that ends soon after the benchmark.
         runtime = Path(workdir) / "runtime"
         runtime.mkdir(mode=0o700)
-        os.environ.update({"XDG_RUNTIME_DIR": str(runtime), "NORMSTUDY_WARM_IDLE": "20"})
+        os.environ.update({"XDG_RUNTIME_DIR": str(runtime), "NORMSTUDY_WARM_IDLE": "600"})
         cache = str(Path(workdir) / "mnist5k.pt")
         prepare = [python, "-m", "normstudy.cli", "prepare-data", "--json", json.dumps(CELL)]
         run([*prepare, cache])

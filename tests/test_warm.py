@@ -212,6 +212,6 @@ def test_a_server_of_other_code_is_not_used(runtime_dir, data_cache, tmp_path):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(str(path))
         request = {"argv": ["--help"], "cwd": str(tmp_path), "env": env, "digest": "0" * 64}
-        send_request(sock, {**request, "watch_pid": os.getpid(), "affinity": [0]}, [0, 1, 2])
+        send_request(sock, {**request, "ancestors": [], "affinity": [0]}, [0, 1, 2])
         reply = read_line(sock.makefile("r"))
     assert reply is not None and reply[0] == "refused" and "stale" in reply[1]

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from normstudy.parentwatch import ancestor_chain
 from normstudy.warm.key import server_key, socket_directory, source_digest
 from normstudy.warm.protocol import read_line, send_request
 
@@ -71,6 +72,9 @@ def start_server(path: Path, digest: str) -> socket.socket:
 
 
 def run(argv: list[str]) -> int:
+    # Now, before a server start that may outlast snakemake: a fresh process records its
+    # chain within its first second too (normstudy.parentwatch.remember_ancestors).
+    ancestors = ancestor_chain()
     digest = source_digest()
     path = socket_directory() / f"{server_key(dict(os.environ), digest)}.sock"
     sock = connect(path) or start_server(path, digest)
@@ -79,7 +83,7 @@ def run(argv: list[str]) -> int:
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "digest": digest,
-        "watch_pid": os.getpid(),
+        "ancestors": ancestors,
         "affinity": sorted(os.sched_getaffinity(0)),
     }
     send_request(sock, request, [0, 1, 2])

@@ -70,7 +70,7 @@ def run_cell(request: dict, fds: list[int]) -> None:
     os.environ.update(request["env"])
     os.sched_setaffinity(0, request["affinity"])
     # The cell's ancestors are the client's: watch snakemake through them.
-    parentwatch.START_PID = request["watch_pid"]
+    parentwatch.inherit_ancestors(request["ancestors"])
     sys.argv = ["normstudy", *request["argv"]]
     code = 1
     try:
