@@ -212,6 +212,20 @@ def test_a_server_of_other_code_is_not_used(runtime_dir, data_cache, tmp_path):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(str(path))
         request = {"argv": ["--help"], "cwd": str(tmp_path), "env": env, "digest": "0" * 64}
-        send_request(sock, {**request, "ancestors": [], "affinity": [0]}, [0, 1, 2])
+        send_request(sock, {**request, "ancestors": [], "affinity": [0], "umask": 0o22}, [0, 1, 2])
         reply = read_line(sock.makefile("r"))
     assert reply is not None and reply[0] == "refused" and "stale" in reply[1]
+
+
+def test_a_warm_cell_follows_its_clients_umask(runtime_dir, data_cache, tmp_path):
+    # The server is started (or already runs) under this process's umask, 022 here.
+    assert run(["--help"], environment(runtime_dir), tmp_path / "h.log") == 0
+    args = train_args({**CELL, "epochs": 1}, tmp_path / "cell", data_cache)
+    with open(tmp_path / "a.log", "w") as out:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "normstudy.warm", *args], stdout=out, stderr=out,
+            env=environment(runtime_dir), preexec_fn=lambda: os.umask(0o077),
+        )  # fmt: skip
+    assert client.wait(timeout=300) == 0
+    assert "cell pid" in (tmp_path / "a.log").read_text()
+    assert (tmp_path / "cell" / "summary.json").stat().st_mode & 0o077 == 0

@@ -78,7 +78,10 @@ def run(argv: list[str]) -> int:
     digest = source_digest()
     path = socket_directory() / f"{server_key(dict(os.environ), digest)}.sock"
     sock = connect(path) or start_server(path, digest)
+    umask = os.umask(0)
+    os.umask(umask)
     request = {
+        "umask": umask,
         "argv": argv,
         "cwd": os.getcwd(),
         "env": dict(os.environ),

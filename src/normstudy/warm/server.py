@@ -66,6 +66,7 @@ def run_cell(request: dict, fds: list[int]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    os.umask(request["umask"])
     os.environ.clear()
     os.environ.update(request["env"])
     os.sched_setaffinity(0, request["affinity"])
