@@ -10,9 +10,17 @@ interpreter and alternating them ``--repeats`` times (medians are printed):
 * ``python -c "import normstudy.cli, normstudy.train"`` (everything a train command imports),
 * a zero-epoch cell (``epochs: 0``: build, evaluate the initial model, write every
   output) end to end through the CLI, as ``workflow/rules/train.smk`` runs it,
+* the same cell through the warm client (``python -m normstudy.warm``, issue #16 item 1)
+  whose server was started once before the rounds (its start is reported apart),
 * the same cell in one interpreter that times its stages: ``import torch``, the
   normstudy imports, the cache load, building the model, the shape check, the final
-  evaluation, writing the outputs, and the rest.
+  evaluation, writing the outputs, and the rest; then the cell once more in that
+  interpreter: what the cell itself costs, everything else being overhead.
+
+Then (``--workflow-cells N``, default 6, 2 with ``--quick``, 0 skips) the real workflow on N
+zero-epoch cells run back to back (``snakemake --cores 1``), once with ``warm_worker:
+false`` (today's path) and once with ``warm_worker: true`` (the warm server started by its
+first cell): wall time and the median per-cell seconds of rule train's benchmark files.
 
 It also checks that ``import normstudy`` and the modules the Snakefile imports leave
 torch unimported.
@@ -30,7 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 CELL = {"dataset": "mnist5k", "model": "mlp", "epochs": 0}
+REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE_IMPORTS = (
     "normstudy",
     "normstudy.grid",
@@ -82,20 +93,53 @@ def breakdown_child(cache: str, outdir: str) -> None:
 
         return wrapper
 
-    # Each stage is timed where the train package's modules call it from.
-    modules = [module for key, module in sys.modules.items() if key.startswith("normstudy.train.")]
+    # train is a package: each stage is bound in every submodule that imported it.
+    modules = [m for n, m in list(sys.modules.items()) if n.startswith("normstudy.train")]
     for name in STAGES:
-        users = [module for module in modules if hasattr(module, name)]
-        assert users, f"no module of normstudy.train calls {name}"
-        for module in users:
-            setattr(module, name, timed(name, getattr(module, name)))
+        holders = [m for m in modules if name in vars(m)]
+        if not holders:
+            raise SystemExit(f"no normstudy.train module defines or imports {name}")
+        wrapped = timed(name, getattr(holders[0], name))
+        for module in holders:
+            setattr(module, name, wrapped)
     t0 = time.perf_counter()
     train.train_cell(CELL, outdir, data_cache=cache, threads=1)
     cell_seconds = time.perf_counter() - t0
     stages = {"import torch": torch_seconds, "import normstudy": imports_seconds}
     stages.update({STAGES[name]: value for name, value in seconds.items()})
     stages["everything else in train_cell"] = cell_seconds - sum(seconds.values())
+    t0 = time.perf_counter()
+    train.train_cell(CELL, outdir + "-again", data_cache=cache, threads=1)
+    stages["the cell again in the same interpreter"] = time.perf_counter() - t0
     print(json.dumps(stages))
+
+
+def workflow_seconds(python: str, workdir: Path, cells: int, warm: bool) -> dict:
+    """Wall seconds of the workflow on ``cells`` zero-epoch cells back to back, and the
+    median seconds of one rule train job (its ``benchmark:`` file)."""
+    workdir.mkdir()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(
+        {
+            "warm_worker": warm,
+            "defaults": CELL,
+            "studies": {"overhead": {"grid": {"seed": list(range(cells))}}},
+        }
+    )
+    config["resources"]["threads"] = 1
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = str(Path(python).parent / "snakemake")
+    base = [snakemake, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1"]
+    run([*base, "--until", "prepare_data"])
+    start = time.perf_counter()
+    run([*base, "study_overhead"])
+    wall = time.perf_counter() - start
+    jobs = [
+        float(path.read_text().splitlines()[1].split("\t")[0])
+        for path in (workdir / "results" / "benchmarks" / "train").glob("*.tsv")
+    ]
+    assert len(jobs) == cells, jobs
+    return {"wall": wall, "per_cell_job": statistics.median(jobs)}
 
 
 def imports_torch(python: str) -> bool:
@@ -110,18 +154,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="one repeat: checks it runs")
     parser.add_argument("--repeats", type=int, default=None, help="alternation rounds")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--workflow-cells", type=int, default=None, help="0 skips")
     parser.add_argument("--breakdown-child", nargs=2, metavar=("CACHE", "OUTDIR"))
     args = parser.parse_args(argv)
     if args.breakdown_child:
         breakdown_child(*args.breakdown_child)
         return {}
     repeats = args.repeats or (1 if args.quick else 5)
+    workflow_cells = (
+        (2 if args.quick else 6) if args.workflow_cells is None else args.workflow_cells
+    )
     python = sys.executable
     load_start = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as workdir:
+        # A private warm server, of this code, that ends soon after the benchmark.
+        runtime = Path(workdir) / "runtime"
+        runtime.mkdir(mode=0o700)
+        os.environ.update({"XDG_RUNTIME_DIR": str(runtime), "NORMSTUDY_WARM_IDLE": "600"})
         cache = str(Path(workdir) / "mnist5k.pt")
         prepare = [python, "-m", "normstudy.cli", "prepare-data", "--json", json.dumps(CELL)]
         run([*prepare, cache])
+        server_start = run([python, "-m", "normstudy.warm", "--help"])
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "import torch": [python, "-c", "import torch"],
@@ -145,6 +198,13 @@ def main(argv: list[str] | None = None) -> dict:
                 "--force",
             ],
         }
+        warm_cell = commands["zero-epoch cell via the CLI"][3:]
+        commands["zero-epoch cell via the warm client"] = [
+            python,
+            "-m",
+            "normstudy.warm",
+            *warm_cell,
+        ]
         times = {name: [] for name in commands}
         breakdowns = []
         for _ in range(repeats):
@@ -154,6 +214,12 @@ def main(argv: list[str] | None = None) -> dict:
             out = subprocess.run(child, capture_output=True, text=True, check=True)
             breakdowns.append(json.loads(out.stdout.strip().splitlines()[-1]))
         summary = json.loads((Path(workdir) / "cell" / "summary.json").read_text())
+        workflow = {}
+        if workflow_cells:
+            for name, warm in (("today", False), ("warm", True)):
+                workflow[name] = workflow_seconds(
+                    python, Path(workdir) / f"workflow-{name}", workflow_cells, warm
+                )
     report = {
         "load_average": load_start,
         "load_average_end": list(os.getloadavg()),
@@ -162,6 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
         "stages": {k: statistics.median(b[k] for b in breakdowns) for k in breakdowns[0]},
         "cell_epochs_run": summary["epochs_run"],
         "snakefile_imports_torch": imports_torch(python),
+        "warm_server_start": server_start,
+        "workflow_cells": workflow_cells,
+        "workflow": workflow,
         "goal_seconds": 3.0,
     }
     print_report(report)
@@ -184,6 +253,19 @@ def print_report(report: dict) -> None:
     print("stages of the same cell in one interpreter:")
     for name, value in report["stages"].items():
         print(f"  {name:40s} {value:6.3f} s")
+    cell_itself = report["stages"]["the cell again in the same interpreter"]
+    print(f"the cell itself (again in one interpreter): {cell_itself:.2f} s; overhead:")
+    for name in ("zero-epoch cell via the CLI", "zero-epoch cell via the warm client"):
+        overhead = seconds[name] - cell_itself
+        print(f"  {name:40s} {overhead:6.2f} s  ({overhead / torch_seconds:4.2f}x import torch)")
+    print(f"warm server start (first call, cold): {report['warm_server_start']:.2f} s")
+    for name, numbers in report["workflow"].items():
+        overhead = numbers["per_cell_job"] - cell_itself
+        print(
+            f"workflow, {report['workflow_cells']} cells, {name}: wall {numbers['wall']:.1f} s, "
+            f"rule train job {numbers['per_cell_job']:.2f} s, overhead {overhead:.2f} s "
+            f"({overhead / torch_seconds:4.2f}x import torch)"
+        )
     verdict = "IMPORTS TORCH" if report["snakefile_imports_torch"] else "no torch"
     print(f"import {', '.join(SNAKEFILE_IMPORTS)}: {verdict}")
 

@@ -55,9 +55,12 @@ def test_cell_overhead_benchmark_reports_every_stage(tmp_path):
         "import torch",
         "import normstudy.cli, normstudy.train",
         "zero-epoch cell via the CLI",
+        "zero-epoch cell via the warm client",
     }
     assert all(positive(value) for value in report["seconds"].values())
-    assert "load the data cache" in report["stages"] and len(report["stages"]) == 11
+    assert "load the data cache" in report["stages"] and len(report["stages"]) == 12
+    assert set(report["workflow"]) == {"today", "warm"}
+    assert all(positive(v) for run in report["workflow"].values() for v in run.values())
     assert all(positive(value) for value in report["stages"].values())
     assert report["cell_epochs_run"] == 0
     assert report["snakefile_imports_torch"] is False

@@ -507,7 +507,8 @@ def test_a_second_workflow_from_another_directory_on_the_same_results_is_refused
 
 
 def training_processes(workdir: Path) -> list[int]:
-    """Pids of `normstudy train` processes running in ``workdir``."""
+    """Pids of `normstudy train` processes running in ``workdir`` (a plain process, or the
+    client of a cell forked by the warm server, which runs as long as its cell)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -516,7 +517,8 @@ def training_processes(workdir: Path) -> list[int]:
                 cwd = os.readlink(entry / "cwd")
             except OSError:
                 continue
-            if "normstudy.cli train" in command and cwd == str(workdir):
+            runs_a_cell = "normstudy.cli train" in command or "normstudy.warm train" in command
+            if runs_a_cell and cwd == str(workdir):
                 pids.append(int(entry.name))
     return pids
 

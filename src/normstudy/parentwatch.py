@@ -20,6 +20,9 @@ from pathlib import Path
 INTERVAL = 1.0
 MAX_DEPTH = 6
 _remembered: list[tuple[int, int]] | None = None
+# The chain recorded by the client of a warm cell when it started (normstudy.warm forks
+# the cell from a server outside snakemake's process tree, maybe after snakemake died).
+_inherited: list[tuple[int, int]] | None = None
 
 
 def parent_of(pid: int) -> int | None:
@@ -61,7 +64,14 @@ def remember_ancestors() -> None:
     """Record the chain now, at the start of the process: snakemake may die before training
     starts (while the data loads), and a chain read after that no longer leads to it."""
     global _remembered
-    _remembered = ancestor_chain()
+    _remembered = _inherited if _inherited is not None else ancestor_chain()
+
+
+def inherit_ancestors(chain: list[tuple[int, int]]) -> None:
+    """Watch ``chain`` (recorded by another process, the warm client) instead of this
+    process's own ancestors."""
+    global _inherited
+    _inherited = [(int(pid), int(parent)) for pid, parent in chain]
 
 
 def broken_link(chain: list[tuple[int, int]]) -> int | None:

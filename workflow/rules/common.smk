@@ -76,6 +76,14 @@ _DATA_DIR = str(config["data_dir"])
 TRAIN_DATA_OPTIONS = f"--data-dir {shlex.quote(_DATA_DIR) if _DATA_DIR else ''} " + (
     "--download" if config["download"] else ""
 )
+# Training cells: forked from a warm server unless config says no (docs in normstudy.warm);
+# by default not under SLURM, where a job of one cell would pay the server's start.
+WARM = config.get("warm_worker", "local")
+TRAIN_COMMAND = (
+    f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.warm"
+    if WARM is True or (WARM == "local" and not ON_SLURM)
+    else NORMSTUDY
+)
 
 try:
     ONLY = only_studies(config.get("only_studies"))

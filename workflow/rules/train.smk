@@ -32,7 +32,7 @@ rule train:
         # Values fixed at parse time are written into the command here rather than as
         # placeholders: a dry run formats every job's command three times, at a cost per
         # placeholder (BENCHMARKS.md, "Workflow scale"). The params stay for rerun-triggers.
-        NORMSTUDY + " train --json {params.config:q} {params.outdir:q} "
+        TRAIN_COMMAND + " train --json {params.config:q} {params.outdir:q} "
         f"--data-cache {{params.cache:q}} {TRAIN_DATA_OPTIONS} "
         "--checkpoint {params.checkpoint:q} "
         "--finished-copy {params.checkpoint:q}.finished --stop-with-snakemake "

@@ -1,0 +1,5 @@
+import sys
+
+from normstudy.warm.client import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""Which warm server a client may use: one per user, machine, interpreter, code and job.
+
+Standard library only: the client imports this before anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# Variables read when torch/numpy/normstudy are imported (thread pools, devices, the
+# allocator, hash seed): a server imported under other values is another server.
+IMPORT_TIME_PREFIXES = (
+    "PYTHON",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "CUDA_",
+    "TORCH",
+    "PYTORCH",
+    "LD_",
+    "KMP_",
+    "CUBLAS_",
+    "NORMSTUDY_",
+)
+# A SLURM job's cells must run inside its own cgroup and die with it: never share a server
+# across jobs, steps or array tasks.
+SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+
+
+def source_digest(package: Path = PACKAGE) -> str:
+    """sha256 over every ``.py`` under the normstudy package (path and content): a code
+    change never reuses a server that imported the old code."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def import_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The part of ``environ`` that can change what an import does."""
+    return {
+        k: v
+        for k, v in sorted(environ.items())
+        if k.startswith(IMPORT_TIME_PREFIXES) or k in SLURM_KEYS
+    }
+
+
+def server_key(environ: dict[str, str], digest: str) -> str:
+    """A short hash of everything that must match between a client and its server."""
+    parts = [sys.executable, socket.gethostname(), digest]
+    parts += [f"{k}={v}" for k, v in import_environment(environ).items()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def socket_directory() -> Path:
+    """A 0700 directory of this user's: $XDG_RUNTIME_DIR or /tmp/normstudy-warm-<uid>."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) / "normstudy-warm" if runtime else None
+    if base is None:
+        base = Path("/tmp") / f"normstudy-warm-{os.getuid()}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = base.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{base} is not a private directory of this user")
+    return base

@@ -1,0 +1,231 @@
+"""The warm worker (normstudy.warm): a forked cell is the same cell as a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from normstudy.config import resolve_cell_config
+from normstudy.datacache import build_cache
+from normstudy.warm.key import server_key, source_digest
+from normstudy.warm.protocol import read_line, send_request
+
+REPO = Path(__file__).resolve().parents[1]
+CELL = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
+# Columns that hold wall-clock times: the only ones two runs of a cell may differ in.
+TIMING = ("seconds", "time")
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory):
+    """A private socket directory: these tests start (and idle out) their own server."""
+    path = tmp_path_factory.mktemp("xdg")
+    path.chmod(0o700)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "digits.pt"
+    build_cache(resolve_cell_config(CELL), path)
+    return path
+
+
+def environment(runtime_dir: Path, warm: bool = True) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "XDG_RUNTIME_DIR": str(runtime_dir),
+        "NORMSTUDY_WARM": "1" if warm else "0",
+        "NORMSTUDY_WARM_IDLE": "60",
+    }
+
+
+def train_args(config: dict, outdir: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--json", json.dumps(config), str(outdir), "--data-cache", str(cache),
+        "--threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "normstudy.warm", *args], stdout=out, stderr=out, env=env
+        )
+
+
+def run(args: list[str], env: dict, log: Path) -> int:
+    return start(args, env, log).wait(timeout=300)
+
+
+def same_outputs(first: Path, second: Path) -> None:
+    def final(path):
+        return json.loads((path / "summary.json").read_text())["final"]
+
+    assert final(first) == final(second)
+    for name in ("curves.parquet", "probes.parquet"):
+        a, b = pq.read_table(first / name), pq.read_table(second / name)
+        kept = [c for c in a.column_names if not any(t in c for t in TIMING)]
+        assert a.select(kept).equals(b.select(kept)), name
+
+
+def cell_pid(log: Path) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("normstudy.warm: cell pid "):
+                return int(line.split()[3].rstrip(","))
+        time.sleep(0.1)
+    raise AssertionError(f"no cell pid in {log}: {log.read_text()}")
+
+
+def wait_gone(pid: int, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_client_imports_nothing_heavy():
+    heavy = "('torch', 'numpy', 'pandas', 'pyarrow')"
+    code = (
+        "import sys, normstudy.warm.client; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert out.strip() == "[]"
+
+
+def test_warm_results_are_bitwise_those_of_a_fresh_process(runtime_dir, data_cache, tmp_path):
+    assert (
+        run(
+            train_args(CELL, tmp_path / "warm", data_cache),
+            environment(runtime_dir),
+            tmp_path / "warm.log",
+        )
+        == 0
+    )
+    log = (tmp_path / "warm.log").read_text()
+    assert "cell pid" in log and "fresh process" not in log, log
+    fresh_env = environment(runtime_dir, warm=False)
+    assert (
+        run(train_args(CELL, tmp_path / "fresh", data_cache), fresh_env, tmp_path / "fresh.log")
+        == 0
+    )
+    assert "NORMSTUDY_WARM=0; running in a fresh process" in (tmp_path / "fresh.log").read_text()
+    same_outputs(tmp_path / "warm", tmp_path / "fresh")
+
+
+def test_a_failing_cell_leaves_the_server_serving_the_next(runtime_dir, data_cache, tmp_path):
+    env = environment(runtime_dir)
+    bad = run(
+        train_args({**CELL, "model": "nosuch"}, tmp_path / "bad", data_cache),
+        env,
+        tmp_path / "bad.log",
+    )
+    assert bad != 0 and "cell pid" in (tmp_path / "bad.log").read_text()
+    crash = start(
+        train_args({**CELL, "epochs": 50}, tmp_path / "crash", data_cache),
+        env,
+        tmp_path / "crash.log",
+    )
+    os.kill(cell_pid(tmp_path / "crash.log"), signal.SIGSEGV)
+    assert crash.wait(timeout=60) == 128 + signal.SIGSEGV
+    assert run(train_args(CELL, tmp_path / "good", data_cache), env, tmp_path / "good.log") == 0
+    assert "fresh process" not in (tmp_path / "good.log").read_text()
+    assert (tmp_path / "good" / "summary.json").exists()
+
+
+def test_sigterm_checkpoints_and_the_cell_resumes_to_the_same_result(
+    runtime_dir, data_cache, tmp_path
+):
+    env = environment(runtime_dir)
+    config = {**CELL, "epochs": 30}
+    checkpoint = ["--checkpoint", str(tmp_path / "ck.pt")]
+    client = start(
+        train_args(config, tmp_path / "cut", data_cache, *checkpoint), env, tmp_path / "a.log"
+    )
+    cell_pid(tmp_path / "a.log")
+    time.sleep(3)
+    client.send_signal(signal.SIGTERM)
+    assert client.wait(timeout=120) == 75, (tmp_path / "a.log").read_text()
+    assert (tmp_path / "ck.pt").exists()
+    assert (
+        run(train_args(config, tmp_path / "cut", data_cache, *checkpoint), env, tmp_path / "b.log")
+        == 0
+    )
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["resumed"] > 0
+    assert run(train_args(config, tmp_path / "whole", data_cache), env, tmp_path / "c.log") == 0
+    same_outputs(tmp_path / "cut", tmp_path / "whole")
+
+
+def test_sigkill_of_the_client_ends_the_cell(runtime_dir, data_cache, tmp_path):
+    env = environment(runtime_dir)
+    client = start(
+        train_args({**CELL, "epochs": 200}, tmp_path / "cell", data_cache), env, tmp_path / "a.log"
+    )
+    pid = cell_pid(tmp_path / "a.log")
+    client.kill()
+    client.wait()
+    assert wait_gone(pid), f"cell {pid} still runs after its client was killed"
+
+
+def test_two_clients_at_once_each_get_their_cell_and_their_own_log(
+    runtime_dir, data_cache, tmp_path
+):
+    env = environment(runtime_dir)
+    clients = [
+        start(
+            train_args({**CELL, "seed": seed}, tmp_path / f"c{seed}", data_cache),
+            env,
+            tmp_path / f"{seed}.log",
+        )
+        for seed in (0, 1)
+    ]
+    assert [c.wait(timeout=300) for c in clients] == [0, 0]
+    for seed, other in ((0, 1), (1, 0)):
+        log = (tmp_path / f"{seed}.log").read_text()
+        assert f"c{seed}" in log and f"c{other}" not in log and "fresh process" not in log
+
+
+def test_a_server_of_other_code_is_not_used(runtime_dir, data_cache, tmp_path):
+    digest = source_digest()
+    assert server_key({}, digest) != server_key({}, "0" * 64)
+    env = environment(runtime_dir)
+    assert run(["--help"], env, tmp_path / "h.log") == 0  # the server is up
+    path = runtime_dir / "normstudy-warm" / f"{server_key(env, digest)}.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+        request = {"argv": ["--help"], "cwd": str(tmp_path), "env": env, "digest": "0" * 64}
+        send_request(sock, {**request, "ancestors": [], "affinity": [0], "umask": 0o22}, [0, 1, 2])
+        reply = read_line(sock.makefile("r"))
+    assert reply is not None and reply[0] == "refused" and "stale" in reply[1]
+
+
+def test_a_warm_cell_follows_its_clients_umask(runtime_dir, data_cache, tmp_path):
+    # The server is started (or already runs) under this process's umask, 022 here.
+    assert run(["--help"], environment(runtime_dir), tmp_path / "h.log") == 0
+    args = train_args({**CELL, "epochs": 1}, tmp_path / "cell", data_cache)
+    with open(tmp_path / "a.log", "w") as out:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "normstudy.warm", *args], stdout=out, stderr=out,
+            env=environment(runtime_dir), preexec_fn=lambda: os.umask(0o077),
+        )  # fmt: skip
+    assert client.wait(timeout=300) == 0
+    assert "cell pid" in (tmp_path / "a.log").read_text()
+    assert (tmp_path / "cell" / "summary.json").stat().st_mode & 0o077 == 0
