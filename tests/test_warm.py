@@ -155,13 +155,17 @@ def test_sigterm_checkpoints_and_the_cell_resumes_to_the_same_result(
     runtime_dir, data_cache, tmp_path
 ):
     env = environment(runtime_dir)
-    config = {**CELL, "epochs": 30}
+    # Long enough that the signal comes mid-run on an idle machine too: sent once the
+    # first epoch's checkpoint exists, not after a fixed sleep.
+    config = {**CELL, "epochs": 300}
     checkpoint = ["--checkpoint", str(tmp_path / "ck.pt")]
     client = start(
         train_args(config, tmp_path / "cut", data_cache, *checkpoint), env, tmp_path / "a.log"
     )
     cell_pid(tmp_path / "a.log")
-    time.sleep(3)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ck.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     client.send_signal(signal.SIGTERM)
     assert client.wait(timeout=120) == 75, (tmp_path / "a.log").read_text()
     assert (tmp_path / "ck.pt").exists()
