@@ -204,7 +204,9 @@ def test_two_clients_at_once_each_get_their_cell_and_their_own_log(
     assert [c.wait(timeout=300) for c in clients] == [0, 0]
     for seed, other in ((0, 1), (1, 0)):
         log = (tmp_path / f"{seed}.log").read_text()
-        assert f"c{seed}" in log and f"c{other}" not in log and "fresh process" not in log
+        # The cells' directories, not bare "c0"/"c1": the socket's random name may hold those.
+        mine, theirs = str(tmp_path / f"c{seed}"), str(tmp_path / f"c{other}")
+        assert mine in log and theirs not in log and "fresh process" not in log
 
 
 def test_a_server_of_other_code_is_not_used(runtime_dir, data_cache, tmp_path):
