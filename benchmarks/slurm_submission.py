@@ -12,7 +12,9 @@ of N zero-epoch cells (MLP on digits: start-up, evaluation and writes, the per-c
 that submission adds to) with the dataset cache in place, each cell asking for one of the
 test node's two GPUs as the workflow does under SLURM, and reports
 
-- wall time of the run and the number of ``sbatch`` calls;
+- wall time of the run (and per cell), the number of ``sbatch`` calls and the seconds the
+  cells spent on their own work (evaluation, probes), next to one ``import torch``
+  measured at the start: the rest of the wall time is overhead;
 - scheduler load: SLURM job records (``jobcomp``) and slurmctld RPCs during the run
   (``sdiag``, reset before each run: the sum of its per-message-type counts);
 - per-cell accounting: how many cells have a SLURM record of their own;
@@ -45,15 +47,22 @@ from normstudy.grid import data_key  # noqa: E402
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NORMSTUDY = str(Path(sys.executable).parent / "normstudy")
 CELL = {"model": "mlp", "depth": 1, "width": 16, "epochs": 0, "batch_size": 32}
+BUNDLES = ("--groups", "train=train", "--group-components", "train=25")
 WAYS = {
     "one job per cell": (),
     "job arrays": ("--slurm-array-jobs", "train"),
-    "bundles of 25": ("--groups", "train=train", "--group-components", "train=25"),
+    "bundles of 25": BUNDLES,
+    # The same bundles with the warm worker on under SLURM (one server per SLURM job, which
+    # forks the bundle's cells): what warm_worker: true buys a bundle (issue #16 item 1).
+    "bundles of 25, warm worker": BUNDLES,
 }
+CONFIG_OF_WAY = {"bundles of 25, warm worker": {"warm_worker": True}}
+"""Config values a way sets besides the default (warm_worker: local is off under SLURM)."""
 
 
-def write_workdir(root: Path, cells: int) -> None:
+def write_workdir(root: Path, cells: int, overrides: dict) -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(overrides)
     config["defaults"].update(CELL)
     config["studies"] = {"cells": {"grid": {"seed": list(range(cells))}}}
     config["slurm"] = {"threads": 1, "cpu_partition": "cpu", "retries": 0}
@@ -93,7 +102,7 @@ def jobcomp_records(workdir: Path) -> list[dict[str, str]]:
 def run_way(name: str, args: tuple[str, ...], cells: int, env: dict, root: Path, crash: bool):
     workdir = root / re.sub(r"\W+", "_", name) / ("crash" if crash else "plain")
     workdir.mkdir(parents=True)
-    write_workdir(workdir, cells)
+    write_workdir(workdir, cells, CONFIG_OF_WAY.get(name, {}))
     run_env = dict(env)
     if crash:
         paths = [str(REPO / "tests" / "slurm" / "inject"), str(REPO / "src")]
@@ -108,7 +117,16 @@ def run_way(name: str, args: tuple[str, ...], cells: int, env: dict, root: Path,
     wall = time.monotonic() - start
     rpcs = rpc_count()
     output = result.stdout + result.stderr
-    finished = len(list((workdir / "results" / "cells").glob("*/summary.json")))
+    summaries = [
+        json.loads(path.read_text())
+        for path in (workdir / "results" / "cells").glob("*/summary.json")
+    ]
+    finished = len(summaries)
+    # What the cells did themselves (evaluation, probes, writes); the rest of the wall
+    # time is submission, job start and each cell's process start.
+    own = sum(
+        s["train_seconds"] + s["eval_seconds"] + sum(s["probe_seconds"].values()) for s in summaries
+    )
     records = jobcomp_records(workdir)
     return {
         "way": name,
@@ -121,6 +139,8 @@ def run_way(name: str, args: tuple[str, ...], cells: int, env: dict, root: Path,
         "slurm_records": len(records),
         "rpcs": rpcs,
         "finished": finished,
+        "wall_per_cell_s": round(wall / cells, 2),
+        "cells_own_s": round(own, 1),
         "lost_to_crash": cells - finished - 1 if crash else None,
         "error": None if result.returncode == 0 else first_error(output),
     }
@@ -134,10 +154,20 @@ def first_error(output: str) -> str:
     return output.strip().splitlines()[-1][:300] if output.strip() else ""
 
 
+def import_torch_seconds(repeats: int = 3) -> float:
+    """Median wall seconds of ``python -c "import torch"``: the unit of per-cell overhead."""
+    times = []
+    for _ in range(repeats):
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        times.append(time.monotonic() - start)
+    return round(sorted(times)[len(times) // 2], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=200)
-    parser.add_argument("--crash-cells", type=int, default=50)
+    parser.add_argument("--crash-cells", type=int, default=50, help="0: no crash runs")
     parser.add_argument("--ways", nargs="*", default=list(WAYS))
     parser.add_argument("--crash-only", action="store_true", help="only the crash runs")
     parser.add_argument("--keep", help="work in this directory and keep it (to read the logs)")
@@ -146,10 +176,11 @@ def main() -> None:
         root = Path(args.keep or tmp)
         env = user_profile(root / "xdg")
         rows = []
+        print(json.dumps({"import_torch_s": import_torch_seconds()}), flush=True)
         for name in [] if args.crash_only else args.ways:
             rows.append(run_way(name, WAYS[name], args.cells, env, root, crash=False))
             print(json.dumps(rows[-1]), flush=True)
-        for name in args.ways:
+        for name in args.ways if args.crash_cells else []:
             rows.append(run_way(name, WAYS[name], args.crash_cells, env, root, crash=True))
             print(json.dumps(rows[-1]), flush=True)
 

@@ -322,3 +322,20 @@ def test_a_boolean_reference_does_not_match_a_number(grid, entry, message):
         .studies["s"]
         .comparisons
     )
+
+
+def test_a_lowercase_boolean_from_the_command_line_gets_a_hint():
+    # `snakemake --config warm_worker=false` passes the string 'false': Snakemake's --config
+    # parser reads only True/False as booleans.
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from normstudy.inputcheck import describe_schema_error
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["warm_worker"] = "false"
+    with pytest.raises(WorkflowError) as caught:
+        validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    text = describe_schema_error(caught.value)
+    assert text.startswith("config key 'warm_worker': 'false' is not one of")
+    assert text.endswith("warm_worker=False")

@@ -183,4 +183,9 @@ def describe_schema_error(error: BaseException) -> str:
     cause = jsonschema.exceptions.best_match([found[0]])
     key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
     message = cause.message if len(cause.message) <= 300 else cause.message[:300] + " ..."
-    return f"config key {key!r}: {message} (workflow/schemas/config.schema.yaml)"
+    hint = ""
+    if isinstance(cause.instance, str) and cause.instance.lower() in ("true", "false"):
+        # Snakemake's --config reads only True and False as booleans; true is a string.
+        word = cause.instance.capitalize()
+        hint = f"; on the command line Snakemake reads booleans as True/False: {key}={word}"
+    return f"config key {key!r}: {message} (workflow/schemas/config.schema.yaml){hint}"

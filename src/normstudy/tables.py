@@ -96,6 +96,15 @@ PROVENANCE_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
 run that finished it, if it was resumed; null where unknown or for cells from before it was
 recorded. Not results: comparisons of two runs of the same cells leave them out."""
 
+PROCESS_COLUMNS: dict[str, str] = {
+    "max_rss_mb": "peak resident memory (MB) of the process that finished the cell "
+    "(summary.json process; null for cells from before it was recorded)",
+    "cpu_seconds": "CPU seconds (user + system) of the process that finished the cell; "
+    "without the imports when the warm worker forked it",
+    "gpu_max_allocated_mb": "peak CUDA memory allocated by tensors (MB); null off CUDA",
+}
+"""The cell's process usage, from ``summary.json`` (``normstudy.train.summary.process_usage``)."""
+
 CELLS_SCHEMA = pa.schema(
     [
         pa.field("study", pa.string(), nullable=False),
@@ -120,6 +129,10 @@ CELLS_SCHEMA = pa.schema(
         pa.field("train_seconds", pa.float64()),
         pa.field("eval_seconds", pa.float64()),
         pa.field("samples_per_second", pa.float64()),
+        *(
+            pa.field(name, pa.float64(), metadata={"description": text})
+            for name, text in PROCESS_COLUMNS.items()
+        ),
         pa.field("params_total", pa.int64()),
         pa.field("params_trainable", pa.int64()),
         *(pa.field(f"params_{role}", pa.int64()) for role in PARAMETER_ROLES),
@@ -201,6 +214,10 @@ def cell_row(study: str, axes: list[str], point: dict, config: dict, summary: di
         row[key] = summary[key]
     for key in ("eval_seconds", "samples_per_second", "device"):
         row[key] = summary[key]
+    # Cells finished before these were recorded have none: their columns stay null.
+    process = summary.get("process") or {}
+    for key in PROCESS_COLUMNS:
+        row[key] = process.get(key)
     # Cells finished before provenance was recorded have none: their columns stay null.
     provenance = summary.get("provenance") or {}
     for key in PROVENANCE_COLUMNS:

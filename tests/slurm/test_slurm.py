@@ -31,15 +31,15 @@ from test_workflow import REPO, SNAKEMAKE, snakemake, write_config
 from normstudy.config import resolve_cell_config
 from normstudy.datacache import build_cache
 from normstudy.grid import data_key
-from normstudy.tables import PROVENANCE_COLUMNS
+from normstudy.tables import PROCESS_COLUMNS, PROVENANCE_COLUMNS
 from normstudy.train import train_cell
 
 HERE = Path(__file__).resolve().parent
 NORMSTUDY = str(Path(SNAKEMAKE).with_name("normstudy"))
 TIMEOUT = 900
 TIMING_COLUMNS = ["train_seconds", "eval_seconds", "samples_per_second", "seconds"]
-NOT_RESULTS = [*TIMING_COLUMNS, *PROVENANCE_COLUMNS]
-"""Columns that differ between two runs of the same cells: timings and where they ran."""
+NOT_RESULTS = [*TIMING_COLUMNS, *PROCESS_COLUMNS, *PROVENANCE_COLUMNS]
+"""Columns that differ between two runs of the same cells: timings, usage, where they ran."""
 FAST = {"model": "mlp", "depth": 1, "width": 16, "epochs": 2, "batch_size": 32}
 GRID = {
     "alpha": {"grid": {"lr": [0.05, 0.1], "seed": [0]}},

@@ -8,10 +8,10 @@ rule train:
         summary=f"{RESULTS}/cells/{{cell}}/summary.json",
         curves=f"{RESULTS}/cells/{{cell}}/curves.parquet",
         probes=f"{RESULTS}/cells/{{cell}}/probes.parquet",
+    # No benchmark: directive: under the warm worker it would measure the client, not the
+    # process that trains; the cell records its own peak memory and CPU in summary.json.
     log:
         f"{RESULTS}/logs/train/{{cell}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
     retries: TRAIN_RETRIES
     conda:
         ENVIRONMENT

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import platform
+import resource
+import sys
 from typing import TYPE_CHECKING
 
 import torch
@@ -71,6 +73,7 @@ def summary_for(cell: Cell) -> dict:
         "device": str(cell.device),
         "autocast": "bfloat16" if autocast_enabled(cell) else None,
         "threads": torch.get_num_threads(),
+        "process": process_usage(cell.device),
         "versions": {
             "normstudy": normstudy.__version__,
             "torch": torch.__version__,
@@ -80,6 +83,26 @@ def summary_for(cell: Cell) -> dict:
         "seed": config["seed"],
         "provenance": {**state.runs[-1], "earlier_runs": state.runs[:-1]},
         "data": {"key": data_key(config), "digest": data_digest(cell.splits)},
+    }
+
+
+def process_usage(device: torch.device) -> dict:
+    """What the process that finished the cell used (for a resumed cell, its last run):
+    peak resident memory in MB, CPU seconds (user + system, all threads) and, on CUDA, the
+    peak memory allocated by tensors. The memory needed to size ``mem_mb``; Snakemake's
+    ``benchmark:`` cannot measure it once the warm worker runs the cell in a process forked
+    by its server instead of under the job's shell. A cell forked by the warm worker
+    counts the server's imported modules in its peak memory, as a fresh process would, but
+    not their import time in its CPU seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # ru_maxrss is in KiB on Linux, in bytes on macOS.
+    max_rss = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return {
+        "max_rss_mb": round(max_rss, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "gpu_max_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        if device.type == "cuda"
+        else None,
     }
 
 
