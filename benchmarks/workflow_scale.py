@@ -14,9 +14,10 @@ For every size N it writes, into a temporary directory,
 and times, alternating floor and project so that both see the same machine load,
 
 - ``snakemake -n`` (parse + DAG of every job; wall time and max RSS), and
-- the start of one job: ``snakemake -n --target-jobs <one job> --allowed-rules <its rule>``,
-  which is what the SLURM executor runs inside every job before it trains (it parses the
-  whole workflow but builds the DAG of that job only).
+- the start of one job: ``snakemake -n --target-jobs <one job> --allowed-rules <its rule>
+  --mode remote``, which is what the SLURM executor runs inside every job before it trains
+  (it parses the whole workflow but builds the DAG of that job only, and skips what only
+  the process the user started does).
 
 Ratios are project / floor from the same run. Wall and CPU (user + system) seconds and
 the maximum resident set size of the ``snakemake`` process (see ``process_usage.py``) are medians
@@ -164,7 +165,13 @@ def commands(snakefile: Path, rule: str, wildcards: str) -> dict[str, list[str]]
     base = [SNAKEMAKE, "-s", str(snakefile), "--configfile", "config.yaml"]
     return {
         "dry_run": [*base, "-n"],
-        "job_start": [*base, "-n", "--target-jobs", f"{rule}:{wildcards}", "--allowed-rules", rule],
+        # --mode remote as the SLURM executor starts each job: Snakemake and the workflow
+        # skip what only the process the user started does.
+        "job_start": [
+            *base,
+            *("-n", "--target-jobs", f"{rule}:{wildcards}", "--allowed-rules", rule),
+            *("--mode", "remote"),
+        ],
     }
 
 

@@ -228,13 +228,32 @@ def test_slurm_profile_template_dry_run(tmp_path):
     """The template profile plans every training job with a GPU, away from any cluster
     (``sinfo`` cannot answer: nothing to check against; tests/slurm has a real one)."""
     write_config(tmp_path, TOY)
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", "-p"]
     command += ["--profile", str(REPO / "profiles" / "slurm")]
     env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-cluster.conf")}
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
     assert train and all("gpu=1" in line for line in train), train
+    # warm_worker: local (the default) leaves the warm worker out under SLURM.
+    assert "normstudy.warm" not in result.stdout + result.stderr
+
+
+def test_under_the_slurm_executor_cells_start_fresh_interpreters(tmp_path):
+    """Each cell of a SLURM job or bundle runs in its own srun step, where a warm server
+    would serve that cell only (BENCHMARKS.md): the train command is the plain one, and
+    warm_worker: true says that it has no effect there."""
+    write_config(tmp_path, TOY)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", "-p"]
+    command += ["--profile", str(REPO / "profiles" / "slurm")]
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-cluster.conf")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert " -m normstudy.cli train " in output and "normstudy.warm" not in output
+    assert "warm_worker: true has no effect under the SLURM executor" in output
 
 
 def test_report_holds_the_figures_and_the_comparison_table(finished_run):

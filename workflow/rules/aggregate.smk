@@ -36,7 +36,7 @@ rule check_build:
 rule check_cells:
     input:
         plan=f"{RESULTS}/plan.json",
-        outputs=cell_outputs(CELLS),
+        outputs=cell_outputs(CELLS) if LIST_CELL_FILES else [],
     output:
         f"{RESULTS}/tables/cells_checked.txt",
     log:
@@ -45,7 +45,7 @@ rule check_cells:
     conda:
         ENVIRONMENT
     params:
-        cells_dir=lambda wildcards, input: str(Path(input.outputs[0]).parent.parent),
+        cells_dir=f"{RESULTS}/cells",
     shell:
         NORMSTUDY
         + " check-cells {input.plan:q} {params.cells_dir:q} {output:q} > {log:q} 2>&1"

@@ -77,13 +77,21 @@ TRAIN_DATA_OPTIONS = f"--data-dir {shlex.quote(_DATA_DIR) if _DATA_DIR else ''} 
     "--download" if config["download"] else ""
 )
 # Training cells: forked from a warm server unless config says no (docs in normstudy.warm);
-# by default not under SLURM, where a job of one cell would pay the server's start.
+# never under the SLURM executor, which runs every cell, bundled or not, in its own srun
+# step: a server started there serves one cell and is measured to cost more than it saves
+# (BENCHMARKS.md, "A warm worker inside SLURM bundles").
 WARM = config.get("warm_worker", "local")
 TRAIN_COMMAND = (
     f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.warm"
-    if WARM is True or (WARM == "local" and not ON_SLURM)
+    if WARM is not False and not ON_SLURM
     else NORMSTUDY
 )
+if WARM is True and ON_SLURM and workflow.is_main_process:
+    print(
+        "normstudy: warm_worker: true has no effect under the SLURM executor (each cell "
+        "runs in its own srun step; see BENCHMARKS.md): cells start fresh interpreters",
+        file=sys.stderr,
+    )
 
 try:
     ONLY = only_studies(config.get("only_studies"))
@@ -324,6 +332,12 @@ def capped_runtime(minutes):
     if CLUSTER is not None and CLUSTER.get("cap") is not None:
         return int(min(minutes, CLUSTER["cap"]))
     return minutes
+
+
+# The rules that list every cell's files (check_cells, study_<name>) run only in the process
+# the user started; Snakemake's jobs (SLURM jobs, spawned run: jobs) parse the workflow
+# again but never run them, so there these lists stay empty: a shorter parse for every job.
+LIST_CELL_FILES = workflow.is_main_process
 
 
 def cell_outputs(cell_ids):

@@ -45,5 +45,5 @@ for _study in PLAN.studies:
         name:
             f"study_{_study}"
         input:
-            summaries(PLAN.study_cell_ids(_study)),
+            summaries(PLAN.study_cell_ids(_study)) if LIST_CELL_FILES else [],
         localrule: True
