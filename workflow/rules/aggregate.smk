@@ -45,7 +45,8 @@ rule check_cells:
     conda:
         ENVIRONMENT
     params:
-        cells_dir=f"{RESULTS}/cells",
+        # From the plan, not the cell list: a job process does not list every cell.
+        cells_dir=lambda wildcards, input: str(Path(input.plan).parent / "cells"),
     shell:
         NORMSTUDY
         + " check-cells {input.plan:q} {params.cells_dir:q} {output:q} > {log:q} 2>&1"
