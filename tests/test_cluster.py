@@ -17,6 +17,8 @@ from normstudy.cluster import (
     chain_retries,
     cpu_partition,
     effective_cap,
+    gpu_sharing_request,
+    gres_counts,
     measured_minutes,
     parse_sinfo,
     parse_time_limit,
@@ -157,6 +159,9 @@ def test_the_executor_is_read_from_the_users_profile_also_in_a_dry_run(tmp_path,
     invocation = command_line_invocation(["-n", "--profile", "slurm"])
     assert invocation.slurm and invocation.default_resources["slurm_partition"] == "gpu"
     assert not command_line_invocation(["-n"]).slurm
+    assert invocation.grouped_rules == frozenset()
+    grouped = command_line_invocation(["--groups", "train=cells", "--group-components", "cells=5"])
+    assert grouped.grouped_rules == {"train"}
 
 
 def test_jobs_plan_as_the_process_that_submitted_them(tmp_path, monkeypatch):
@@ -227,3 +232,45 @@ def test_a_profile_that_would_wait_forever_for_sacct_is_refused():
     assert status_problem("sacct", sacct_ok=False) is not None
     assert status_problem("squeue", sacct_ok=False) is None
     assert status_problem(None, sacct_ok=True) is None
+
+
+def test_gres_counts_read_what_sinfo_prints():
+    assert gres_counts("gpu:a100:4,shard:32(S:0-1)") == {"gpu": 4, "shard": 32}
+    assert gres_counts("gpu:2(S:0,1),shard:4") == {"gpu": 2, "shard": 4}
+    assert gres_counts("gpu:a100:2,gpu:v100:2") == {"gpu": 4}
+    assert gres_counts("(null)") == {}
+
+
+def test_a_partition_has_as_many_shards_per_gpu_as_its_poorest_gpu_node():
+    text = "gpu|1:00:00|gpu:4,shard:16|up\ngpu|1:00:00|gpu:2,shard:4|up\n"
+    text += "mixed|1:00:00|gpu:2,shard:8|up\nmixed|1:00:00|gpu:2|up\nmixed|1:00:00|(null)|up\n"
+    partitions = parse_sinfo(text)
+    assert partitions["gpu"].shards_per_gpu == 2  # 16/4 = 4 on one node, 4/2 = 2 on the other
+    assert partitions["mixed"].shards_per_gpu == 0  # one GPU node has no shards
+    assert parse_sinfo(SINFO)["gpu"].shards_per_gpu == 0
+
+
+def test_sharing_cells_ask_slurm_for_their_share_of_a_gpus_shards():
+    sharded = Partition("gpu", None, True, False, True, shards_per_gpu=8)
+    assert gpu_sharing_request(1, SETTINGS, None, grouped=True) == (None, [])
+    assert gpu_sharing_request(2, SETTINGS, sharded, grouped=False) == ("shard:4", [])
+    assert gpu_sharing_request(8, SETTINGS, sharded, grouped=False) == ("shard:1", [])
+    cases = {
+        "bundle": (2, SETTINGS, sharded, True, ["grouped", "--groups"]),
+        "two gpus": (2, {**SETTINGS, "gpus": 2}, sharded, False, ["slurm.gpus is 2"]),
+        "no sinfo": (2, SETTINGS, None, False, ["sinfo did not report"]),
+        "no shards": (
+            2,
+            SETTINGS,
+            Partition("gpu", None, True, False, True),
+            False,
+            ["partition 'gpu' has no shards", "gres.html#Sharding"],
+        ),
+        "indivisible": (3, SETTINGS, sharded, False, ["valid values: 1, 2, 4, 8"]),
+    }
+    for name, (k, settings, partition, grouped, phrases) in cases.items():
+        gres, problems = gpu_sharing_request(k, settings, partition, grouped)
+        assert gres is None and len(problems) == 1, name
+        assert f"resources.cells_per_gpu: {k}" in problems[0], (name, problems)
+        for phrase in phrases:
+            assert phrase in problems[0], (name, phrase, problems)

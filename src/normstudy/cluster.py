@@ -6,7 +6,8 @@ workflow needs is decided here from the ``slurm:`` block of ``config.yaml`` and 
 ``sinfo`` reports:
 
 - every ``train`` and ``estimate`` job asks for ``slurm.gpus`` GPUs, ``slurm.threads`` CPUs
-  and its memory;
+  and its memory; with ``resources.cells_per_gpu`` k > 1 a ``train`` job asks for 1/k of a
+  GPU's shards instead (:func:`gpu_sharing_request`);
 - a training job's time comes from a calibration for the GPU it will run on
   (:func:`cell_minutes`): the ``estimate`` job's measurement on the cluster's GPU where one
   was made (``results/estimate/<scale>/cells.csv``), else ``slurm.minutes_per_gstep``;
@@ -96,6 +97,24 @@ class Partition:
     gpus: bool
     default: bool
     up: bool
+    shards_per_gpu: int = 0
+    """GPU shards (``gres/shard``) per GPU on the partition's GPU nodes: the fewest of any
+    node configuration (0 where one of them has GPUs but no shards)."""
+
+
+_GRES_COUNT = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(?::[A-Za-z0-9_.]+)?:(?P<count>\d+)")
+
+
+def gres_counts(gres: str) -> dict[str, int]:
+    """Counts per GRES name of one ``sinfo %G`` field: ``gpu:a100:4,shard:32(S:0-1)`` ->
+    ``{"gpu": 4, "shard": 32}`` (types summed; ``(null)`` -> empty)."""
+    counts: dict[str, int] = {}
+    # Commas also separate socket lists inside "(S:0,1)": drop the parentheses first.
+    for part in re.sub(r"\([^)]*\)", "", gres).split(","):
+        match = _GRES_COUNT.match(part.strip())
+        if match:
+            counts[match["name"]] = counts.get(match["name"], 0) + int(match["count"])
+    return counts
 
 
 def parse_sinfo(text: str) -> dict[str, Partition]:
@@ -109,12 +128,17 @@ def parse_sinfo(text: str) -> dict[str, Partition]:
         raw, limit, gres, availability = fields
         name = raw.rstrip("*")
         known = partitions.get(name)
+        counts = gres_counts(gres)
+        shards = [known.shards_per_gpu] if known and known.gpus else []
+        if counts.get("gpu"):
+            shards.append(counts.get("shard", 0) // counts["gpu"])
         partitions[name] = Partition(
             name=name,
             max_minutes=parse_time_limit(limit),
             gpus=(known.gpus if known else False) or "gpu" in gres,
             default=raw.endswith("*"),
             up=availability.strip().lower() == "up",
+            shards_per_gpu=min(shards) if shards else 0,
         )
     return partitions
 
@@ -316,3 +340,63 @@ def preflight(
             f"slurm.max_runtime to at most {partition.max_minutes:g} (or null: the MaxTime)"
         )
     return problems
+
+
+# --- GPU sharing -----------------------------------------------------------------------
+
+
+def gpu_sharing_request(
+    cells_per_gpu: int,
+    settings: Mapping[str, Any],
+    partition: Partition | None,
+    grouped: bool,
+) -> tuple[str | None, list[str]]:
+    """The ``gres`` a training job asks for when ``cells_per_gpu`` cells share one GPU
+    under SLURM (None: no sharing, the job asks for ``slurm.gpus`` GPUs), and why the
+    plan cannot share (empty if it can).
+
+    Sharing goes through SLURM's own GPU sharing, ``gres/shard`` (SLURM >= 22.05): each
+    cell stays one job and asks for 1/``cells_per_gpu`` of a GPU's shards, and SLURM places
+    up to ``cells_per_gpu`` such jobs on one GPU. Cells cannot share inside a bundle of
+    grouped jobs: the SLURM executor runs each bundled cell in its own ``srun`` step, and
+    SLURM gives a step the job's GPUs (or shards) for itself, so a second step waits for the
+    first to end (measured on the test cluster, SLURM 22.05: "step creation temporarily
+    disabled ... Requested nodes are busy"; BENCHMARKS.md, "Sharing GPUs under SLURM").
+    """
+    if cells_per_gpu <= 1:
+        return None, []
+    key = "resources.cells_per_gpu"
+    if grouped:
+        return None, [
+            f"{key}: {cells_per_gpu} cannot share GPUs between grouped training jobs: SLURM "
+            "gives each bundled cell's srun step the job's GPUs for itself, so the cells of "
+            "a bundle would run one after another. Drop --groups/--group-components for "
+            "rule train (each cell is then its own job and SLURM shares the GPU), or set "
+            f"{key}: 1"
+        ]
+    if settings["gpus"] != 1:
+        return None, [
+            f"{key}: {cells_per_gpu} shares one GPU between cells, but slurm.gpus is "
+            f"{settings['gpus']}; set slurm.gpus: 1, or {key}: 1"
+        ]
+    if partition is None:
+        return None, [
+            f"{key}: {cells_per_gpu} under SLURM needs the GPU shards (gres/shard) of the "
+            "training partition, and sinfo did not report the partitions; run where sinfo "
+            f"works, or set {key}: 1"
+        ]
+    shards = partition.shards_per_gpu
+    if shards == 0:
+        return None, [
+            f"{key}: {cells_per_gpu} under SLURM shares GPUs through SLURM's GPU sharding "
+            f"(gres/shard), and partition {partition.name!r} has no shards (sinfo %G); ask "
+            "the cluster's administrators for it (https://slurm.schedmd.com/gres.html#Sharding) "
+            f"or set {key}: 1"
+        ]
+    if shards % cells_per_gpu:
+        valid = [k for k in range(1, shards + 1) if shards % k == 0]
+        return None, [
+            f"{key}: {cells_per_gpu} does not divide the {shards} shards per GPU of partition "
+            f"{partition.name!r}; valid values: {', '.join(map(str, valid))}"
+        ]
+    return f"shard:{shards // cells_per_gpu}", []

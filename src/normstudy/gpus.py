@@ -13,9 +13,12 @@ allocations to 1/k of the device's memory (:func:`limit_gpu_memory`), so one cel
 cannot starve the others; each process's CUDA context (a few hundred MB) comes on top.
 
 Jobs under SLURM get their GPUs from SLURM, which sets ``CUDA_VISIBLE_DEVICES`` itself.
-With one cell per GPU nothing is changed. With k > 1, the cells of one SLURM job (a
-bundle of grouped jobs, or an array task running several cells) share the job's devices
-the same way, slot s on the s mod N-th visible device, with the locks kept per SLURM job.
+With k > 1 each cell is still its own SLURM job and SLURM itself shares the GPU: the job
+asks for 1/k of a GPU's shards (``gres/shard``, :func:`normstudy.cluster.gpu_sharing_request`),
+and SLURM places up to k such jobs on one device; here the cell only caps its memory at
+1/k. (The cells of a bundle cannot share: SLURM gives each bundled cell's ``srun`` step
+the job's devices for itself.) Wherever ``CUDA_VISIBLE_DEVICES`` is set, the slots are on
+the devices it lists, slot s on the s mod N-th, with the locks kept per SLURM job.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ class Invocation:
     default_resources: Mapping[str, str] = field(default_factory=dict)
     status_command: str | None = None
     """``slurm-status-command`` as given (None: the SLURM plugin's own choice)."""
+    grouped_rules: frozenset[str] = frozenset()
+    """Rules that ``--groups`` puts in a group (Snakemake sets its own group settings only
+    after the Snakefile is parsed)."""
 
     @property
     def slurm(self) -> bool:
@@ -60,10 +63,12 @@ def command_line_invocation(argv: Sequence[str]) -> Invocation:
             f"{messages.getvalue().strip() or exit}"
         ) from None
     status = getattr(args, "slurm_status_command", None)
+    groups = getattr(args, "groups", None)
     return Invocation(
         executor=args.executor or "local",
         default_resources=resource_values(args.default_resources),
         status_command=status if isinstance(status, str) else None,
+        grouped_rules=frozenset(groups) if isinstance(groups, Mapping) else frozenset(),
     )
 
 

@@ -44,6 +44,7 @@ CLIENTS = ("sbatch", "squeue", "sinfo", "scancel", "scontrol")
 PARTITIONS = ("cpu", "gpu", "short")
 SHORT_MINUTES = 2
 GPUS = 2
+SHARDS_PER_GPU = 2
 MEM_PER_CPU_MB = 1000
 START_TIMEOUT = 60.0
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
@@ -97,6 +98,7 @@ def slurm_conf(
         f"MaxTime={limits.get(name, 'INFINITE')} State=UP"
         for i, name in enumerate(PARTITIONS)
     )
+    gres = f"gpu:{GPUS},shard:{GPUS * SHARDS_PER_GPU}"
     return f"""\
 {MARKER}
 ClusterName=normstudy-test
@@ -130,8 +132,8 @@ SchedulerType=sched/builtin
 InactiveLimit=0
 KillWait=30
 SlurmdTimeout=300
-GresTypes=gpu
-NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPUS} State=UNKNOWN
+GresTypes=gpu,shard
+NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres={gres} State=UNKNOWN
 {partitions}
 """
 
@@ -192,6 +194,11 @@ class Cluster:
         return (
             f"{MARKER}\nAutoDetect=off\n"
             f"NodeName={self.node} Name=gpu File={devices}/nvidia[0-{GPUS - 1}]\n"
+            + "".join(
+                f"NodeName={self.node} Name=shard Count={SHARDS_PER_GPU} "
+                f"File={devices}/nvidia{index}\n"
+                for index in range(GPUS)
+            )
         )
 
     def start_munge(self) -> None:

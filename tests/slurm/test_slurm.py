@@ -555,3 +555,69 @@ def test_the_profile_command_fills_in_what_the_cluster_reports(slurm_cluster, tm
     assert again.returncode == 2 and "--force" in again.stderr
     wrong = profile("--partition", "a100", "--force")
     assert wrong.returncode == 2 and "cpu, gpu, short" in wrong.stderr
+
+
+SHARED = {"model": "mlp", "depth": 1, "width": 16, "epochs": 20, "batch_size": 8}
+"""Cells long enough (on one CPU each) for two of them to be seen running at once."""
+
+
+def job_record(cluster, job: str) -> dict[str, str]:
+    """``scontrol show job`` of a job, field by field."""
+    return dict(re.findall(r"(\w+)=(\S+)", cluster.run("scontrol", "show", "job", job).stdout))
+
+
+def test_cells_share_a_gpu_through_slurm_shards(slurm_cluster, user_config, tmp_path):
+    """``resources: {cells_per_gpu: 2}`` under SLURM: each cell is still its own job, asks
+    for half a GPU's shards (the test cluster has 2 shards per GPU: ``gres:shard:1``) and no
+    whole GPU, sees the device SLURM gives it, and two such jobs run at once."""
+    write_study(tmp_path, {"pair": {"grid": {"seed": [0, 1]}}}, SHARED)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["resources"]["cells_per_gpu"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = dry_run(slurm_cluster, user_config, tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    train = planned_resources(planned.stdout, "train")
+    assert len(train) == 2 and all(
+        job["gres"] == "shard:1" and "gpu" not in job for job in train
+    ), train
+    result = run_slurm(slurm_cluster, user_config, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    submitted = submitted_jobs(result.stdout + result.stderr)
+    jobs = [job for job, kind in submitted if kind == "rule_train"]
+    records = [job_record(slurm_cluster, job) for job in jobs]
+    assert len(records) == 2, jobs
+    for record in records:
+        assert record.get("TresPerNode") == "gres:shard:1", record
+        assert "TresPerJob" not in record, record  # no --gpus
+    first, second = records
+    assert first["StartTime"] <= second["EndTime"] and second["StartTime"] <= first["EndTime"], (
+        "the two sharing cells did not run at once",
+        records,
+    )
+    for summary in (tmp_path / "results" / "cells").glob("*/summary.json"):
+        provenance = json.loads(summary.read_text())["provenance"]
+        assert provenance["slurm_job_id"] in jobs, provenance
+        assert provenance["cuda_visible_devices"] in ("0", "1"), provenance
+
+
+def test_sharing_gpus_is_refused_where_slurm_cannot_share(slurm_cluster, user_config, tmp_path):
+    """Grouped training jobs cannot share (SLURM gives each bundled cell's srun step the
+    job's GPUs for itself), nor can multi-GPU cells, nor a share that does not divide a
+    GPU's shards: refused while planning, before anything is submitted."""
+    cases = {
+        "grouped": (2, {}, ("--groups", "train=cells", "--group-components", "cells=2"), "grouped"),
+        "multi_gpu": (2, {"gpus": 2}, (), "slurm.gpus is 2"),
+        "indivisible": (3, {}, (), "valid values: 1, 2"),
+    }
+    for name, (cells_per_gpu, slurm, args, phrase) in cases.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        write_study(workdir, {"pair": {"grid": {"seed": [0, 1]}}}, FAST, **slurm)
+        config = yaml.safe_load((workdir / "config.yaml").read_text())
+        config["resources"]["cells_per_gpu"] = cells_per_gpu
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        result = dry_run(slurm_cluster, user_config, workdir, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "not submitted to SLURM" in output, (name, output)
+        assert "resources.cells_per_gpu" in output and phrase in output, (name, output)
+        assert "Traceback" not in output, output

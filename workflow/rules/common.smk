@@ -12,6 +12,7 @@ from normstudy.cluster import (
     chain_retries,
     cpu_partition,
     effective_cap,
+    gpu_sharing_request,
     measured_minutes,
     preflight,
     query_partitions,
@@ -130,6 +131,10 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems = preflight(requests, study_of, SLURM, train_partition, partitions)
+    gres, sharing_problems = gpu_sharing_request(
+        CELLS_PER_GPU, SLURM, train_partition, "train" in INVOCATION.grouped_rules
+    )
+    problems += sharing_problems
     if partitions is not None:
         problems += filter(
             None, [status_problem(INVOCATION.status_command, sacct_works())]
@@ -141,6 +146,7 @@ def slurm_plan():
         "cap": cap,
         "minutes": minutes,
         "retries": chain_retries(requests, SLURM),
+        "gres": gres,
     }
 
 
@@ -174,6 +180,16 @@ if CLUSTER is not None:
         if part
     )
 TRAIN_RETRIES = CLUSTER.get("retries", 0) if CLUSTER is not None else 0
+# What a training job asks for to get its GPU. Cells sharing GPUs under SLURM ask for GPU
+# shards (normstudy.cluster.gpu_sharing_request) and no `gpu`; in the job process, which
+# does not query sinfo, they declare neither, since the executor's srun step would ask for
+# a whole GPU of its own for any `gpu` (the step gets the job's shard without asking).
+if not (ON_SLURM and CELLS_PER_GPU > 1):
+    TRAIN_GPU_RESOURCES = {"gpu": TRAIN_GPUS}
+elif CLUSTER is not None and CLUSTER.get("gres"):
+    TRAIN_GPU_RESOURCES = {"gres": CLUSTER["gres"]}
+else:
+    TRAIN_GPU_RESOURCES = {}
 
 
 wildcard_constraints:

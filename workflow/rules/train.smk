@@ -18,9 +18,9 @@ rule train:
     threads: TRAIN_THREADS
     resources:
         **GPU_JOB_RESOURCES,
+        **TRAIN_GPU_RESOURCES,
         mem_mb=cell_resource("mem_mb"),
         runtime=cell_runtime,
-        gpu=TRAIN_GPUS,
     params:
         config=cell_config,
         outdir=f"{RESULTS}/cells/{{cell}}",
