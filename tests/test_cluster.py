@@ -198,6 +198,10 @@ def test_the_profile_gets_a_gpu_partition_the_account_and_the_status_command(mon
     text = profile_text(choice)
     assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab42"' in text
     assert "jobs: 50" in text and "squeue" not in text
+    assert any("gpu: no shards" in note for note in choice.notes), choice.notes
+    sharded = parse_sinfo("gpu*|1:00|gpu:2,shard:8|up\n")
+    notes = choose(None, None, 10, sharded, run=FakeRun(None, True)).notes
+    assert any("4 shards per GPU" in n and "may be 1, 2, 4" in n for n in notes), notes
     bare = choose(None, "cpu", 10, partitions, run=FakeRun(None, sacct_ok=False))
     text = profile_text(bare)
     assert "slurm-no-account: true" in text and "slurm-status-command: squeue" in text

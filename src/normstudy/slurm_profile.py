@@ -92,6 +92,16 @@ def choose(
     info = partitions[partition]
     limit = "no limit" if info.max_minutes is None else f"{info.max_minutes:g} minutes"
     notes.append(f"MaxTime of {partition}: {limit} (jobs never ask for more)")
+    if info.gpus:
+        shards = info.shards_per_gpu
+        notes.append(
+            f"GPU sharing on {partition}: {shards} shards per GPU (gres/shard); "
+            "resources.cells_per_gpu in config.yaml may be "
+            + ", ".join(str(k) for k in range(1, shards + 1) if shards % k == 0)
+            if shards
+            else f"GPU sharing on {partition}: no shards (gres/shard), so cells do not share "
+            "GPUs there (resources.cells_per_gpu: 1)"
+        )
     if account is None:
         account = default_account(run)
         notes.append(
