@@ -99,6 +99,10 @@ def test_gpu_time_comes_from_a_cuda_measurement_never_a_cpu_one(tmp_path):
     assert measured_minutes(tmp_path / "missing.csv") == {}
     config = resolve_cell_config({"model": "mlp", "depth": 1, "width": 8, "epochs": 2})
     assert cell_minutes("a", config, SETTINGS, {"a": 30.0}) == 30.0
+    # A cell sharing its GPU with another may get half of it: twice its time alone.
+    assert cell_minutes("a", config, SETTINGS, {"a": 30.0}, sharing=2) == 60.0
+    alone = cell_minutes("b", config, SETTINGS, {})
+    assert alone > 0 and cell_minutes("b", config, SETTINGS, {}, sharing=3) == 3 * alone
     # Otherwise the documented GPU default, from parameters x examples.
     default = cell_minutes("b", config, SETTINGS, {"a": 30.0})
     doubled = cell_minutes("b", {**config, "epochs": 4}, SETTINGS, {})
@@ -260,7 +264,7 @@ def test_sharing_cells_ask_slurm_for_their_share_of_a_gpus_shards():
     assert gpu_sharing_request(2, SETTINGS, sharded, grouped=False) == ("shard:4", [])
     assert gpu_sharing_request(8, SETTINGS, sharded, grouped=False) == ("shard:1", [])
     cases = {
-        "bundle": (2, SETTINGS, sharded, True, ["grouped", "--groups"]),
+        "bundle": (2, SETTINGS, sharded, True, ["grouped", "--groups", "your profile"]),
         "two gpus": (2, {**SETTINGS, "gpus": 2}, sharded, False, ["slurm.gpus is 2"]),
         "no sinfo": (2, SETTINGS, None, False, ["sinfo did not report"]),
         "no shards": (

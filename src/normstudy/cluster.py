@@ -186,12 +186,18 @@ def cell_minutes(
     config: Mapping[str, Any],
     settings: Mapping[str, Any],
     measured: Mapping[str, float],
+    sharing: int = 1,
 ) -> float:
-    """Estimated minutes of training and evaluation of one cell on a GPU, before safety."""
+    """Estimated minutes of training and evaluation of one cell on a GPU, before safety.
+
+    A cell that shares its GPU with ``sharing`` - 1 others (``gpu_sharing_request``) may
+    get as little as 1/``sharing`` of it, so its time is taken as ``sharing`` times its
+    time alone: small cells, the ones worth sharing, lose less, and a longer cell still
+    ends through a chain of jobs."""
     if cell_id in measured:
-        return measured[cell_id]
+        return measured[cell_id] * sharing
     work = estimated_parameters(config) * training_examples(config) / 1e9
-    return settings["minutes_per_gstep"] * work
+    return settings["minutes_per_gstep"] * work * sharing
 
 
 @dataclass(frozen=True)
@@ -370,9 +376,9 @@ def gpu_sharing_request(
         return None, [
             f"{key}: {cells_per_gpu} cannot share GPUs between grouped training jobs: SLURM "
             "gives each bundled cell's srun step the job's GPUs for itself, so the cells of "
-            "a bundle would run one after another. Drop --groups/--group-components for "
-            "rule train (each cell is then its own job and SLURM shares the GPU), or set "
-            f"{key}: 1"
+            "a bundle would run one after another. Drop rule train from --groups (on the "
+            "command line or `groups:` in your profile; each cell is then its own job and "
+            f"SLURM shares the GPU), or set {key}: 1"
         ]
     if settings["gpus"] != 1:
         return None, [

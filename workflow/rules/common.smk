@@ -124,17 +124,18 @@ def slurm_plan():
         "slurm.gpu_partition",
     )
     cap = effective_cap(SLURM, train_partition)
+    gres, problems = gpu_sharing_request(
+        CELLS_PER_GPU, SLURM, train_partition, "train" in INVOCATION.grouped_rules
+    )
+    sharing = CELLS_PER_GPU if gres else 1
     measured = measured_minutes(Path(RESULTS) / "estimate" / PLAN.scale / "cells.csv")
     minutes = {
-        cell: cell_minutes(cell, cfg, SLURM, measured) for cell, cfg in CELLS.items()
+        cell: cell_minutes(cell, cfg, SLURM, measured, sharing)
+        for cell, cfg in CELLS.items()
     }
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
-    problems = preflight(requests, study_of, SLURM, train_partition, partitions)
-    gres, sharing_problems = gpu_sharing_request(
-        CELLS_PER_GPU, SLURM, train_partition, "train" in INVOCATION.grouped_rules
-    )
-    problems += sharing_problems
+    problems += preflight(requests, study_of, SLURM, train_partition, partitions)
     if partitions is not None:
         problems += filter(
             None, [status_problem(INVOCATION.status_command, sacct_works())]
