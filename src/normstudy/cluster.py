@@ -351,6 +351,12 @@ def preflight(
 # --- GPU sharing -----------------------------------------------------------------------
 
 
+def sharing_choices(shards_per_gpu: int) -> list[int]:
+    """The ``cells_per_gpu`` values a partition with ``shards_per_gpu`` shards per GPU
+    allows: those that give each cell a whole number of shards."""
+    return [k for k in range(1, shards_per_gpu + 1) if shards_per_gpu % k == 0]
+
+
 def gpu_sharing_request(
     cells_per_gpu: int,
     settings: Mapping[str, Any],
@@ -400,9 +406,8 @@ def gpu_sharing_request(
             f"or set {key}: 1"
         ]
     if shards % cells_per_gpu:
-        valid = [k for k in range(1, shards + 1) if shards % k == 0]
         return None, [
             f"{key}: {cells_per_gpu} does not divide the {shards} shards per GPU of partition "
-            f"{partition.name!r}; valid values: {', '.join(map(str, valid))}"
+            f"{partition.name!r}; valid values: {', '.join(map(str, sharing_choices(shards)))}"
         ]
     return f"shard:{shards // cells_per_gpu}", []

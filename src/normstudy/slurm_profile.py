@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normstudy.cluster import Partition, query_partitions, run_tool, sacct_works
+from normstudy.cluster import (
+    Partition,
+    query_partitions,
+    run_tool,
+    sacct_works,
+    sharing_choices,
+)
 
 Runner = Callable[..., Any]
 
@@ -97,7 +103,7 @@ def choose(
         notes.append(
             f"GPU sharing on {partition}: {shards} shards per GPU (gres/shard); "
             "resources.cells_per_gpu in config.yaml may be "
-            + ", ".join(str(k) for k in range(1, shards + 1) if shards % k == 0)
+            + ", ".join(map(str, sharing_choices(shards)))
             if shards
             else f"GPU sharing on {partition}: no shards (gres/shard), so cells do not share "
             "GPUs there (resources.cells_per_gpu: 1)"

@@ -137,6 +137,11 @@ def submitted_jobs(output: str) -> list[tuple[str, str]]:
     return [(job, kind) for job, kind in found]
 
 
+def job_record(cluster, job: str) -> dict[str, str]:
+    """``scontrol show job`` of a job, field by field."""
+    return dict(re.findall(r"(\w+)=(\S+)", cluster.run("scontrol", "show", "job", job).stdout))
+
+
 def jobs_in(cluster, workdir: Path, states: str = "PENDING,RUNNING,COMPLETING") -> list[str]:
     result = cluster.run("squeue", "-h", "-t", states, "-o", "%i %Z")
     return [
@@ -292,14 +297,13 @@ def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_c
     kinds = {kind for _, kind in jobs}
     assert {"rule_train", "rule_tables"} <= kinds, jobs
     for job, kind in jobs:
-        record = slurm_cluster.run("scontrol", "show", "job", job).stdout
-        fields = dict(re.findall(r"(\w+)=(\S+)", record))
+        fields = job_record(slurm_cluster, job)
         if kind == "rule_train":
-            assert fields.get("TresPerJob") == "gres:gpu:1", record
-            assert fields["Partition"] == "gpu" and fields["NumCPUs"] == "1", record
+            assert fields.get("TresPerJob") == "gres:gpu:1", fields
+            assert fields["Partition"] == "gpu" and fields["NumCPUs"] == "1", fields
         else:
-            assert "TresPerJob" not in fields, record
-            assert fields["Partition"] == "cpu", record
+            assert "TresPerJob" not in fields, fields
+            assert fields["Partition"] == "cpu", fields
 
 
 SLOW = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
@@ -561,19 +565,19 @@ SHARED = {"model": "mlp", "depth": 1, "width": 16, "epochs": 20, "batch_size": 8
 """Cells long enough (on one CPU each) for two of them to be seen running at once."""
 
 
-def job_record(cluster, job: str) -> dict[str, str]:
-    """``scontrol show job`` of a job, field by field."""
-    return dict(re.findall(r"(\w+)=(\S+)", cluster.run("scontrol", "show", "job", job).stdout))
+def write_sharing_study(workdir: Path, defaults: dict, cells_per_gpu: int, **slurm) -> None:
+    """A study of two cells with ``resources.cells_per_gpu`` set."""
+    write_study(workdir, {"pair": {"grid": {"seed": [0, 1]}}}, defaults, **slurm)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["resources"]["cells_per_gpu"] = cells_per_gpu
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
 
 def test_cells_share_a_gpu_through_slurm_shards(slurm_cluster, user_config, tmp_path):
     """``resources: {cells_per_gpu: 2}`` under SLURM: each cell is still its own job, asks
     for half a GPU's shards (the test cluster has 2 shards per GPU: ``gres:shard:1``) and no
     whole GPU, sees the device SLURM gives it, and two such jobs run at once."""
-    write_study(tmp_path, {"pair": {"grid": {"seed": [0, 1]}}}, SHARED)
-    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    config["resources"]["cells_per_gpu"] = 2
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    write_sharing_study(tmp_path, SHARED, cells_per_gpu=2)
     planned = dry_run(slurm_cluster, user_config, tmp_path)
     assert planned.returncode == 0, planned.stdout + planned.stderr
     train = planned_resources(planned.stdout, "train")
@@ -612,10 +616,7 @@ def test_sharing_gpus_is_refused_where_slurm_cannot_share(slurm_cluster, user_co
     for name, (cells_per_gpu, slurm, args, phrase) in cases.items():
         workdir = tmp_path / name
         workdir.mkdir()
-        write_study(workdir, {"pair": {"grid": {"seed": [0, 1]}}}, FAST, **slurm)
-        config = yaml.safe_load((workdir / "config.yaml").read_text())
-        config["resources"]["cells_per_gpu"] = cells_per_gpu
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        write_sharing_study(workdir, FAST, cells_per_gpu, **slurm)
         result = dry_run(slurm_cluster, user_config, workdir, *args)
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "not submitted to SLURM" in output, (name, output)
