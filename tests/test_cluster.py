@@ -179,6 +179,13 @@ def test_jobs_plan_as_the_process_that_submitted_them(tmp_path, monkeypatch):
     assert not current_invocation(["x"], False, {}).slurm
     # Snakemake driven through its API, not its command line: local.
     assert not current_invocation(["pytest"], True, {}).slurm
+    # --groups reaches the jobs too: a bundle's batch step must know its cells are bundled.
+    command = ["/venv/bin/snakemake", "--profile", "slurm", "--groups", "train=cells"]
+    assert current_invocation(command, True, environ).grouped_rules == {"train"}
+    assert current_invocation(["python", "-m", "snakemake"], False, environ).grouped_rules == {
+        "train"
+    }
+    assert current_invocation(["x"], False, {}).grouped_rules == frozenset()
 
 
 class FakeRun:

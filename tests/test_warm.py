@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 
 from normstudy.config import resolve_cell_config
 from normstudy.datacache import build_cache
-from normstudy.warm.key import server_key, source_digest
+from normstudy.warm.jobserver import THREAD_VARIABLES, bundled_cells, cell_environment
+from normstudy.warm.key import job_server_path, server_key, source_digest
 from normstudy.warm.protocol import read_line, send_request
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,3 +237,125 @@ def test_a_warm_cell_follows_its_clients_umask(runtime_dir, data_cache, tmp_path
     assert client.wait(timeout=300) == 0
     assert "cell pid" in (tmp_path / "a.log").read_text()
     assert (tmp_path / "cell" / "summary.json").stat().st_mode & 0o077 == 0
+
+
+# The warm server of a SLURM bundle (normstudy.warm.jobserver), without SLURM: a process
+# that stands in for the bundle's batch step starts it, clients with the environment of the
+# bundle's srun steps use it. tests/slurm runs the same through a real SLURM.
+
+SRC = str(REPO / "src")
+BATCH = [
+    "snakemake", "--target-jobs", "train:cell=a", "train:cell=b", "--allowed-rules", "train",
+    "--local-groupid", "c83f65ec", "--cores", "2", "--mode", "remote",
+]  # fmt: skip
+
+
+def test_only_the_batch_step_of_a_bundle_starts_a_server():
+    job = {"SLURM_JOB_ID": "7"}
+    assert bundled_cells(BATCH, job) == 2
+    assert bundled_cells(BATCH, {}) == 0  # not inside a SLURM job
+    assert bundled_cells(BATCH, {**job, "SLURM_STEP_ID": "0"}) == 0  # a cell's srun step
+    one_job = [a for a in BATCH if a not in ("--local-groupid", "c83f65ec")]
+    assert bundled_cells(one_job, job) == 0  # a job that is no group
+    others = [a.replace("train:", "plot:") for a in BATCH]
+    assert bundled_cells(others, job) == 0  # a group of other rules
+
+
+def test_the_batch_step_and_its_steps_agree_on_the_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    digest = source_digest()
+    batch = {"SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "2", "PATH": "/usr/bin"}
+    server_env = cell_environment(batch, 2, SRC)
+    # A step: what srun and Snakemake's shell set, the job's other SLURM values dropped.
+    step = {
+        "SLURM_JOB_ID": "7", "SLURM_STEP_ID": "3", "CUDA_VISIBLE_DEVICES": "0", "PATH": "/usr/bin",
+        "PYTHONPATH": SRC, **{name: "2" for name in THREAD_VARIABLES},
+    }  # fmt: skip
+    path = job_server_path(server_env, digest)
+    assert path == job_server_path(step, digest)
+    assert path.name.startswith("job-")
+    # Another job, other threads or another PYTHONPATH is another server.
+    assert path != job_server_path({**step, "SLURM_JOB_ID": "8"}, digest)
+    assert path != job_server_path({**step, "OMP_NUM_THREADS": "1"}, digest)
+    assert path != job_server_path({**step, "PYTHONPATH": "/elsewhere"}, digest)
+
+
+BATCH_STEP = textwrap.dedent(
+    """
+    import os, subprocess, sys, json
+    from normstudy.warm.jobserver import start_job_server
+    path = start_job_server(os.environ, 1, os.environ["CELL_PYTHONPATH"])
+    print(json.dumps({"socket": str(path), "pid": os.getpid()}), flush=True)
+    clients = [subprocess.Popen([sys.executable, "-m", "normstudy.warm", *json.loads(a)],
+                                env=json.loads(e), stdout=open(l, "w"), stderr=subprocess.STDOUT)
+               for a, e, l in json.loads(sys.stdin.read())]
+    sys.exit(max(c.wait(timeout=300) for c in clients))
+    """
+)
+
+
+def step_environment(runtime: Path, step: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMP_", "MKL_"))}
+    env.update({name: "1" for name in THREAD_VARIABLES})
+    env.update(
+        {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": str(step), "PYTHONPATH": SRC},
+        XDG_RUNTIME_DIR=str(runtime),
+        NORMSTUDY_WARM="1",
+    )
+    return env
+
+
+@pytest.fixture
+def runtime(tmp_path_factory):
+    """A short private directory: a socket's path must fit AF_UNIX's 108 bytes."""
+    path = tmp_path_factory.mktemp("xdg")
+    path.chmod(0o700)
+    return path
+
+
+def test_a_bundles_cells_are_forked_by_its_batch_steps_server(runtime, data_cache, tmp_path):
+    batch_env = {**step_environment(runtime, 0), "CELL_PYTHONPATH": SRC}
+    for name in ("SLURM_STEP_ID", *THREAD_VARIABLES):
+        batch_env.pop(name)
+    cells = [
+        (json.dumps(train_args({**CELL, "seed": seed}, tmp_path / f"c{seed}", data_cache)),
+         json.dumps(step_environment(runtime, seed)), str(tmp_path / f"c{seed}.log"))
+        for seed in (0, 1)
+    ]  # fmt: skip
+    batch = subprocess.run(
+        [sys.executable, "-c", BATCH_STEP], input=json.dumps(cells), env=batch_env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    socket_path = Path(json.loads(batch.stdout.splitlines()[0])["socket"])
+    for seed in (0, 1):
+        log = (tmp_path / f"c{seed}.log").read_text()
+        assert f"forked by {socket_path.name}" in log and "fresh process" not in log, log
+    # The server ends with the process that started it, and takes its lock file along.
+    deadline = time.monotonic() + 30
+    while socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not socket_path.exists()
+    assert not socket_path.with_suffix(".lock").exists()
+    # Bitwise the results of a fresh process.
+    fresh = tmp_path / "fresh"
+    env = {**step_environment(runtime, 9), "NORMSTUDY_WARM": "0"}
+    args = train_args({**CELL, "seed": 1}, fresh, data_cache)
+    subprocess.run([sys.executable, "-m", "normstudy.cli", *args], env=env, check=True)
+    same_outputs(tmp_path / "c1", fresh)
+
+
+def test_a_cell_in_a_slurm_job_without_its_server_runs_fresh_and_starts_none(
+    runtime, data_cache, tmp_path
+):
+    env = step_environment(runtime, 0)
+    args = train_args(CELL, tmp_path / "cell", data_cache)
+    result = subprocess.run(
+        [sys.executable, "-m", "normstudy.warm", *args], env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no warm server of SLURM job 4242" in result.stderr
+    assert "running in a fresh process" in result.stderr
+    assert (tmp_path / "cell" / "summary.json").exists()
+    assert not list((runtime / "normstudy-warm").glob("*.sock"))

@@ -239,10 +239,11 @@ def test_slurm_profile_template_dry_run(tmp_path):
     assert "normstudy.warm" not in result.stdout + result.stderr
 
 
-def test_under_the_slurm_executor_cells_start_fresh_interpreters(tmp_path):
-    """Each cell of a SLURM job or bundle runs in its own srun step, where a warm server
-    would serve that cell only (BENCHMARKS.md): the train command is the plain one, and
-    warm_worker: true says that it has no effect there."""
+def test_under_the_slurm_executor_only_bundles_use_a_warm_server(tmp_path):
+    """Each cell of a SLURM job or bundle runs in its own srun step, where a server the cell
+    started would serve that cell only (BENCHMARKS.md): with warm_worker: true, the cells of
+    bundles (train in --groups) use the server their batch step starts, others are plain
+    processes and the run says so."""
     write_config(tmp_path, TOY)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
@@ -253,7 +254,13 @@ def test_under_the_slurm_executor_cells_start_fresh_interpreters(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert " -m normstudy.cli train " in output and "normstudy.warm" not in output
-    assert "warm_worker: true has no effect under the SLURM executor" in output
+    assert "warm_worker: true under the SLURM executor serves bundles of cells only" in output
+    bundles = ["--groups", "train=cells", "--group-components", "cells=2"]
+    result = subprocess.run(command + bundles, capture_output=True, text=True, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert " -m normstudy.warm train " in output and " -m normstudy.cli train " not in output
+    assert "serves bundles of cells only" not in output
 
 
 def test_report_holds_the_figures_and_the_comparison_table(finished_run):

@@ -163,11 +163,12 @@ def check_workflow_config(paths: list, config: Mapping[str, Any]) -> None:
 EXIT_BAD_INPUT = 2
 
 
-def refuse(message: str) -> None:
-    """End the workflow's planning with ``message`` and exit status 2, without a traceback."""
+def refuse(message: str, heading: str = "invalid config") -> None:
+    """End the workflow's planning with ``message`` and exit status 2, without a traceback
+    (Snakemake would print a WorkflowError with the workflow's file and line)."""
     import sys
 
-    print(f"normstudy: invalid config:\n{message}", file=sys.stderr, flush=True)
+    print(f"normstudy: {heading}:\n{message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_BAD_INPUT)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV = "NORMSTUDY_EXECUTOR"
+GROUPS_ENV = "NORMSTUDY_GROUPED_RULES"
 SLURM_EXECUTORS = ("slurm", "slurm-jobstep")
 
 
@@ -80,9 +81,11 @@ def current_invocation(
     ``environ`` in those jobs. Snakemake driven through its Python API (no ``snakemake``
     command line) counts as local execution."""
     if not main_process:
-        return Invocation(executor=environ.get(ENV, "local"))
+        grouped = frozenset(filter(None, environ.get(GROUPS_ENV, "").split(",")))
+        return Invocation(executor=environ.get(ENV, "local"), grouped_rules=grouped)
     program = Path(argv[0]).name if argv else ""
     invoked = program == "snakemake" or argv[0].endswith(os.path.join("snakemake", "__main__.py"))
     invocation = command_line_invocation(argv[1:]) if invoked else Invocation("local")
     environ[ENV] = "slurm" if invocation.slurm else invocation.executor
+    environ[GROUPS_ENV] = ",".join(sorted(invocation.grouped_rules))
     return invocation

@@ -309,22 +309,28 @@ def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_c
 SLOW = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
 
 
+def preempt_once_checkpointed(cluster, user_config, workdir: Path, *args: str) -> None:
+    """Run the workflow; once a cell has checkpointed, SIGTERM its running job's steps (as
+    SLURM does before a preemption); the workflow must still succeed."""
+    process = start_slurm(cluster, user_config, workdir, *args)
+    checkpoints = workdir / "results" / "checkpoints"
+    wait_until(
+        lambda: checkpoints.is_dir() and list(checkpoints.glob("*.pt")),
+        "no checkpoint appeared",
+        process,
+    )
+    (job,) = jobs_in(cluster, workdir, "RUNNING")
+    cluster.run("scancel", "--signal=TERM", job)
+    assert process.wait(timeout=TIMEOUT) == 0, (workdir / "snakemake.out").read_text()
+
+
 def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, user_config, tmp_path):
     """SIGTERM to the running job (as before a preemption): the cell checkpoints and exits
     75, the rule's retries resubmit it, and it resumes to the result of an uninterrupted
     run."""
     write_study(tmp_path, {"slow": {"grid": {"seed": [0]}}}, SLOW)
     with_data_cache(tmp_path, SLOW)
-    process = start_slurm(slurm_cluster, user_config, tmp_path, "study_slow")
-    checkpoints = tmp_path / "results" / "checkpoints"
-    wait_until(
-        lambda: checkpoints.is_dir() and list(checkpoints.glob("*.pt")),
-        "no checkpoint appeared",
-        process,
-    )
-    (job,) = jobs_in(slurm_cluster, tmp_path, "RUNNING")
-    slurm_cluster.run("scancel", "--signal=TERM", job)
-    assert process.wait(timeout=TIMEOUT) == 0, (tmp_path / "snakemake.out").read_text()
+    preempt_once_checkpointed(slurm_cluster, user_config, tmp_path, "study_slow")
     (cell,) = cells_of(tmp_path)
     log = train_log(tmp_path, cell)
     assert "signal 15" in log and "exiting with status 75" in log and "resumed from" in log
@@ -621,4 +627,83 @@ def test_sharing_gpus_is_refused_where_slurm_cannot_share(slurm_cluster, user_co
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "not submitted to SLURM" in output, (name, output)
         assert "resources.cells_per_gpu" in output and phrase in output, (name, output)
-        assert "Traceback" not in output, output
+        assert "Traceback" not in output and 'common.smk", line' not in output, output
+
+
+BUNDLE = ("--groups", "train=cells", "--group-components", "cells=3")
+
+
+def server_processes(socket_name: str) -> list[int]:
+    """Pids of warm servers serving ``socket_name`` (by their command line)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"normstudy.warm.server" in args and any(socket_name.encode() in a for a in args):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_a_bundles_cells_are_forked_by_one_warm_server_of_its_job(
+    slurm_cluster, user_config, tmp_path
+):
+    """``warm_worker: true`` with bundles: the bundle's batch step starts one warm server,
+    every cell of the bundle (each in its own srun step) is forked by it, the results are
+    bitwise those of a fresh process, and the server ends with the job."""
+    write_study(tmp_path, {"trio": {"grid": {"seed": [0, 1, 2]}}}, FAST)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
+    with_data_cache(tmp_path, FAST)
+    reference = start_reference_run(tmp_path, {**FAST, "seed": 2})
+    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_trio", *BUNDLE)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    bundles = [job for job, kind in submitted_jobs(output) if kind.startswith("group_cells")]
+    assert len(bundles) == 1, submitted_jobs(output)
+    logs = sorted((tmp_path / "results" / "logs" / "train").glob("*.log"))
+    assert len(logs) == 3, logs
+    servers = set()
+    for log in logs:
+        text = log.read_text()
+        assert "fresh process" not in text, text
+        servers |= set(re.findall(r"forked by (job-\w+\.sock)", text))
+    assert len(servers) == 1, servers
+    (server,) = servers
+    wait_until(lambda: not server_processes(server), "the job's server outlived it", timeout=30)
+    summaries = {
+        cell: json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
+        for cell in cells_of(tmp_path)
+    }
+    (cell,) = [cell for cell, summary in summaries.items() if summary["seed"] == 2]
+    assert_equals_an_uninterrupted_run(tmp_path, cell, FAST, summaries[cell], reference)
+
+
+def test_a_preempted_bundle_of_warm_cells_resumes_from_their_checkpoints(
+    slurm_cluster, user_config, tmp_path
+):
+    """SIGTERM to a running bundle's steps (as before a preemption): each warm cell, forked
+    in the batch step but signalled through its client in its srun step, checkpoints and
+    exits 75; the retry resubmits the bundle and the cells resume to an uninterrupted
+    run's result."""
+    write_study(tmp_path, {"slow": {"grid": {"seed": [0, 1]}}}, SLOW)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
+    with_data_cache(tmp_path, SLOW)
+    args = ("study_slow", "--groups", "train=cells", "--group-components", "cells=2")
+    preempt_once_checkpointed(slurm_cluster, user_config, tmp_path, *args)
+    resumed = 0
+    for cell in cells_of(tmp_path):
+        log = train_log(tmp_path, cell)
+        summary = json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
+        if summary["resumed"]:
+            assert "signal 15" in log and "resumed from" in log, log
+            resumed += 1
+        assert summary["epochs_run"] == SLOW["epochs"]
+        assert_equals_an_uninterrupted_run(
+            tmp_path, cell, {**SLOW, "seed": summary["seed"]}, summary
+        )
+    assert resumed >= 1
+    logs = (tmp_path / "results" / "logs" / "train").glob("*.log")
+    assert all("forked by job-" in log.read_text() for log in logs)

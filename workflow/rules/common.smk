@@ -41,6 +41,8 @@ from normstudy.grid import (
     plan_studies,
 )
 from normstudy.invocation import current_invocation
+from normstudy.warm.client import NoServer
+from normstudy.warm.jobserver import bundled_cells, start_job_server
 from normstudy.orphans import outdated_cells, outdated_warning
 
 RESULTS = config.get("results", "results")
@@ -77,22 +79,36 @@ _DATA_DIR = str(config["data_dir"])
 TRAIN_DATA_OPTIONS = f"--data-dir {shlex.quote(_DATA_DIR) if _DATA_DIR else ''} " + (
     "--download" if config["download"] else ""
 )
-# Training cells: forked from a warm server unless config says no (docs in normstudy.warm);
-# never under the SLURM executor, which runs every cell, bundled or not, in its own srun
-# step: a server started there serves one cell and is measured to cost more than it saves
-# (BENCHMARKS.md, "A warm worker inside SLURM bundles").
+# Training cells: forked from a warm server unless config says no (docs in normstudy.warm).
+# Under the SLURM executor every cell, bundled or not, runs in its own srun step, where a
+# server a cell started would serve that cell only (BENCHMARKS.md, "A warm worker inside
+# SLURM bundles"): there only bundles (train in --groups) use one, started by the bundle's
+# batch step, and only with warm_worker: true (normstudy.warm.jobserver).
 WARM = config.get("warm_worker", "local")
+WARM_BUNDLES = (
+    WARM is True and ON_SLURM and "train" in INVOCATION.grouped_rules and not USES_CONDA
+)
 TRAIN_COMMAND = (
     f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.warm"
-    if WARM is not False and not ON_SLURM
+    if (WARM is not False and not ON_SLURM) or WARM_BUNDLES
     else NORMSTUDY
 )
-if WARM is True and ON_SLURM and workflow.is_main_process:
+if WARM is True and ON_SLURM and not WARM_BUNDLES and workflow.is_main_process:
     print(
-        "normstudy: warm_worker: true has no effect under the SLURM executor (each cell "
-        "runs in its own srun step; see BENCHMARKS.md): cells start fresh interpreters",
+        "normstudy: warm_worker: true under the SLURM executor serves bundles of cells "
+        "only (--groups train=... and no --use-conda; each unbundled cell is a SLURM job "
+        "of its own, see BENCHMARKS.md): these cells start fresh interpreters",
         file=sys.stderr,
     )
+if WARM_BUNDLES and bundled_cells(sys.argv, os.environ) > 1:
+    try:
+        start_job_server(os.environ, TRAIN_THREADS, PYTHONPATH)
+    except (NoServer, OSError) as error:
+        print(
+            f"normstudy: no warm server for this bundle ({error}): its cells start "
+            "fresh interpreters",
+            file=sys.stderr,
+        )
 
 try:
     ONLY = only_studies(config.get("only_studies"))
@@ -155,7 +171,7 @@ if ON_SLURM:
     try:
         CLUSTER = slurm_plan()
     except ClusterConfigError as error:
-        raise WorkflowError(f"not submitted to SLURM:\n{error}") from None
+        refuse(str(error), heading="not submitted to SLURM")
 else:
     CLUSTER = None
 

@@ -17,4 +17,7 @@ client and its snakemake ancestors watched as before (:mod:`normstudy.parentwatc
 the client's pid), and is ended with SIGTERM (checkpoint, exit 75) if the client dies.
 Any failure to reach or start a server makes the client say so on stderr (the cell's log)
 and exec the plain process: never a silent fallback, never a lost cell.
+
+Inside a SLURM job a client never starts a server: the only server there is the one a
+bundle's batch step starts for its cells (:mod:`normstudy.warm.jobserver`).
 """

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from normstudy.parentwatch import ancestor_chain
-from normstudy.warm.key import server_key, socket_directory, source_digest
+from normstudy.warm.key import in_slurm_job, server_path, source_digest
 from normstudy.warm.protocol import read_line, send_request
 
 START_TIMEOUT = 120.0
@@ -44,19 +44,28 @@ def connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def start_server(path: Path, digest: str) -> socket.socket:
-    """Connect to the server at ``path``, starting it (once, under a lock) if absent."""
+def start_server(
+    path: Path,
+    digest: str,
+    env: dict[str, str] | None = None,
+    parent: int | None = None,
+    executable: str = sys.executable,
+) -> socket.socket:
+    """Connect to the server at ``path``, starting it (once, under a lock) if absent; it
+    imports under ``env`` (default: ours) and, given a ``parent`` pid, ends with it."""
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         sock = connect(path)
         if sock is not None:
             return sock
         log = open(path.with_suffix(".log"), "ab")
+        command = [executable, "-m", "normstudy.warm.server", str(path), digest]
         server = subprocess.Popen(
-            [sys.executable, "-m", "normstudy.warm.server", str(path), digest],
+            command + ([str(parent)] if parent is not None else []),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            env=env,
             start_new_session=True,
             close_fds=True,
         )
@@ -76,8 +85,16 @@ def run(argv: list[str]) -> int:
     # chain within its first second too (normstudy.parentwatch.remember_ancestors).
     ancestors = ancestor_chain()
     digest = source_digest()
-    path = socket_directory() / f"{server_key(dict(os.environ), digest)}.sock"
-    sock = connect(path) or start_server(path, digest)
+    path = server_path(dict(os.environ), digest)
+    sock = connect(path)
+    if sock is None and in_slurm_job(os.environ):
+        # Only the job's batch step may start one (normstudy.warm.jobserver): a server
+        # started here would live in this cell's srun step and serve this cell alone.
+        raise NoServer(
+            f"no warm server of SLURM job {os.environ['SLURM_JOB_ID']} for this "
+            "environment (its batch step starts one for a bundle of cells)"
+        )
+    sock = sock or start_server(path, digest)
     umask = os.umask(0)
     os.umask(umask)
     request = {

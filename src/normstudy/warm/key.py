@@ -30,6 +30,15 @@ IMPORT_TIME_PREFIXES = (
 # A SLURM job's cells must run inside its own cgroup and die with it: never share a server
 # across jobs, steps or array tasks.
 SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+# What SLURM sets per srun step and the server of a SLURM job (started in the job's batch
+# step, normstudy.warm.jobserver) cannot match; none is read at import: a cell applies its
+# step's values after the fork, before CUDA starts (normstudy.warm.server.run_cell).
+STEP_VARIABLES = (
+    "SLURM_STEP_ID",
+    "CUDA_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ROCR_VISIBLE_DEVICES",
+)
 
 
 def source_digest(package: Path = PACKAGE) -> str:
@@ -51,11 +60,30 @@ def import_environment(environ: dict[str, str]) -> dict[str, str]:
     }
 
 
-def server_key(environ: dict[str, str], digest: str) -> str:
+def server_key(environ: dict[str, str], digest: str, executable: str = sys.executable) -> str:
     """A short hash of everything that must match between a client and its server."""
-    parts = [sys.executable, socket.gethostname(), digest]
+    parts = [executable, socket.gethostname(), digest]
     parts += [f"{k}={v}" for k, v in import_environment(environ).items()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def in_slurm_job(environ: dict[str, str]) -> bool:
+    return "SLURM_JOB_ID" in environ
+
+
+def job_server_path(environ: dict[str, str], digest: str, executable: str = sys.executable) -> Path:
+    """The socket of the server of the SLURM job ``environ`` runs in: keyed like any server,
+    without the variables that differ between the job's batch step and its srun steps."""
+    shared = {k: v for k, v in environ.items() if k not in STEP_VARIABLES}
+    return socket_directory() / f"job-{server_key(shared, digest, executable)}.sock"
+
+
+def server_path(environ: dict[str, str], digest: str) -> Path:
+    """The socket a client uses: its SLURM job's server inside a SLURM job, else this
+    machine's server for its environment."""
+    if in_slurm_job(environ):
+        return job_server_path(environ, digest)
+    return socket_directory() / f"{server_key(environ, digest)}.sock"
 
 
 def socket_directory() -> Path:

@@ -1,11 +1,12 @@
-"""``python -m normstudy.warm.server SOCKET DIGEST``: fork a process per cell.
+"""``python -m normstudy.warm.server SOCKET DIGEST [PARENT]``: fork a process per cell.
 
 Imports what a train command imports (torch, torch._dynamo, numpy, pyarrow, pandas,
 normstudy.cli and normstudy.train) and runs no torch computation, so no OpenMP/MKL pool or
 other thread exists when it forks (checked at start: it exits, and clients fall back, if
 its process has more than one thread). Per connection it forks a supervisor, which forks
 the cell and relays signals and the exit status; the server reaps and exits after
-``IDLE_SECONDS`` without a connection.
+``IDLE_SECONDS`` without a connection, or once the process ``PARENT`` (the batch step's
+snakemake, for the server of a SLURM job) has ended.
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def run_cell(request: dict, fds: list[int]) -> None:
 
 def supervise(conn: socket.socket, digest: str) -> int:
     """In the supervisor: start the cell, forward signals, report its exit status."""
-    request, fds = receive_request(conn)
+    try:
+        request, fds = receive_request(conn)
+    except ConnectionError:
+        return 0  # a connection that only checked the server is up (normstudy.warm.jobserver)
     if request.get("digest") != digest:
         conn.sendall(b"refused the server runs other code (stale digest)\n")
         return 0
@@ -121,7 +125,7 @@ def supervise(conn: socket.socket, digest: str) -> int:
             os.kill(cell, int(message[1]))
 
 
-def serve(path: Path, digest: str) -> None:
+def serve(path: Path, digest: str, parent: int | None = None) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     listener.bind(str(temporary))
@@ -130,7 +134,11 @@ def serve(path: Path, digest: str) -> None:
     listener.settimeout(1.0)
     children: set[int] = set()
     last = time.monotonic()
-    while children or time.monotonic() - last < IDLE_SECONDS:
+    # Where SLURM tracks processes by pid rather than cgroup, nothing else would end a
+    # job's server with its job.
+    while (children or time.monotonic() - last < IDLE_SECONDS) and (
+        parent is None or os.getppid() == parent
+    ):
         for pid in list(children):
             if os.waitpid(pid, os.WNOHANG)[0]:
                 children.discard(pid)
@@ -163,6 +171,7 @@ def serve(path: Path, digest: str) -> None:
 
 def main() -> int:
     path, digest = Path(sys.argv[1]), sys.argv[2]
+    parent = int(sys.argv[3]) if len(sys.argv) > 3 else None
     added = preload()
     if source_digest() != digest:
         print("normstudy.warm: the code changed while the server started", file=sys.stderr)
@@ -174,7 +183,13 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    serve(path, digest)
+    serve(path, digest, parent)
+    if parent is not None:
+        # A SLURM job's server is the only user of its lock and log: none piles up per job.
+        path.with_suffix(".lock").unlink(missing_ok=True)
+        log = path.with_suffix(".log")
+        if log.exists() and log.stat().st_size == 0:
+            log.unlink()
     return 0
 
 
