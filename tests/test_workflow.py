@@ -159,8 +159,14 @@ def test_changing_one_value_reruns_exactly_the_affected_cells(finished_run, tmp_
 def test_adding_a_seed_adds_only_the_new_cells(finished_run):
     write_config(finished_run, {"toy": {"grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}})
     jobs = planned_jobs(finished_run)
+    # The study's own target too: Snakemake 9.27 drops a missing cell behind an ancient()
+    # input when the plan changes in the same run, unless the target reaches the plan
+    # (docs/design.md, "Snakemake behaviour the workflow works around").
+    study_jobs = planned_jobs(finished_run, "study_toy")
     write_config(finished_run, TOY)
     assert jobs == {**AFTER_TRAINING, "train": 2}
+    assert study_jobs == {"plan": 1, "check_build": 1, "train": 2, "study_toy": 1}
+    assert planned_jobs(finished_run, "study_toy") == {}
 
 
 def test_adding_a_study_sharing_cells_trains_only_new_ones(finished_run):

@@ -1,6 +1,6 @@
 rule plan:
     output:
-        f"{RESULTS}/plan.json",
+        PLAN_FILE,
     log:
         f"{RESULTS}/logs/plan.log",
     localrule: True
@@ -15,7 +15,7 @@ rule plan:
 # training job.
 rule check_build:
     input:
-        plan=f"{RESULTS}/plan.json",
+        plan=PLAN_FILE,
     output:
         f"{RESULTS}/plan_builds.txt",
     log:
@@ -35,7 +35,7 @@ rule check_build:
 # keeps the tables already built.
 rule check_cells:
     input:
-        plan=f"{RESULTS}/plan.json",
+        plan=PLAN_FILE,
         outputs=cell_outputs(CELLS) if LIST_CELL_FILES else [],
     output:
         f"{RESULTS}/tables/cells_checked.txt",
@@ -55,7 +55,7 @@ rule check_cells:
 
 rule tables:
     input:
-        plan=f"{RESULTS}/plan.json",
+        plan=PLAN_FILE,
         # The cells come through check_cells, which lists all their files: one edge per
         # cell in the DAG, not two.
         checked=rules.check_cells.output[0],

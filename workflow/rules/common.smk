@@ -381,6 +381,9 @@ def cell_outputs(cell_ids):
     ]
 
 
+PLAN_FILE = f"{RESULTS}/plan.json"
+
+
 def summaries(cell_ids):
     return [f"{RESULTS}/cells/{cell}/summary.json" for cell in cell_ids]
 

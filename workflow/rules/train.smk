@@ -39,11 +39,17 @@ rule train:
         f"--threads {{threads}} --gpu-slots {LOCAL_GPUS}{SHARING} > {{log:q}} 2>&1"
 
 
+# The plan is an input only so that Snakemake looks at the cells at all when the plan has
+# changed: it skips every job behind a re-run job's ancient() output (train's plan_builds
+# edge) unless another path reaches it, and would then drop a new cell (design.md in
+# docs, "Snakemake behaviour the workflow works around"; no slash here: Snakemake's lint
+# would read train's shell command above as a path composed with '+').
 for _study in PLAN.studies:
 
     rule:
         name:
             f"study_{_study}"
         input:
-            summaries(PLAN.study_cell_ids(_study)) if LIST_CELL_FILES else [],
+            plan=PLAN_FILE,
+            cells=summaries(PLAN.study_cell_ids(_study)) if LIST_CELL_FILES else [],
         localrule: True
