@@ -582,6 +582,19 @@ def test_deleted_cell_outputs_are_restored_and_the_tables_rebuilt(
     assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
 
 
+def test_a_study_target_restores_any_deleted_output_of_its_cells(finished_workflow, tmp_path):
+    """``snakemake study_<name>`` brings back a cell whose curves or probes file is gone,
+    not only one whose summary is (Snakemake checks only the files a target asks for)."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    first = sorted((workdir / "results" / "cells").iterdir())[0]
+    (first / "curves.parquet").unlink()
+    planned = run_workflow(workdir, "-n", "study_toy").stdout
+    assert planned.count("rule train:") == 1 and f"cell={first.name}" in planned, planned
+    run_workflow(workdir, "study_toy")
+    assert (first / "curves.parquet").exists()
+    assert "not trained again" in (first / "train.log").read_text()
+
+
 def test_a_deleted_cache_and_manifest_reruns_its_cells_from_their_finished_copies(
     finished_workflow, tmp_path
 ):

@@ -384,10 +384,6 @@ def cell_outputs(cell_ids):
 PLAN_FILE = f"{RESULTS}/plan.json"
 
 
-def summaries(cell_ids):
-    return [f"{RESULTS}/cells/{cell}/summary.json" for cell in cell_ids]
-
-
 def write_plan(plan_json, path, log):
     Path(path).write_text(plan_json)
     Path(log).write_text(f"{len(PLAN.cells)} cells in {len(PLAN.studies)} studies\n")

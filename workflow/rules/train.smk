@@ -51,5 +51,6 @@ for _study in PLAN.studies:
             f"study_{_study}"
         input:
             plan=PLAN_FILE,
-            cells=summaries(PLAN.study_cell_ids(_study)) if LIST_CELL_FILES else [],
+            # All three files: Snakemake checks only the outputs a job is asked for.
+            cells=cell_outputs(PLAN.study_cell_ids(_study)) if LIST_CELL_FILES else [],
         localrule: True
