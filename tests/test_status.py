@@ -235,11 +235,31 @@ def test_squeue_lines_of_other_workflows_and_garbage_are_ignored(tmp_path):
     assert [job.cell for job in jobs] == [None, "c1", "c2"]
 
 
-def test_a_local_training_process_is_found_by_its_outdir(results):
+def test_bundles_are_training_jobs_whatever_their_group_is_called(tmp_path):
+    """Snakemake comments a group job ``rule_<group>_<its rules joined by _>``."""
+    workdir = tmp_path / "w"
+    comments = {
+        "1": "rule_cells_train",  # --groups train=cells
+        "2": "rule_my_group_check_build_train",  # two rules in one group
+        "3": "rule_tables",
+        "4": "rule_figure_wildcards_name=train_curves",
+        "5": "rule_prepare_data_wildcards_data=x",
+        "6": "rule_train_train",
+    }
+    output = "".join(f"{job}|RUNNING|u|{comment}|{workdir}\n" for job, comment in comments.items())
+    jobs = parse_squeue(output, workdir / "results")
+    assert [job.job_id for job in jobs] == ["1", "2", "6"]
+    assert all(job.cell is None for job in jobs)
+
+
+@pytest.mark.parametrize("launcher", ["normstudy.cli", "normstudy.warm"])
+def test_a_local_training_process_is_found_by_its_outdir(results, launcher):
+    """A plain ``normstudy train`` or the warm worker's client (python -m normstudy.warm
+    train ..., which waits for its forked cell)."""
     cell = cell_ids(json.loads((results / "plan.json").read_text()))
     if local_training_cells(results / "cells") is None:
         pytest.skip("no /proc: processes cannot be listed here")
-    argv = ["normstudy.cli", "train", "--json", '{"lr": 0.4}', f"results/cells/{cell[0.4]}"]
+    argv = [launcher, "train", "--json", '{"lr": 0.4}', f"results/cells/{cell[0.4]}"]
     code = "import sys, time; time.sleep(60)"
     process = subprocess.Popen([sys.executable, "-c", code, *argv], cwd=results.parent)
     try:

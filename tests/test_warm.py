@@ -17,8 +17,13 @@ import pytest
 
 from normstudy.config import resolve_cell_config
 from normstudy.datacache import build_cache
-from normstudy.warm.jobserver import THREAD_VARIABLES, bundled_cells, cell_environment
-from normstudy.warm.key import job_server_path, server_key, source_digest
+from normstudy.warm.jobserver import (
+    THREAD_VARIABLES,
+    bundled_cells,
+    cell_environment,
+    serve_bundle,
+)
+from normstudy.warm.key import NO_SERVER_ENV, job_server_path, server_key, source_digest
 from normstudy.warm.protocol import read_line, send_request
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,9 +288,9 @@ def test_the_batch_step_and_its_steps_agree_on_the_server(tmp_path, monkeypatch)
 BATCH_STEP = textwrap.dedent(
     """
     import os, subprocess, sys, json
-    from normstudy.warm.jobserver import start_job_server
-    path = start_job_server(os.environ, 1, os.environ["CELL_PYTHONPATH"])
-    print(json.dumps({"socket": str(path), "pid": os.getpid()}), flush=True)
+    from normstudy.warm.jobserver import serve_bundle
+    argv = json.loads(os.environ["BATCH_ARGV"])
+    print(serve_bundle(argv, os.environ, 1, os.environ["CELL_PYTHONPATH"]), flush=True)
     clients = [subprocess.Popen([sys.executable, "-m", "normstudy.warm", *json.loads(a)],
                                 env=json.loads(e), stdout=open(l, "w"), stderr=subprocess.STDOUT)
                for a, e, l in json.loads(sys.stdin.read())]
@@ -315,6 +320,7 @@ def runtime(tmp_path_factory):
 
 def test_a_bundles_cells_are_forked_by_its_batch_steps_server(runtime, data_cache, tmp_path):
     batch_env = {**step_environment(runtime, 0), "CELL_PYTHONPATH": SRC}
+    batch_env["BATCH_ARGV"] = json.dumps(BATCH)
     for name in ("SLURM_STEP_ID", *THREAD_VARIABLES):
         batch_env.pop(name)
     cells = [
@@ -327,7 +333,9 @@ def test_a_bundles_cells_are_forked_by_its_batch_steps_server(runtime, data_cach
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert batch.returncode == 0, batch.stdout + batch.stderr
-    socket_path = Path(json.loads(batch.stdout.splitlines()[0])["socket"])
+    served = batch.stdout.splitlines()[0]
+    assert served.endswith("serves the 2 cells of this bundle"), served
+    socket_path = runtime / "normstudy-warm" / served.split()[3]
     for seed in (0, 1):
         log = (tmp_path / f"c{seed}.log").read_text()
         assert f"forked by {socket_path.name}" in log and "fresh process" not in log, log
@@ -359,3 +367,20 @@ def test_a_cell_in_a_slurm_job_without_its_server_runs_fresh_and_starts_none(
     assert "running in a fresh process" in result.stderr
     assert (tmp_path / "cell" / "summary.json").exists()
     assert not list((runtime / "normstudy-warm").glob("*.sock"))
+
+
+def test_a_bundle_of_one_cell_starts_no_server_and_its_cell_says_why(runtime):
+    batch = {"SLURM_JOB_ID": "7", "XDG_RUNTIME_DIR": str(runtime)}
+    one_cell = [a for a in BATCH if a != "train:cell=b"]
+    message = serve_bundle(one_cell, batch, 1, SRC)
+    assert message is not None and "a bundle of one cell" in message
+    assert "a bundle of one cell" in batch[NO_SERVER_ENV]  # inherited by the cell's step
+    assert not list((runtime / "normstudy-warm").glob("*.sock"))
+    assert serve_bundle(BATCH, {}, 1, SRC) is None  # not a batch step
+    step = {**batch, "SLURM_STEP_ID": "0", "PYTHONPATH": SRC, "NORMSTUDY_WARM": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "normstudy.warm", "--help"], env=step, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no warm server of SLURM job 7 (a bundle of one cell" in result.stderr

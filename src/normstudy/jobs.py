@@ -20,8 +20,9 @@ snakemake-executor-plugin-slurm) and working directory; ``|`` never occurs in th
 SQUEUE_TIMEOUT = 30.0
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT"}
 CELL_COMMENT = re.compile(r"^rule_train_wildcards_(?P<cell>[A-Za-z0-9_.+-]+)$")
-"""The comment of a job that trains one cell; a bundle (``groups:`` in the SLURM profile)
-is commented ``rule_train_train`` and does not say which cells it runs."""
+"""The comment of a job that trains one cell; a bundle (Snakemake's group job, ``--groups
+train=<group>``) is commented ``rule_<group>_<its rules, sorted, joined by _>``, e.g.
+``rule_cells_train``, and does not say which cells it runs."""
 
 
 @dataclass
@@ -44,7 +45,12 @@ class SlurmJob:
 
     @property
     def trains(self) -> bool:
-        return self.comment.startswith("rule_train")
+        """Whether it trains one cell or is a bundle with training in it."""
+        if self.cell is not None:
+            return True
+        if not self.comment.startswith("rule_") or "_wildcards_" in self.comment:
+            return False
+        return "train" in self.comment.removeprefix("rule_").split("_")[1:]
 
     def runs_in(self, results: Path) -> bool:
         """Whether the job runs the workflow of ``results`` (started in it or above it)."""
@@ -112,7 +118,10 @@ def slurm_queue(results: Path) -> SlurmQueue:
 
 
 def is_train_command(argv: list[str]) -> bool:
-    launcher = any(arg == "normstudy.cli" or Path(arg).name == "normstudy" for arg in argv)
+    """``normstudy train``, directly or through the warm worker's client (which waits for
+    its cell, forked by the server, and carries the cell's arguments)."""
+    launchers = ("normstudy.cli", "normstudy.warm")
+    launcher = any(arg in launchers or Path(arg).name == "normstudy" for arg in argv)
     return launcher and "train" in argv
 
 

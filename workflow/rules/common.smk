@@ -41,8 +41,7 @@ from normstudy.grid import (
     plan_studies,
 )
 from normstudy.invocation import current_invocation
-from normstudy.warm.client import NoServer
-from normstudy.warm.jobserver import bundled_cells, start_job_server
+from normstudy.warm.jobserver import serve_bundle
 from normstudy.orphans import outdated_cells, outdated_warning
 
 RESULTS = config.get("results", "results")
@@ -100,15 +99,10 @@ if WARM is True and ON_SLURM and not WARM_BUNDLES and workflow.is_main_process:
         "of its own, see BENCHMARKS.md): these cells start fresh interpreters",
         file=sys.stderr,
     )
-if WARM_BUNDLES and bundled_cells(sys.argv, os.environ) > 1:
-    try:
-        start_job_server(os.environ, TRAIN_THREADS, PYTHONPATH)
-    except (NoServer, OSError) as error:
-        print(
-            f"normstudy: no warm server for this bundle ({error}): its cells start "
-            "fresh interpreters",
-            file=sys.stderr,
-        )
+if WARM_BUNDLES and (
+    served := serve_bundle(sys.argv, os.environ, TRAIN_THREADS, PYTHONPATH)
+):
+    print(served, file=sys.stderr)
 
 try:
     ONLY = only_studies(config.get("only_studies"))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from normstudy.parentwatch import ancestor_chain
-from normstudy.warm.key import in_slurm_job, server_path, source_digest
+from normstudy.warm.key import NO_SERVER_ENV, in_slurm_job, server_path, source_digest
 from normstudy.warm.protocol import read_line, send_request
 
 START_TIMEOUT = 120.0
@@ -90,10 +90,10 @@ def run(argv: list[str]) -> int:
     if sock is None and in_slurm_job(os.environ):
         # Only the job's batch step may start one (normstudy.warm.jobserver): a server
         # started here would live in this cell's srun step and serve this cell alone.
-        raise NoServer(
-            f"no warm server of SLURM job {os.environ['SLURM_JOB_ID']} for this "
-            "environment (its batch step starts one for a bundle of cells)"
+        why = os.environ.get(
+            NO_SERVER_ENV, "its batch step starts one for a bundle of several cells"
         )
+        raise NoServer(f"no warm server of SLURM job {os.environ['SLURM_JOB_ID']} ({why})")
     sock = sock or start_server(path, digest)
     umask = os.umask(0)
     os.umask(umask)

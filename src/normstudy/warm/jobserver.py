@@ -21,11 +21,11 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
-from normstudy.warm.client import start_server
-from normstudy.warm.key import job_server_path, source_digest
+from normstudy.warm.client import NoServer, start_server
+from normstudy.warm.key import NO_SERVER_ENV, job_server_path, source_digest
 
 # What snakemake.shell sets, for every job, to the job's thread count.
 THREAD_VARIABLES = (
@@ -73,3 +73,23 @@ def start_job_server(
     path = job_server_path(env, digest, executable)
     start_server(path, digest, env=env, parent=os.getpid(), executable=executable).close()
     return path
+
+
+def serve_bundle(
+    argv: Sequence[str], environ: MutableMapping[str, str], threads: int, pythonpath: str
+) -> str | None:
+    """In a bundle's batch step: start the job's server, or record in ``environ`` (which
+    the bundle's cells inherit) why there is none. Returns a line for the SLURM log, None
+    outside a batch step."""
+    cells = bundled_cells(argv, environ)
+    if cells == 0:
+        return None
+    if cells == 1:
+        environ[NO_SERVER_ENV] = "a bundle of one cell: its server would cost more than it saves"
+        return f"normstudy: no warm server for this bundle ({environ[NO_SERVER_ENV]})"
+    try:
+        path = start_job_server(environ, threads, pythonpath)
+    except (NoServer, OSError) as error:
+        environ[NO_SERVER_ENV] = f"its batch step could not start one: {error}"
+        return f"normstudy: no warm server for this bundle ({error}): its cells start fresh"
+    return f"normstudy: warm server {path.name} serves the {cells} cells of this bundle"

@@ -67,6 +67,11 @@ def server_key(environ: dict[str, str], digest: str, executable: str = sys.execu
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
+# Set by a bundle's batch step when it starts no server (one cell, or the start failed):
+# its cells, which inherit it, say why in their logs.
+NO_SERVER_ENV = "NORMSTUDY_WARM_NO_SERVER"
+
+
 def in_slurm_job(environ: dict[str, str]) -> bool:
     return "SLURM_JOB_ID" in environ
 
