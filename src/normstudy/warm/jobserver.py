@@ -25,7 +25,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 from normstudy.warm.client import NoServer, start_server
-from normstudy.warm.key import NO_SERVER_ENV, job_server_path, source_digest
+from normstudy.warm.key import NO_SERVER_ENV, in_slurm_job, job_server_path, source_digest
 
 # What snakemake.shell sets, for every job, to the job's thread count.
 THREAD_VARIABLES = (
@@ -49,7 +49,7 @@ def target_jobs(argv: Sequence[str]) -> list[str]:
 def bundled_cells(argv: Sequence[str], environ: Mapping[str, str], rule: str = "train") -> int:
     """How many jobs of ``rule`` this snakemake runs as the batch step of a SLURM bundle:
     0 outside a SLURM job, inside an ``srun`` step, or for a job that is not a group."""
-    if "SLURM_JOB_ID" not in environ or "SLURM_STEP_ID" in environ:
+    if not in_slurm_job(environ) or "SLURM_STEP_ID" in environ:
         return 0
     if "--local-groupid" not in argv:
         return 0

@@ -9,6 +9,7 @@ import hashlib
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def server_key(environ: dict[str, str], digest: str, executable: str = sys.execu
 NO_SERVER_ENV = "NORMSTUDY_WARM_NO_SERVER"
 
 
-def in_slurm_job(environ: dict[str, str]) -> bool:
+def in_slurm_job(environ: Mapping[str, str]) -> bool:
     return "SLURM_JOB_ID" in environ
 
 

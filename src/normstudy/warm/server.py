@@ -90,7 +90,7 @@ def supervise(conn: socket.socket, digest: str) -> int:
     try:
         request, fds = receive_request(conn)
     except ConnectionError:
-        return 0  # a connection that only checked the server is up (normstudy.warm.jobserver)
+        return 0  # gone before its request: killed, or only checking the server is up
     if request.get("digest") != digest:
         conn.sendall(b"refused the server runs other code (stale digest)\n")
         return 0
