@@ -520,7 +520,11 @@ def test_a_cell_longer_than_its_partition_allows_finishes_through_a_chain_of_job
     assert summary["resumed"] >= 1 and log.count("resumed from") == summary["resumed"], log
     assert summary["epochs_run"] == CHAINED["epochs"]
     jobs = [job for job, kind in submitted_jobs(output) if kind == "rule_train"]
-    assert len(jobs) == summary["resumed"] + 1, output
+    # SLURM may send the warning up to a minute early: if it reaches a step that has just
+    # finished the cell, the job fails anyway and its retry restores the finished outputs
+    # (seen in CI: resumed once, three jobs, the third restoring).
+    restored = log.count("outputs restored from")
+    assert restored <= 1 and len(jobs) == summary["resumed"] + 1 + restored, (log, output)
     records = {record["JobId"]: record for record in slurm_cluster.completed_jobs()}
     for job in jobs:
         assert records[job]["TimeLimit"] == str(SHORT_MINUTES), records[job]
