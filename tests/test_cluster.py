@@ -13,6 +13,9 @@ from normstudy.cluster import (
     SLURM_DEFAULTS,
     ClusterConfigError,
     Partition,
+    TrainRequest,
+    bundle_problem,
+    bundled_minutes,
     cell_minutes,
     chain_retries,
     cpu_partition,
@@ -166,6 +169,41 @@ def test_the_executor_is_read_from_the_users_profile_also_in_a_dry_run(tmp_path,
     assert invocation.grouped_rules == frozenset()
     grouped = command_line_invocation(["--groups", "train=cells", "--group-components", "cells=5"])
     assert grouped.grouped_rules == {"train"}
+    assert grouped.bundle_size("train") == 5 and grouped.bundle_size("tables") == 1
+    # A group without --group-components bundles only connected jobs: one cell each.
+    assert command_line_invocation(["--groups", "train=cells"]).bundle_size("train") == 1
+    assert invocation.bundle_size("train") == 1
+
+
+def requests_of(**runtimes: int) -> dict[str, TrainRequest]:
+    return {cell: TrainRequest(minutes, 1, minutes) for cell, minutes in runtimes.items()}
+
+
+def test_a_bundle_must_fit_its_cells_run_one_after_another_in_the_time_cap():
+    """A bundle asks for the sum of its cells' times, and may hold any of the plan's
+    cells: the longest request times the bundle size must fit the cap."""
+    requests = requests_of(a=10, b=25, c=5)
+    study_of = {"a": "s", "b": "t", "c": "s"}
+    assert bundle_problem(requests, study_of, 60, 2, "cells") is None
+    problem = bundle_problem(requests, study_of, 60, 3, "cells")
+    assert "--group-components cells=3" in problem and "3 x 25 min" in problem
+    assert "study t, cell b" in problem and "--group-components cells=2" in problem
+    # Cells that fill a job each (chained cells ask for the whole cap) cannot be bundled.
+    chained = bundle_problem(requests_of(a=60), {"a": "s"}, 60, 2, "g")
+    assert "drop train from --groups" in chained
+    # No cap known (sinfo unanswered, no slurm.max_runtime), or bundles of one: nothing.
+    assert bundle_problem(requests, study_of, None, 30, "cells") is None
+    assert bundle_problem(requests, study_of, 60, 1, "cells") is None
+
+
+def test_a_bundled_cell_never_asks_for_more_than_its_share_of_the_cap():
+    """Retries ask for more time; within a bundle a cell stops at cap / size, so that the
+    bundle's sum never exceeds the cap."""
+    assert bundled_minutes(50, 60, 2) == 30
+    assert bundled_minutes(20, 60, 2) == 20
+    assert bundled_minutes(50, 61, 4) == 15
+    assert bundled_minutes(50, None, 4) == 50
+    assert bundled_minutes(50, 60, 1) == 50
 
 
 def test_jobs_plan_as_the_process_that_submitted_them(tmp_path, monkeypatch):

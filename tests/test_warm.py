@@ -363,7 +363,8 @@ def test_a_cell_in_a_slurm_job_without_its_server_runs_fresh_and_starts_none(
         text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "no warm server of SLURM job 4242" in result.stderr
+    assert "normstudy.warm: no warm server of SLURM job 4242 (" in result.stderr
+    assert result.stderr.count("no warm server") == 1, result.stderr
     assert "running in a fresh process" in result.stderr
     assert (tmp_path / "cell" / "summary.json").exists()
     assert not list((runtime / "normstudy-warm").glob("*.sock"))

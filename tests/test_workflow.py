@@ -230,13 +230,28 @@ def test_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def slurm_dry_run(workdir: Path, *options: str) -> tuple[list[str], dict[str, str]]:
+    """``snakemake -n`` under the repository's SLURM profile template, with SLURM's client
+    tools answering as on a machine with no reachable cluster, at once (a real ``sinfo``
+    without a cluster waits a minute before it says so)."""
+    tools = workdir / "no-cluster-bin"
+    tools.mkdir(exist_ok=True)
+    for tool in ("sinfo", "sacct"):
+        stub = tools / tool
+        stub.write_text(
+            f"#!/bin/sh\necho '{tool}: error: Unable to contact slurm controller' >&2\nexit 1\n"
+        )
+        stub.chmod(0o755)
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", *options]
+    command += ["--profile", str(REPO / "profiles" / "slurm")]
+    return command, {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+
+
 def test_slurm_profile_template_dry_run(tmp_path):
     """The template profile plans every training job with a GPU, away from any cluster
     (``sinfo`` cannot answer: nothing to check against; tests/slurm has a real one)."""
     write_config(tmp_path, TOY)
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", "-p"]
-    command += ["--profile", str(REPO / "profiles" / "slurm")]
-    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-cluster.conf")}
+    command, env = slurm_dry_run(tmp_path, "-p")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
@@ -253,9 +268,7 @@ def test_under_the_slurm_executor_only_bundles_use_a_warm_server(tmp_path):
     write_config(tmp_path, TOY)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", "-p"]
-    command += ["--profile", str(REPO / "profiles" / "slurm")]
-    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-cluster.conf")}
+    command, env = slurm_dry_run(tmp_path, "-p")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -267,6 +280,36 @@ def test_under_the_slurm_executor_only_bundles_use_a_warm_server(tmp_path):
     assert result.returncode == 0, output
     assert " -m normstudy.warm train " in output and " -m normstudy.cli train " not in output
     assert "serves bundles of cells only" not in output
+
+
+def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(tmp_path):
+    """A bundle's cells run one after another (the SLURM executor's job step has --jobs 1),
+    so it must ask for one cell's GPU and CPUs and the sum of their times: each training
+    job takes a bundle slot, of which a bundle has one. Bundles whose cells could not fit the
+    cap (here slurm.max_runtime) one after another are refused while planning, naming the
+    size that fits."""
+    write_config(tmp_path, TOY)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["slurm"] = {"max_runtime": 30}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command, env = slurm_dry_run(tmp_path)
+    alone = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "bundle_slot" not in alone.stdout
+    # Each toy cell asks for 11 minutes (startup 5, warning 5, training): 2 fit in 30.
+    (minutes,) = set(re.findall(r"rule train:.*?runtime=(\d+)", alone.stdout, re.DOTALL))
+    assert int(minutes) == 11
+    bundles = ["--groups", "train=cells", "--group-components", "cells=3"]
+    refused = subprocess.run(command + bundles, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--group-components cells=3" in refused.stderr, refused.stderr
+    assert "3 x 11 min" in refused.stderr and "--group-components cells=2" in refused.stderr
+    assert "rule train:" not in refused.stdout
+    bundles[-1] = "cells=2"
+    fits = subprocess.run(command + bundles, capture_output=True, text=True, env=env)
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+    slots = re.findall(r"rule train:.*?resources: [^\n]*bundle_slot=1", fits.stdout, re.DOTALL)
+    assert len(slots) == 4, fits.stdout
 
 
 def test_report_holds_the_figures_and_the_comparison_table(finished_run):

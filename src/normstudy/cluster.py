@@ -248,6 +248,62 @@ def chain_retries(requests: Mapping[str, TrainRequest], settings: Mapping[str, A
     return longest - 1 + int(settings["retries"])
 
 
+# --- bundles -------------------------------------------------------------------------
+
+BUNDLE_SLOT = "bundle_slot"
+"""A resource each bundled training job takes one of, scoped ``local`` (counted per
+submitted job, not across the workflow) and limited to one: Snakemake then stacks a
+bundle's cells in series when it sizes the bundle's SLURM job
+(``GroupResources.basic_layered``), asking for one cell's GPUs, CPUs and memory and for the
+sum of the cells' times. That is how the SLURM executor runs them: its job step starts the
+bundle's Snakemake with ``--jobs 1``. Without it Snakemake sizes a bundle for as many cells
+at once as ``--cores`` allows: on the test cluster a bundle of 4 cells under ``--cores 16``
+asked for ``--gpus=4 --cpus-per-task=4`` and the longest cell's time, and never started on
+the 2-GPU node (BENCHMARKS.md, "How a bundle is sized")."""
+
+
+def bundled_minutes(minutes: int, cap: float | None, size: int) -> int:
+    """The time a cell in a bundle of ``size`` asks for: its own request, never more than
+    its share of the cap, so that the bundle's sum stays within the cap on every attempt
+    (a retried job asks for more time; ``bundle_problem`` refuses a plan whose first
+    attempt would not fit)."""
+    if cap is None or size <= 1:
+        return minutes
+    return min(minutes, math.floor(cap / size))
+
+
+def bundle_problem(
+    requests: Mapping[str, TrainRequest],
+    study_of: Mapping[str, str],
+    cap: float | None,
+    size: int,
+    group: str | None,
+) -> str | None:
+    """Why bundles of ``size`` training cells would never start (None if they would): a
+    bundle asks for the sum of its cells' times, and Snakemake may put any ``size`` cells
+    of the plan in one bundle, so the longest cell's request times ``size`` must fit the
+    cap. Names the study, the cell and the largest bundle that fits."""
+    if cap is None or size <= 1 or not requests:
+        return None
+    cell, longest = max(((c, r.runtime) for c, r in requests.items()), key=lambda x: x[1])
+    fits = math.floor(cap / longest)
+    if fits >= size:
+        return None
+    fix = (
+        f"bundles of at most {fits} fit: --group-components {group}={fits}"
+        if fits > 1
+        else "cells this long cannot share a job: drop train from --groups (each cell is "
+        "then its own job)"
+    )
+    return (
+        f"--group-components {group}={size}: a bundle runs its cells one after another and "
+        f"asks SLURM for the sum of their times, here up to {size} x {longest} min (study "
+        f"{study_of.get(cell, '?')}, cell {cell}, the longest), above the {cap:g}-minute "
+        "limit of a training job (slurm.max_runtime, else the partition's MaxTime): such a "
+        f"job would never start; {fix}"
+    )
+
+
 # --- preflight -----------------------------------------------------------------------
 
 

@@ -34,6 +34,17 @@ class Invocation:
     grouped_rules: frozenset[str] = frozenset()
     """Rules that ``--groups`` puts in a group (Snakemake sets its own group settings only
     after the Snakefile is parsed)."""
+    groups: Mapping[str, str] = field(default_factory=dict)
+    """Rule -> its group, as ``--groups`` gave it (read in the process the user started)."""
+    group_components: Mapping[str, int] = field(default_factory=dict)
+    """Group -> ``--group-components``: how many of its rules' jobs one bundle holds."""
+
+    def bundle_size(self, rule: str) -> int:
+        """Jobs of ``rule`` per bundle: its group's ``--group-components``, 1 for a group
+        without it (Snakemake then bundles only jobs connected in the DAG, and no two
+        jobs of one rule here are) or for a rule in no group."""
+        group = self.groups.get(rule)
+        return int(self.group_components.get(group, 1)) if group is not None else 1
 
     @property
     def slurm(self) -> bool:
@@ -65,11 +76,15 @@ def command_line_invocation(argv: Sequence[str]) -> Invocation:
         ) from None
     status = getattr(args, "slurm_status_command", None)
     groups = getattr(args, "groups", None)
+    groups = dict(groups) if isinstance(groups, Mapping) else {}
+    components = getattr(args, "group_components", None)
     return Invocation(
         executor=args.executor or "local",
         default_resources=resource_values(args.default_resources),
         status_command=status if isinstance(status, str) else None,
-        grouped_rules=frozenset(groups) if isinstance(groups, Mapping) else frozenset(),
+        grouped_rules=frozenset(groups),
+        groups=groups,
+        group_components=dict(components) if isinstance(components, Mapping) else {},
     )
 
 

@@ -655,17 +655,25 @@ def test_a_bundles_cells_are_forked_by_one_warm_server_of_its_job(
 ):
     """``warm_worker: true`` with bundles: the bundle's batch step starts one warm server,
     every cell of the bundle (each in its own srun step) is forked by it, the results are
-    bitwise those of a fresh process, and the server ends with the job."""
+    bitwise those of a fresh process, and the server ends with the job. The bundle asks
+    SLURM for what running its cells one after another needs, even where ``--cores``
+    would let Snakemake size it for three cells at once: one cell's GPU and CPUs, the sum
+    of the cells' times (before, three GPUs: it never started on this 2-GPU node)."""
     write_study(tmp_path, {"trio": {"grid": {"seed": [0, 1, 2]}}}, FAST)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "warm_worker": True}))
     with_data_cache(tmp_path, FAST)
     reference = start_reference_run(tmp_path, {**FAST, "seed": 2})
-    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_trio", *BUNDLE)
+    planned = planned_resources(dry_run(slurm_cluster, user_config, tmp_path).stdout, "train")
+    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_trio", *BUNDLE, "--cores", "8")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     bundles = [job for job, kind in submitted_jobs(output) if kind.startswith("group_cells")]
     assert len(bundles) == 1, submitted_jobs(output)
+    assert job_record(slurm_cluster, bundles[0])["TresPerJob"] == "gres:gpu:1"
+    (record,) = [r for r in slurm_cluster.completed_jobs() if r["JobId"] == bundles[0]]
+    assert record["Tres"].startswith("cpu=1,"), record
+    assert record["TimeLimit"] == str(sum(int(job["runtime"]) for job in planned)), record
     logs = sorted((tmp_path / "results" / "logs" / "train").glob("*.log"))
     assert len(logs) == 3, logs
     servers = set()

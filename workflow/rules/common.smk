@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 from normstudy.cluster import (
+    BUNDLE_SLOT,
     ClusterConfigError,
+    bundle_problem,
+    bundled_minutes,
     cell_minutes,
     chain_retries,
     cpu_partition,
@@ -51,6 +54,15 @@ CELLS_PER_GPU = int(config["resources"].get("cells_per_gpu", 1))
 SHARING = f" --cells-per-gpu {CELLS_PER_GPU}" if CELLS_PER_GPU > 1 else ""
 INVOCATION = current_invocation(sys.argv, workflow.is_main_process)
 ON_SLURM = INVOCATION.slurm
+# Bundles of training cells (train in --groups) run their cells one after another: one slot
+# per bundle makes Snakemake size the bundle's SLURM job that way (normstudy.cluster).
+BUNDLED = ON_SLURM and "train" in INVOCATION.grouped_rules
+BUNDLE_SIZE = INVOCATION.bundle_size("train")
+BUNDLE_RESOURCES = {BUNDLE_SLOT: 1} if BUNDLED else {}
+if BUNDLED:
+    # What the resource_scopes: keyword and --resources do, for this one resource.
+    workflow.resourcescope(**{BUNDLE_SLOT: "local"})
+    workflow.register_resource(BUNDLE_SLOT, 1)
 SLURM = slurm_settings(config)
 TRAIN_THREADS = int(SLURM["threads"] if ON_SLURM else config["resources"]["threads"])
 TRAIN_GPUS = int(SLURM["gpus"] if ON_SLURM else config["resources"]["gpu"])
@@ -146,6 +158,11 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems += preflight(requests, study_of, SLURM, train_partition, partitions)
+    if BUNDLED:
+        group = INVOCATION.groups.get("train")
+        problems += filter(
+            None, [bundle_problem(requests, study_of, cap, BUNDLE_SIZE, group)]
+        )
     if partitions is not None:
         problems += filter(
             None, [status_problem(INVOCATION.status_command, sacct_works())]
@@ -350,7 +367,12 @@ def cell_runtime(wildcards, attempt):
     calibration and never above the partition's limit (normstudy.cluster)."""
     if CLUSTER is not None and CLUSTER["minutes"] is not None:
         minutes = CLUSTER["minutes"][wildcards.cell]
-        return train_request(minutes, SLURM, CLUSTER["cap"], attempt).runtime
+        runtime = train_request(minutes, SLURM, CLUSTER["cap"], attempt).runtime
+        return (
+            bundled_minutes(runtime, CLUSTER["cap"], BUNDLE_SIZE)
+            if BUNDLED
+            else runtime
+        )
     return cell_resources(wildcards.cell)["runtime"] * attempt
 
 

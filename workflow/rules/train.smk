@@ -19,6 +19,7 @@ rule train:
     resources:
         **GPU_JOB_RESOURCES,
         **TRAIN_GPU_RESOURCES,
+        **BUNDLE_RESOURCES,
         mem_mb=cell_resource("mem_mb"),
         runtime=cell_runtime,
     params:

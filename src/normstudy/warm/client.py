@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         fresh_process(argv, "NORMSTUDY_WARM=0")
     try:
         return run(argv)
-    except (NoServer, OSError, ValueError) as error:
+    except NoServer as error:
+        fresh_process(argv, str(error))
+    except (OSError, ValueError) as error:
         fresh_process(argv, f"no warm server ({error})")
     return 1  # not reached: fresh_process execs
