@@ -173,6 +173,11 @@ def test_the_executor_is_read_from_the_users_profile_also_in_a_dry_run(tmp_path,
     # A group without --group-components bundles only connected jobs: one cell each.
     assert command_line_invocation(["--groups", "train=cells"]).bundle_size("train") == 1
     assert invocation.bundle_size("train") == 1
+    # Components of a group nobody is in: Snakemake ignores them, normstudy says so.
+    mismatched = command_line_invocation(["--groups", "train=g", "--group-components", "train=5"])
+    assert mismatched.bundle_size("train") == 1
+    assert mismatched.unknown_component_groups() == ["train"]
+    assert grouped.unknown_component_groups() == []
 
 
 def requests_of(**runtimes: int) -> dict[str, TrainRequest]:
@@ -184,16 +189,21 @@ def test_a_bundle_must_fit_its_cells_run_one_after_another_in_the_time_cap():
     cells: the longest request times the bundle size must fit the cap."""
     requests = requests_of(a=10, b=25, c=5)
     study_of = {"a": "s", "b": "t", "c": "s"}
-    assert bundle_problem(requests, study_of, 60, 2, "cells") is None
-    problem = bundle_problem(requests, study_of, 60, 3, "cells")
+    assert bundle_problem(requests, study_of, 60, 2, "cells", SETTINGS) is None
+    problem = bundle_problem(requests, study_of, 60, 3, "cells", SETTINGS)
     assert "--group-components cells=3" in problem and "3 x 25 min" in problem
     assert "study t, cell b" in problem and "--group-components cells=2" in problem
     # Cells that fill a job each (chained cells ask for the whole cap) cannot be bundled.
-    chained = bundle_problem(requests_of(a=60), {"a": "s"}, 60, 2, "g")
+    chained = bundle_problem(requests_of(a=60, b=5), {"a": "s"}, 60, 2, "g", SETTINGS)
     assert "drop train from --groups" in chained
     # No cap known (sinfo unanswered, no slurm.max_runtime), or bundles of one: nothing.
-    assert bundle_problem(requests, study_of, None, 30, "cells") is None
-    assert bundle_problem(requests, study_of, 60, 1, "cells") is None
+    assert bundle_problem(requests, study_of, None, 30, "cells", SETTINGS) is None
+    assert bundle_problem(requests, study_of, 60, 1, "cells", SETTINGS) is None
+    # A bundle holds at most the plan's cells: 3 cells in bundles of 5 ask for 3 x 25.
+    assert bundle_problem(requests, study_of, 75, 5, "cells", SETTINGS) is None
+    assert "(the training partition's MaxTime)" in problem
+    capped = bundle_problem(requests, study_of, 60, 3, "cells", {**SETTINGS, "max_runtime": 60})
+    assert "(slurm.max_runtime)" in capped
 
 
 def test_a_bundled_cell_never_asks_for_more_than_its_share_of_the_cap():

@@ -310,6 +310,11 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     assert fits.returncode == 0, fits.stdout + fits.stderr
     slots = re.findall(r"rule train:.*?resources: [^\n]*bundle_slot=1", fits.stdout, re.DOTALL)
     assert len(slots) == 4, fits.stdout
+    # Components for a group that --groups does not name: Snakemake bundles nothing by them.
+    mismatched = ["--groups", "train=cells", "--group-components", "train=3"]
+    warned = subprocess.run(command + mismatched, capture_output=True, text=True, env=env)
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    assert "--group-components names no group of --groups: train (groups: cells)" in warned.stderr
 
 
 def test_report_holds_the_figures_and_the_comparison_table(finished_run):

@@ -226,12 +226,20 @@ def train_request(
     usable = cap - startup - warning
     if usable <= 0:
         raise ClusterConfigError(
-            f"slurm.max_runtime {cap:g} min leaves no time to train after "
-            f"slurm.startup_minutes ({startup}) and slurm.warn_seconds "
-            f"({settings['warn_seconds']}); raise max_runtime or lower those"
+            f"the {cap:g}-minute limit of a training job ({cap_source(settings)}) leaves no "
+            f"time to train after slurm.startup_minutes ({startup}) and slurm.warn_seconds "
+            f"({settings['warn_seconds']}); lower those, or train on a partition with a "
+            "longer limit (slurm.gpu_partition, slurm.max_runtime)"
         )
     segments = max(1, math.ceil(needed / usable))
     return TrainRequest(min(wanted, math.floor(cap)), segments, needed)
+
+
+def cap_source(settings: Mapping[str, Any]) -> str:
+    """Where the cap of ``effective_cap`` came from, for messages."""
+    if settings["max_runtime"] is not None:
+        return "slurm.max_runtime"
+    return "the training partition's MaxTime"
 
 
 def effective_cap(settings: Mapping[str, Any], partition: Partition | None) -> float | None:
@@ -272,18 +280,25 @@ def bundled_minutes(minutes: int, cap: float | None, size: int) -> int:
     return min(minutes, math.floor(cap / size))
 
 
+def bundle_size_of(size: int, cells: int) -> int:
+    """Cells one bundle can hold: ``--group-components``, at most the plan's cells."""
+    return max(1, min(size, cells))
+
+
 def bundle_problem(
     requests: Mapping[str, TrainRequest],
     study_of: Mapping[str, str],
     cap: float | None,
     size: int,
     group: str | None,
+    settings: Mapping[str, Any],
 ) -> str | None:
-    """Why bundles of ``size`` training cells would never start (None if they would): a
-    bundle asks for the sum of its cells' times, and Snakemake may put any ``size`` cells
-    of the plan in one bundle, so the longest cell's request times ``size`` must fit the
-    cap. Names the study, the cell and the largest bundle that fits."""
-    if cap is None or size <= 1 or not requests:
+    """Why bundles of ``size`` training cells would exceed the cap (None if they would
+    not): a bundle asks for the sum of its cells' times, and Snakemake may put any
+    ``size`` cells of the plan in one bundle, so the longest cell's request times ``size``
+    must fit the cap. Names the study, the cell and the largest bundle that fits."""
+    size = bundle_size_of(size, len(requests))
+    if cap is None or size <= 1:
         return None
     cell, longest = max(((c, r.runtime) for c, r in requests.items()), key=lambda x: x[1])
     fits = math.floor(cap / longest)
@@ -299,8 +314,7 @@ def bundle_problem(
         f"--group-components {group}={size}: a bundle runs its cells one after another and "
         f"asks SLURM for the sum of their times, here up to {size} x {longest} min (study "
         f"{study_of.get(cell, '?')}, cell {cell}, the longest), above the {cap:g}-minute "
-        "limit of a training job (slurm.max_runtime, else the partition's MaxTime): such a "
-        f"job would never start; {fix}"
+        f"limit of a training job ({cap_source(settings)}); {fix}"
     )
 
 

@@ -39,6 +39,11 @@ class Invocation:
     group_components: Mapping[str, int] = field(default_factory=dict)
     """Group -> ``--group-components``: how many of its rules' jobs one bundle holds."""
 
+    def unknown_component_groups(self) -> list[str]:
+        """``--group-components`` groups that no ``--groups`` entry names (Snakemake
+        accepts them and bundles nothing by them)."""
+        return sorted(set(self.group_components) - set(self.groups.values()))
+
     def bundle_size(self, rule: str) -> int:
         """Jobs of ``rule`` per bundle: its group's ``--group-components``, 1 for a group
         without it (Snakemake then bundles only jobs connected in the DAG, and no two

@@ -10,6 +10,7 @@ from normstudy.cluster import (
     BUNDLE_SLOT,
     ClusterConfigError,
     bundle_problem,
+    bundle_size_of,
     bundled_minutes,
     cell_minutes,
     chain_retries,
@@ -59,6 +60,14 @@ ON_SLURM = INVOCATION.slurm
 BUNDLED = ON_SLURM and "train" in INVOCATION.grouped_rules
 BUNDLE_SIZE = INVOCATION.bundle_size("train")
 BUNDLE_RESOURCES = {BUNDLE_SLOT: 1} if BUNDLED else {}
+if ON_SLURM and workflow.is_main_process and INVOCATION.unknown_component_groups():
+    print(
+        "normstudy: --group-components names no group of --groups: "
+        f"{', '.join(INVOCATION.unknown_component_groups())} (groups: "
+        f"{', '.join(sorted(set(INVOCATION.groups.values()))) or 'none'}); "
+        "those bundles hold one job each",
+        file=sys.stderr,
+    )
 if BUNDLED:
     # What the resource_scopes: keyword and --resources do, for this one resource.
     workflow.resourcescope(**{BUNDLE_SLOT: "local"})
@@ -161,7 +170,7 @@ def slurm_plan():
     if BUNDLED:
         group = INVOCATION.groups.get("train")
         problems += filter(
-            None, [bundle_problem(requests, study_of, cap, BUNDLE_SIZE, group)]
+            None, [bundle_problem(requests, study_of, cap, BUNDLE_SIZE, group, SLURM)]
         )
     if partitions is not None:
         problems += filter(
@@ -369,7 +378,9 @@ def cell_runtime(wildcards, attempt):
         minutes = CLUSTER["minutes"][wildcards.cell]
         runtime = train_request(minutes, SLURM, CLUSTER["cap"], attempt).runtime
         return (
-            bundled_minutes(runtime, CLUSTER["cap"], BUNDLE_SIZE)
+            bundled_minutes(
+                runtime, CLUSTER["cap"], bundle_size_of(BUNDLE_SIZE, len(CELLS))
+            )
             if BUNDLED
             else runtime
         )
