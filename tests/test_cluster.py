@@ -18,6 +18,7 @@ from normstudy.cluster import (
     bundled_minutes,
     cell_minutes,
     chain_retries,
+    cpu_job_cap,
     cpu_partition,
     effective_cap,
     gpu_sharing_request,
@@ -93,6 +94,15 @@ def test_the_cap_is_the_setting_else_the_partition_limit():
     assert effective_cap(SETTINGS, gpu) == 2880
     assert effective_cap({**SETTINGS, "max_runtime": 90}, gpu) == 90
     assert effective_cap(SETTINGS, None) is None
+
+
+def test_cpu_jobs_are_capped_by_their_own_partition_not_the_training_one():
+    cpu = Partition("cpu", 60, False, True, True)
+    assert cpu_job_cap(SETTINGS, cpu) == 60
+    assert cpu_job_cap({**SETTINGS, "max_runtime": 20}, cpu) == 20
+    assert cpu_job_cap({**SETTINGS, "max_runtime": 90}, cpu) == 60
+    assert cpu_job_cap(SETTINGS, Partition("cpu", None, False, True, True)) is None
+    assert cpu_job_cap(SETTINGS, None) is None
 
 
 def test_gpu_time_comes_from_a_cuda_measurement_never_a_cpu_one(tmp_path):

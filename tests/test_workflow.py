@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -230,17 +231,22 @@ def test_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def slurm_dry_run(workdir: Path, *options: str) -> tuple[list[str], dict[str, str]]:
+def slurm_dry_run(
+    workdir: Path, *options: str, sinfo: str | None = None
+) -> tuple[list[str], dict[str, str]]:
     """``snakemake -n`` under the repository's SLURM profile template, with SLURM's client
     tools answering as on a machine with no reachable cluster, at once (a real ``sinfo``
-    without a cluster waits a minute before it says so)."""
+    without a cluster waits a minute before it says so); or, given ``sinfo``, with a
+    cluster whose ``sinfo`` prints that and whose ``sacct`` works."""
     tools = workdir / "no-cluster-bin"
     tools.mkdir(exist_ok=True)
     for tool in ("sinfo", "sacct"):
         stub = tools / tool
-        stub.write_text(
-            f"#!/bin/sh\necho '{tool}: error: Unable to contact slurm controller' >&2\nexit 1\n"
-        )
+        if sinfo is None:
+            body = f"echo '{tool}: error: Unable to contact slurm controller' >&2\nexit 1"
+        else:
+            body = f"printf '%s' {shlex.quote(sinfo)}" if tool == "sinfo" else "exit 0"
+        stub.write_text(f"#!/bin/sh\n{body}\n")
         stub.chmod(0o755)
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", *options]
     command += ["--profile", str(REPO / "profiles" / "slurm")]
@@ -315,6 +321,24 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     warned = subprocess.run(command + mismatched, capture_output=True, text=True, env=env)
     assert warned.returncode == 0, warned.stdout + warned.stderr
     assert "--group-components names no group of --groups: train (groups: cells)" in warned.stderr
+
+
+def test_cpu_jobs_ask_for_time_within_their_own_partitions_limit(tmp_path):
+    """Training on a partition with a 2-minute limit caps the training jobs, not the data
+    preparation on the CPU partition, whose limit is its own (here none)."""
+    write_config(tmp_path, TOY)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["slurm"] = {"gpu_partition": "short", "startup_minutes": 0, "warn_seconds": 30}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    partitions = "cpu*|infinite|(null)|up\ngpu|infinite|gpu:2|up\nshort|2:00|gpu:2|up\n"
+    command, env = slurm_dry_run(tmp_path, sinfo=partitions)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (data,) = re.findall(r"rule prepare_data:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
+    assert "slurm_partition=cpu" in data and "runtime=30" in data, data
+    train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
+    assert train and all("slurm_partition=short" in t for t in train), train
+    assert all(int(re.search(r"runtime=(\d+)", t).group(1)) <= 2 for t in train), train
 
 
 def test_report_holds_the_figures_and_the_comparison_table(finished_run):

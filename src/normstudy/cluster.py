@@ -249,6 +249,16 @@ def effective_cap(settings: Mapping[str, Any], partition: Partition | None) -> f
     return partition.max_minutes if partition is not None else None
 
 
+def cpu_job_cap(settings: Mapping[str, Any], partition: Partition | None) -> float | None:
+    """The longest job to ask for on the CPU jobs' partition: the shorter of
+    ``slurm.max_runtime`` and that partition's MaxTime (the training partition's limit,
+    which ``effective_cap`` gives, may be far shorter: a 2-minute one would cut data
+    preparation short)."""
+    limits = [settings["max_runtime"], partition.max_minutes if partition else None]
+    known = [float(limit) for limit in limits if limit is not None]
+    return min(known) if known else None
+
+
 def chain_retries(requests: Mapping[str, TrainRequest], settings: Mapping[str, Any]) -> int:
     """Retries of the train rule: the longest chain of the plan, plus ``slurm.retries``
     for faults (preemption, a node failure, a crash)."""

@@ -14,6 +14,7 @@ from normstudy.cluster import (
     bundled_minutes,
     cell_minutes,
     chain_retries,
+    cpu_job_cap,
     cpu_partition,
     effective_cap,
     gpu_sharing_request,
@@ -178,9 +179,12 @@ def slurm_plan():
         )
     if problems:
         raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
+    cpu_name = cpu_partition(SLURM, partitions, profile_partition)
     return {
-        "cpu_partition": cpu_partition(SLURM, partitions, profile_partition),
+        "cpu_partition": cpu_name,
         "cap": cap,
+        # The CPU jobs' own limit: the training partition's would cut data preparation short.
+        "cpu_cap": cpu_job_cap(SLURM, (partitions or {}).get(cpu_name)),
         "minutes": minutes,
         "retries": chain_retries(requests, SLURM),
         "gres": gres,
@@ -387,10 +391,11 @@ def cell_runtime(wildcards, attempt):
     return cell_resources(wildcards.cell)["runtime"] * attempt
 
 
-def capped_runtime(minutes):
-    """A fixed time request, within the partition's limit under SLURM."""
-    if CLUSTER is not None and CLUSTER.get("cap") is not None:
-        return int(min(minutes, CLUSTER["cap"]))
+def capped_runtime(minutes, cap="cap"):
+    """A fixed time request, within the limit under SLURM of the training partition
+    (``cap``) or of the CPU jobs' partition (``cpu_cap``)."""
+    if CLUSTER is not None and CLUSTER.get(cap) is not None:
+        return int(min(minutes, CLUSTER[cap]))
     return minutes
 
 

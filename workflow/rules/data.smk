@@ -11,7 +11,7 @@ rule prepare_data:
     resources:
         **CPU_JOB_RESOURCES,
         mem_mb=4000,
-        runtime=capped_runtime(30),
+        runtime=capped_runtime(30, "cpu_cap"),
     params:
         config=data_config,
         data_dir=config["data_dir"],
