@@ -106,9 +106,7 @@ TRAIN_DATA_OPTIONS = f"--data-dir {shlex.quote(_DATA_DIR) if _DATA_DIR else ''} 
 # SLURM bundles"): there only bundles (train in --groups) use one, started by the bundle's
 # batch step, and only with warm_worker: true (normstudy.warm.jobserver).
 WARM = config.get("warm_worker", "local")
-WARM_BUNDLES = (
-    WARM is True and ON_SLURM and "train" in INVOCATION.grouped_rules and not USES_CONDA
-)
+WARM_BUNDLES = WARM is True and BUNDLED and not USES_CONDA
 TRAIN_COMMAND = (
     f"PYTHONPATH={shlex.quote(PYTHONPATH)} {PYTHON} -m normstudy.warm"
     if (WARM is not False and not ON_SLURM) or WARM_BUNDLES
@@ -156,9 +154,7 @@ def slurm_plan():
         "slurm.gpu_partition",
     )
     cap = effective_cap(SLURM, train_partition)
-    gres, problems = gpu_sharing_request(
-        CELLS_PER_GPU, SLURM, train_partition, "train" in INVOCATION.grouped_rules
-    )
+    gres, problems = gpu_sharing_request(CELLS_PER_GPU, SLURM, train_partition, BUNDLED)
     sharing = CELLS_PER_GPU if gres else 1
     measured = measured_minutes(Path(RESULTS) / "estimate" / PLAN.scale / "cells.csv")
     minutes = {
@@ -185,6 +181,7 @@ def slurm_plan():
         "cap": cap,
         # The CPU jobs' own limit: the training partition's would cut data preparation short.
         "cpu_cap": cpu_job_cap(SLURM, (partitions or {}).get(cpu_name)),
+        "bundle_size": bundle_size_of(BUNDLE_SIZE, len(requests)) if BUNDLED else 1,
         "minutes": minutes,
         "retries": chain_retries(requests, SLURM),
         "gres": gres,
@@ -381,13 +378,7 @@ def cell_runtime(wildcards, attempt):
     if CLUSTER is not None and CLUSTER["minutes"] is not None:
         minutes = CLUSTER["minutes"][wildcards.cell]
         runtime = train_request(minutes, SLURM, CLUSTER["cap"], attempt).runtime
-        return (
-            bundled_minutes(
-                runtime, CLUSTER["cap"], bundle_size_of(BUNDLE_SIZE, len(CELLS))
-            )
-            if BUNDLED
-            else runtime
-        )
+        return bundled_minutes(runtime, CLUSTER["cap"], CLUSTER["bundle_size"])
     return cell_resources(wildcards.cell)["runtime"] * attempt
 
 
