@@ -323,6 +323,24 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     assert "--group-components names no group of --groups: train (groups: cells)" in warned.stderr
 
 
+def test_slurm_jobs_ask_for_the_cpus_their_cells_use_whatever_cores_says(tmp_path):
+    """Snakemake lowers a rule's threads to ``--cores`` in the process that submits, and the
+    SLURM plugin would ask for that many CPUs, while the job's own Snakemake runs the cell
+    with ``slurm.threads`` threads: training and estimation jobs name their CPUs
+    (``cpus_per_task``, which the plugin's sbatch and srun read) from ``slurm.threads``."""
+    write_config(tmp_path, TOY)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["slurm"] = {"threads": 3}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command, env = slurm_dry_run(tmp_path, "--cores", "1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    train = re.findall(r"rule train:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
+    assert len(train) == 4 and all("cpus_per_task=3" in t for t in train), train
+    (data,) = re.findall(r"rule prepare_data:.*?resources: ([^\n]*)", result.stdout, re.DOTALL)
+    assert "cpus_per_task" not in data, data
+
+
 def test_cpu_jobs_ask_for_time_within_their_own_partitions_limit(tmp_path):
     """Training on a partition with a 2-minute limit caps the training jobs, not the data
     preparation on the CPU partition, whose limit is its own (here none)."""

@@ -306,6 +306,23 @@ def test_each_training_job_gets_one_gpu_and_the_cpu_jobs_none(grid_runs, slurm_c
             assert fields["Partition"] == "cpu", fields
 
 
+def test_a_job_gets_the_cpus_its_cell_uses_whatever_cores_says(
+    slurm_cluster, user_config, tmp_path
+):
+    """With ``--cores 1`` below ``slurm.threads: 2``, SLURM still gives the training job two
+    CPUs, the two threads its cell runs (before, Snakemake's cap at ``--cores`` made the job
+    ask for one CPU while the cell ran two threads on it)."""
+    write_study(tmp_path, {"pair": {"grid": {"seed": [0]}}}, FAST, threads=2)
+    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_pair", "--cores", "1")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    (train,) = [job for job, kind in submitted_jobs(output) if kind == "rule_train"]
+    assert job_record(slurm_cluster, train)["NumCPUs"] == "2"
+    (cell,) = cells_of(tmp_path)
+    summary = json.loads((tmp_path / "results" / "cells" / cell / "summary.json").read_text())
+    assert summary["threads"] == 2, summary
+
+
 SLOW = {"model": "mlp", "depth": 1, "width": 16, "epochs": 40, "batch_size": 8}
 
 

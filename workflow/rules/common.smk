@@ -217,6 +217,12 @@ if CLUSTER is not None:
         )
         if part
     )
+if ON_SLURM:
+    # Snakemake lowers a rule's threads to --cores in the process that submits, and the
+    # SLURM plugin asks for CPUs from those threads, while the job's own Snakemake runs the
+    # rule's threads again: asked by name, a job gets the CPUs its cell uses whatever
+    # --cores says (the plugin's srun step reads the same resource).
+    GPU_JOB_RESOURCES["cpus_per_task"] = TRAIN_THREADS
 TRAIN_RETRIES = CLUSTER.get("retries", 0) if CLUSTER is not None else 0
 # What a training job asks for to get its GPU. Cells sharing GPUs under SLURM ask for GPU
 # shards (normstudy.cluster.gpu_sharing_request) and no `gpu`; in the job process, which
