@@ -549,6 +549,9 @@ def test_killing_snakemake_stops_its_local_training_jobs(tmp_path):
     cells = tmp_path / "results" / "cells"
     log = next(cells.glob("*/train.log")).read_text()
     assert f"its snakemake (pid {process.pid}) ended" in log and "checkpoint written" in log
+    # The job's log, which Snakemake's error names, says so too (it used to be empty).
+    job_log = next((tmp_path / "results" / "logs" / "train").glob("*.log")).read_text()
+    assert "checkpoint written to" in job_log and "resumes from it" in job_log, job_log
     assert list(cells.glob("*/summary.json")) == []
     run_workflow(tmp_path, "--unlock")
     run_workflow(tmp_path)

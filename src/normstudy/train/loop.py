@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -129,9 +130,17 @@ def run_epochs(cell: Cell, checkpoint: Path, cell_log: CellLog, flag: SignalFlag
             if flag.received is not None:
                 state.train_seconds += time.perf_counter() - t0
                 save_checkpoint(cell, checkpoint)
+                stopped = f"{flag.reason} at step {state.step}"
                 cell_log.write(
-                    f"{flag.reason} at step {state.step}: checkpoint written, exiting "
-                    f"with status {EXIT_CHECKPOINTED}"
+                    f"{stopped}: checkpoint written, exiting with status {EXIT_CHECKPOINTED}"
+                )
+                # Snakemake's error names the job's log (stderr), not train.log: say it there.
+                print(
+                    f"normstudy: {stopped} of {plan.total_steps}: checkpoint written to "
+                    f"{checkpoint}; the next attempt or run of this cell resumes from it "
+                    f"(epochs: {cell_log.path})",
+                    file=sys.stderr,
+                    flush=True,
                 )
                 raise Checkpointed()
             reason = train_step(cell, plan.batch(state.permutation, state.batch_in_epoch))
