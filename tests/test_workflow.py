@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -293,7 +294,7 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     so it must ask for one cell's GPU and CPUs and the sum of their times: each training
     job takes a bundle slot, of which a bundle has one. Bundles whose cells could not fit the
     cap (here slurm.max_runtime) one after another are refused while planning, naming the
-    size that fits."""
+    size that fits; finished cells are not counted."""
     write_config(tmp_path, TOY)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     config["slurm"] = {"max_runtime": 30}
@@ -311,6 +312,17 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     assert "--group-components cells=3" in refused.stderr, refused.stderr
     assert "3 x 11 min" in refused.stderr and "--group-components cells=2" in refused.stderr
     assert "rule train:" not in refused.stdout
+    # Cells already finished need no room in a bundle: with two of the four done, bundles
+    # of three hold at most the two that remain.
+    cells = re.findall(r"rule train:.*?wildcards: cell=(\S+)", alone.stdout, re.DOTALL)
+    for cell in cells[:2]:
+        for name in ("summary.json", "curves.parquet", "probes.parquet"):
+            (tmp_path / "results" / "cells" / cell).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "results" / "cells" / cell / name).write_text("{}")
+    remaining = subprocess.run(command + bundles, capture_output=True, text=True, env=env)
+    assert remaining.returncode == 0, remaining.stdout + remaining.stderr
+    for cell in cells[:2]:
+        shutil.rmtree(tmp_path / "results" / "cells" / cell)
     bundles[-1] = "cells=2"
     fits = subprocess.run(command + bundles, capture_output=True, text=True, env=env)
     assert fits.returncode == 0, fits.stdout + fits.stderr

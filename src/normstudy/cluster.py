@@ -305,8 +305,9 @@ def bundle_problem(
 ) -> str | None:
     """Why bundles of ``size`` training cells would exceed the cap (None if they would
     not): a bundle asks for the sum of its cells' times, and Snakemake may put any
-    ``size`` cells of the plan in one bundle, so the longest cell's request times ``size``
-    must fit the cap. Names the study, the cell and the largest bundle that fits."""
+    ``size`` of the cells it runs (``requests``: the caller leaves out finished ones) in one
+    bundle, so the longest request times ``size`` must fit the cap. Names the study, the
+    cell and the largest bundle that fits."""
     size = bundle_size_of(size, len(requests))
     if cap is None or size <= 1:
         return None

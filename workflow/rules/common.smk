@@ -139,6 +139,14 @@ except StudyError as error:
 CELLS = PLAN.cells
 
 
+def cell_outputs(cell_ids):
+    return [
+        f"{RESULTS}/cells/{cell}/{name}"
+        for cell in cell_ids
+        for name in ("summary.json", "curves.parquet", "probes.parquet")
+    ]
+
+
 def slurm_plan():
     """Partitions, time cap and chained-job requests of every training cell under SLURM;
     refuses (before anything is submitted) a plan the cluster would reject. Jobs running
@@ -164,10 +172,20 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems += preflight(requests, study_of, SLURM, train_partition, partitions)
+    # Finished cells run again only when forced: they need no room in a bundle.
+    to_run = (
+        {
+            cell: request
+            for cell, request in requests.items()
+            if not all(Path(f).exists() for f in cell_outputs([cell]))
+        }
+        if BUNDLED
+        else requests
+    )
     if BUNDLED:
         group = INVOCATION.groups.get("train")
         problems += filter(
-            None, [bundle_problem(requests, study_of, cap, BUNDLE_SIZE, group, SLURM)]
+            None, [bundle_problem(to_run, study_of, cap, BUNDLE_SIZE, group, SLURM)]
         )
     if partitions is not None:
         problems += filter(
@@ -181,7 +199,7 @@ def slurm_plan():
         "cap": cap,
         # The CPU jobs' own limit: the training partition's would cut data preparation short.
         "cpu_cap": cpu_job_cap(SLURM, (partitions or {}).get(cpu_name)),
-        "bundle_size": bundle_size_of(BUNDLE_SIZE, len(requests)) if BUNDLED else 1,
+        "bundle_size": bundle_size_of(BUNDLE_SIZE, len(to_run)) if BUNDLED else 1,
         "minutes": minutes,
         "retries": chain_retries(requests, SLURM),
         "gres": gres,
@@ -400,14 +418,6 @@ def capped_runtime(minutes, cap="cap"):
 # the user started; Snakemake's jobs (SLURM jobs, spawned run: jobs) parse the workflow
 # again but never run them, so there these lists stay empty: a shorter parse for every job.
 LIST_CELL_FILES = workflow.is_main_process
-
-
-def cell_outputs(cell_ids):
-    return [
-        f"{RESULTS}/cells/{cell}/{name}"
-        for cell in cell_ids
-        for name in ("summary.json", "curves.parquet", "probes.parquet")
-    ]
 
 
 PLAN_FILE = f"{RESULTS}/plan.json"
