@@ -147,6 +147,21 @@ def test_a_cluster_without_gpus_is_said_so():
     assert "reports no GPUs" in message and "slurm.gpus: 0" in message
 
 
+def test_a_partition_has_gpus_only_by_a_gpu_gres_with_a_count():
+    """GRES names that merely contain "gpu" (a site's ``gpumem``) or other devices (MPS)
+    do not make a GPU partition; typed GPUs with socket lists do."""
+    partitions = parse_sinfo(
+        "mem|1:00|gpumem:40|up\nmps|1:00|mps:100|up\ntyped|1:00|gpu:a100:4(S:0-1)|up\n"
+        "mixed|1:00|(null)|up\nmixed|1:00|gpu:2|up\n"
+    )
+    assert {name: p.gpus for name, p in partitions.items()} == {
+        "mem": False,
+        "mps": False,
+        "typed": True,
+        "mixed": True,
+    }
+
+
 def test_partitions_by_name_and_for_the_cpu_jobs():
     partitions = parse_sinfo(SINFO)
     assert resolve_partition(None, partitions, "training jobs", "k").name == "cpu"

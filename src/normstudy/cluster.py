@@ -135,7 +135,7 @@ def parse_sinfo(text: str) -> dict[str, Partition]:
         partitions[name] = Partition(
             name=name,
             max_minutes=parse_time_limit(limit),
-            gpus=(known.gpus if known else False) or "gpu" in gres,
+            gpus=(known.gpus if known else False) or counts.get("gpu", 0) > 0,
             default=raw.endswith("*"),
             up=availability.strip().lower() == "up",
             shards_per_gpu=min(shards) if shards else 0,
