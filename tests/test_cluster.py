@@ -14,6 +14,7 @@ from normstudy.cluster import (
     ClusterConfigError,
     Partition,
     TrainRequest,
+    bundle_outline,
     bundle_problem,
     bundled_minutes,
     cell_minutes,
@@ -229,6 +230,17 @@ def test_a_bundle_must_fit_its_cells_run_one_after_another_in_the_time_cap():
     assert "(the training partition's MaxTime)" in problem
     capped = bundle_problem(requests, study_of, 60, 3, "cells", {**SETTINGS, "max_runtime": 60})
     assert "(slurm.max_runtime)" in capped
+
+
+def test_the_outline_of_bundles_sums_the_longest_cells_a_bundle_can_hold():
+    outline = bundle_outline(requests_of(a=10, b=25, c=5, d=7), 3, "cells")
+    assert outline.startswith("bundles (--group-components cells=3): 4 training cells to run")
+    assert "in at least 2 SLURM jobs of up to 3;" in outline and "at most 42 min" in outline
+    # The user's size, and what a bundle can hold of the cells left.
+    one = bundle_outline(requests_of(a=7), 4, "g")
+    assert "g=4): 1 training cell to run, in at least 1 SLURM job of up to 1;" in one
+    assert "at most 7 min" in one
+    assert bundle_outline({}, 3, "g").endswith("g=3): no training cell left to run")
 
 
 def test_a_bundled_cell_never_asks_for_more_than_its_share_of_the_cap():

@@ -328,6 +328,8 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     assert fits.returncode == 0, fits.stdout + fits.stderr
     slots = re.findall(r"rule train:.*?resources: [^\n]*bundle_slot=1", fits.stdout, re.DOTALL)
     assert len(slots) == 4, fits.stdout
+    assert "cells=2): 4 training cells to run, in at least 2 SLURM jobs of up" in fits.stderr
+    assert "at most 22 min" in fits.stderr
     # Components for a group that --groups does not name: Snakemake bundles nothing by them.
     mismatched = ["--groups", "train=cells", "--group-components", "train=3"]
     warned = subprocess.run(command + mismatched, capture_output=True, text=True, env=env)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from normstudy.grid import estimated_parameters, training_examples
+from normstudy.wording import plural
 
 SLURM_DEFAULTS: dict[str, Any] = {
     "gpus": 1,
@@ -293,6 +294,22 @@ def bundled_minutes(minutes: int, cap: float | None, size: int) -> int:
 def bundle_size_of(size: int, cells: int) -> int:
     """Cells one bundle can hold: ``--group-components``, at most the plan's cells."""
     return max(1, min(size, cells))
+
+
+def bundle_outline(requests: Mapping[str, TrainRequest], size: int, group: str | None) -> str:
+    """What the bundles of the cells still to run will ask SLURM for, for the user to read
+    before submitting: Snakemake's dry run lists each bundled cell, not its bundle."""
+    if not requests:
+        return f"bundles (--group-components {group}={size}): no training cell left to run"
+    held = bundle_size_of(size, len(requests))
+    longest = sorted((r.runtime for r in requests.values()), reverse=True)[:held]
+    jobs = math.ceil(len(requests) / held)
+    return (
+        f"bundles (--group-components {group}={size}): {plural(len(requests), 'training cell')}"
+        f" to run, in at least {plural(jobs, 'SLURM job')} of up to {held}; each asks for "
+        "one cell's GPUs, CPUs and memory and for the sum of its cells' times, at most "
+        f"{sum(longest)} min"
+    )
 
 
 def bundle_problem(

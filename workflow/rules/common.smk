@@ -9,6 +9,7 @@ from pathlib import Path
 from normstudy.cluster import (
     BUNDLE_SLOT,
     ClusterConfigError,
+    bundle_outline,
     bundle_problem,
     bundle_size_of,
     bundled_minutes,
@@ -193,6 +194,9 @@ def slurm_plan():
         )
     if problems:
         raise ClusterConfigError("\n".join(f"- {p}" for p in problems))
+    if BUNDLED:
+        outline = bundle_outline(to_run, BUNDLE_SIZE, INVOCATION.groups.get("train"))
+        print(f"normstudy: {outline}", file=sys.stderr)
     cpu_name = cpu_partition(SLURM, partitions, profile_partition)
     return {
         "cpu_partition": cpu_name,

@@ -14,7 +14,8 @@ from normstudy.figures.registry import FigureResult, register_figure, skip
 from normstudy.figures.selection import Panel, panels_for
 from normstudy.figures.style import set_panel_title
 from normstudy.figures.tables import Tables
-from normstudy.figures.text import count_diverged, plural
+from normstudy.figures.text import count_diverged
+from normstudy.wording import plural
 
 NAME = "gamma_beta"
 PARAMETERS = ("gamma", "beta")

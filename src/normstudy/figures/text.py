@@ -15,11 +15,6 @@ def chance_accuracy(frame: pd.DataFrame) -> float | None:
     return 1.0 / float(classes[0]) if len(classes) == 1 and classes[0] > 0 else None
 
 
-def plural(count: int, word: str) -> str:
-    """``1 cell``, ``2 cells``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def seeds_text(counts: Iterable[int]) -> str:
     counts = sorted({int(c) for c in counts if c > 0})
     if not counts:
