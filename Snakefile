@@ -44,6 +44,7 @@ include: "workflow/rules/estimate.smk"
 
 
 check_data_caches()
+check_tables()
 check_cells_present()
 check_builds_while_planning()
 warn_outdated_cells()

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -583,6 +584,51 @@ def test_deleted_cell_outputs_are_restored_and_the_tables_rebuilt(
     curves = pq.read_table(workdir / "results" / "tables" / "curves.parquet")
     assert curves.num_rows == 2 * CELL["epochs"]
     assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "overwrite"])
+def test_a_damaged_table_is_rebuilt_before_anything_reads_it(finished_workflow, tmp_path, damage):
+    """Before: a truncated cells.parquet was "up to date"; every figure and statistic read it
+    and failed, and Snakemake deleted their outputs. Now planning sets it aside, the tables
+    job runs again, and the figures are rebuilt; no cell is trained."""
+    workdir = copy_workflow(finished_workflow, tmp_path)
+    tables = workdir / "results" / "tables"
+    reference = pq.read_table(tables / "cells.parquet").to_pandas()
+    cells_before = finished_state(workdir)
+    if damage == "truncate":
+        with open(tables / "cells.parquet", "r+b") as handle:
+            handle.truncate(50)
+    else:
+        (tables / "cells.parquet").write_text("cell,acc\n1,2\n")
+    result = run_workflow(workdir)
+    assert "table results/tables/cells.parquet is damaged" in result.stderr, result.stderr
+    assert "moved to" in result.stderr and (tables / "cells.parquet.damaged").exists()
+    rebuilt = pq.read_table(tables / "cells.parquet").to_pandas()
+    assert rebuilt.equals(reference)
+    assert "rule train:" not in result.stdout
+    assert list((workdir / "results" / "figures").glob("*/*.png"))
+    after = finished_state(workdir)
+    assert {k: v for k, v in after.items() if k.startswith("cells/")} == {
+        k: v for k, v in cells_before.items() if k.startswith("cells/")
+    }
+    assert "Nothing to be done" in run_workflow(workdir, "-n").stdout
+
+
+def test_parquet_problems_are_told_from_the_files_ends(tmp_path):
+    from normstudy.tablecheck import damaged_tables
+
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.table({"a": [1, 2, 3]}), whole)
+    data = whole.read_bytes()
+    (tmp_path / "short.parquet").write_bytes(data[:8])
+    (tmp_path / "cut.parquet").write_bytes(data[:-3])
+    (tmp_path / "footer.parquet").write_bytes(data[:4] + data[-8:])
+    (tmp_path / "text.parquet").write_text("not a table at all\n")
+    problems = {path.name: problem for path, problem in damaged_tables(tmp_path).items()}
+    assert sorted(problems) == ["cut.parquet", "footer.parquet", "short.parquet", "text.parquet"]
+    assert "too short" in problems["short.parquet"]
+    assert "magic" in problems["cut.parquet"] and "magic" in problems["text.parquet"]
+    assert "footer is longer" in problems["footer.parquet"]
 
 
 def test_a_study_target_restores_any_deleted_output_of_its_cells(finished_workflow, tmp_path):

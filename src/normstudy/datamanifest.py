@@ -76,8 +76,8 @@ def damaged_caches(paths: list[str | os.PathLike[str]]) -> dict[Path, str]:
 
 
 def set_aside(path: Path) -> Path:
-    """Rename a damaged cache to ``<name>.damaged`` (replacing an older one) and drop its
-    manifest; returns the new name."""
+    """Rename a damaged file (a cache, a table) to ``<name>.damaged``, replacing an older
+    one; returns the new name."""
     target = path.with_name(path.name + ".damaged")
     os.replace(path, target)
     return target

@@ -32,6 +32,7 @@ from normstudy.buildplan import builds_digest, stamp_path
 from normstudy.config import canonical_json
 from normstudy.datamanifest import damaged_caches, set_aside
 from normstudy.runlock import lock_results, refusal
+from normstudy.tablecheck import damaged_tables
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
 from normstudy.figures.dependencies import figure_code
 from normstudy.grid import (
@@ -388,6 +389,21 @@ def check_data_caches():
         print(
             f"normstudy: data cache {path} is damaged ({problem}): moved to {moved}; "
             "prepare_data rebuilds it, and no finished cell is re-run",
+            file=sys.stderr,
+        )
+
+
+def check_tables():
+    """Planning (a dry run too): set aside every table that is no longer a whole Parquet
+    file, so that the job that builds it runs again before a figure or statistic reads it
+    (normstudy.tablecheck); what was built from it stays until it is rebuilt."""
+    if not workflow.is_main_process:
+        return
+    for path, problem in damaged_tables(Path(RESULTS) / "tables").items():
+        moved = set_aside(path)
+        print(
+            f"normstudy: table {path} is damaged ({problem}): moved to {moved}; "
+            "the job that builds it runs again, and the figures and statistics after it",
             file=sys.stderr,
         )
 
