@@ -244,6 +244,34 @@ def test_a_warm_cell_follows_its_clients_umask(runtime_dir, data_cache, tmp_path
     assert (tmp_path / "cell" / "summary.json").stat().st_mode & 0o077 == 0
 
 
+def test_a_warm_cell_keeps_its_clients_resource_limits(runtime_dir, data_cache, tmp_path):
+    """Before: a cell forked by a server started without ``ulimit -f`` wrote a checkpoint
+    over the client's file-size limit. A client under other limits gets its own server,
+    started under its limits, and its cell fails as a fresh process would: exit 74 with
+    "File too large" (a fresh interpreter ignores SIGXFSZ, and so does a forked cell)."""
+    import resource
+
+    assert run(["--help"], environment(runtime_dir), tmp_path / "h.log") == 0  # unlimited
+    limit = 64 * 1024  # below this wide MLP's checkpoint (1 MB), above every other file
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    config = {**CELL, "depth": 2, "width": 512, "checkpoint_every": 1}
+    args = train_args(config, tmp_path / "cell", data_cache, "--keep-checkpoint")
+    with open(tmp_path / "a.log", "w") as out:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "normstudy.warm", *args], stdout=out, stderr=out,
+            env=environment(runtime_dir), preexec_fn=limited,
+        )  # fmt: skip
+    client.wait(timeout=300)
+    log = (tmp_path / "a.log").read_text()
+    assert client.returncode == 74, log
+    assert "cell pid" in log and "File too large" in log, log
+    assert not (tmp_path / "cell" / "summary.json").exists()
+    assert server_key({}, "d", limits=["RLIMIT_FSIZE=(1, 1)"]) != server_key({}, "d", limits=[])
+
+
 # The warm server of a SLURM bundle (normstudy.warm.jobserver), without SLURM: a process
 # that stands in for the bundle's batch step starts it, clients with the environment of the
 # bundle's srun steps use it. tests/slurm runs the same through a real SLURM.

@@ -1,4 +1,5 @@
-"""Which warm server a client may use: one per user, machine, interpreter, code and job.
+"""Which warm server a client may use: one per user, machine, interpreter, code, resource
+limits and job.
 
 Standard library only: the client imports this before anything else.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import socket
 import sys
 from collections.abc import Mapping
@@ -61,10 +63,29 @@ def import_environment(environ: dict[str, str]) -> dict[str, str]:
     }
 
 
-def server_key(environ: dict[str, str], digest: str, executable: str = sys.executable) -> str:
+def resource_limits() -> list[str]:
+    """This process's resource limits (``ulimit``: file size, memory, CPU time, ...). A
+    forked cell has its server's, which has those of the client that started it: a client
+    under other limits needs a server of its own, or its cell would ignore them."""
+    limits = []
+    for name in sorted(n for n in dir(resource) if n.startswith("RLIMIT_")):
+        try:
+            limits.append(f"{name}={resource.getrlimit(getattr(resource, name))}")
+        except (ValueError, OSError):  # a limit this kernel does not have
+            continue
+    return limits
+
+
+def server_key(
+    environ: dict[str, str],
+    digest: str,
+    executable: str = sys.executable,
+    limits: list[str] | None = None,
+) -> str:
     """A short hash of everything that must match between a client and its server."""
     parts = [executable, socket.gethostname(), digest]
     parts += [f"{k}={v}" for k, v in import_environment(environ).items()]
+    parts += resource_limits() if limits is None else limits
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 

@@ -62,6 +62,12 @@ def run_cell(request: dict, fds: list[int]) -> None:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
+    # What a fresh interpreter installs at start: Ctrl-C raises KeyboardInterrupt, and a
+    # closed pipe or a file over the size limit (ulimit -f) is an OSError the cell reports
+    # (exit 74), not a kill by SIGPIPE/SIGXFSZ.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
