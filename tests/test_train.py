@@ -301,16 +301,21 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
     assert not checkpoint.exists()
 
 
-def test_sigterm_checkpoints_mid_epoch_and_exits_distinctly(tmp_path, uninterrupted):
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_checkpoints_mid_epoch_and_exits_distinctly(tmp_path, uninterrupted, sent):
+    """SIGTERM (SLURM's warning, Snakemake stopping a job) and SIGINT (Ctrl-C, which a
+    terminal sends a local run's whole process group; before, it raised KeyboardInterrupt
+    and lost the steps since the last checkpoint) both checkpoint at the next step."""
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump({**LONG, "checkpoint_every": 0}))
     outdir, checkpoint = tmp_path / "cell", tmp_path / "checkpoint.pt"
     process = run_cli(config_path, outdir, checkpoint)
     wait_for(outdir / "train.log", process)
     time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    process.communicate()
-    assert process.returncode == EXIT_CHECKPOINTED
+    process.send_signal(sent)
+    _, stderr = process.communicate()
+    assert process.returncode == EXIT_CHECKPOINTED, stderr.decode()
+    assert f"signal {int(sent)} at step" in stderr.decode()
     assert checkpoint.exists() and not (outdir / "summary.json").exists()
     state = torch.load(checkpoint, weights_only=True)["state"]
     assert state["step"] > 0

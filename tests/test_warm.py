@@ -244,6 +244,23 @@ def test_a_warm_cell_follows_its_clients_umask(runtime_dir, data_cache, tmp_path
     assert (tmp_path / "cell" / "summary.json").stat().st_mode & 0o077 == 0
 
 
+def test_a_warm_cell_that_raises_leaves_its_traceback_in_its_log(runtime_dir, data_cache, tmp_path):
+    """Before: the forked cell ended with os._exit before the interpreter could print an
+    uncaught exception, so a crashing warm cell left a log with no error at all. The crash
+    is injected by tests/slurm/inject (on PYTHONPATH, so the server imports it)."""
+    crash = tmp_path / "crash.json"
+    crash.write_text(json.dumps({"cell": "crashing"}))
+    env = environment(runtime_dir)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests" / "slurm" / "inject"), SRC])
+    env["NORMSTUDY_TEST_CRASH_FILE"] = str(crash)
+    args = train_args(CELL, tmp_path / "cell", data_cache, "--checkpoint")
+    code = run([*args, str(tmp_path / "crashing.pt")], env, tmp_path / "a.log")
+    log = (tmp_path / "a.log").read_text()
+    assert code == 1 and "cell pid" in log, log
+    assert "Traceback (most recent call last)" in log, log
+    assert "RuntimeError: injected crash for cell crashing" in log, log
+
+
 def test_a_warm_cell_keeps_its_clients_resource_limits(runtime_dir, data_cache, tmp_path):
     """Before: a cell forked by a server started without ``ulimit -f`` wrote a checkpoint
     over the client's file-size limit. A client under other limits gets its own server,

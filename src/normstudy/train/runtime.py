@@ -70,11 +70,14 @@ def use_deterministic_algorithms(*, compiled: bool) -> None:
 
 
 class SignalFlag:
-    """Remembers that SIGTERM or SIGUSR1 arrived (or, with ``stop_with_snakemake``, that the
-    snakemake that started this job ended: :mod:`normstudy.parentwatch`); the loop
-    checkpoints at the next step."""
+    """Remembers that SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 arrived (or, with
+    ``stop_with_snakemake``, that the snakemake that started this job ended:
+    :mod:`normstudy.parentwatch`); the loop checkpoints at the next step, so an interrupted
+    cell loses no step."""
 
-    SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s)
+    SIGNALS = tuple(
+        s for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR1", None)) if s
+    )
 
     def __init__(self, stop_with_snakemake: bool = False) -> None:
         self.received: int | None = None

@@ -85,6 +85,11 @@ def run_cell(request: dict, fds: list[int]) -> None:
         code = main(request["argv"])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException as error:
+        # As the interpreter does for an uncaught exception: the traceback on stderr (the
+        # cell's log), then status 1, or 130 after Ctrl-C (os._exit below would skip both).
+        sys.excepthook(type(error), error, error.__traceback__)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
