@@ -153,6 +153,7 @@ def test_a_failing_cell_leaves_the_server_serving_the_next(runtime_dir, data_cac
     )
     os.kill(cell_pid(tmp_path / "crash.log"), signal.SIGSEGV)
     assert crash.wait(timeout=60) == 128 + signal.SIGSEGV
+    assert "ended by signal 11 (SIGSEGV)" in (tmp_path / "crash.log").read_text()
     assert run(train_args(CELL, tmp_path / "good", data_cache), env, tmp_path / "good.log") == 0
     assert "fresh process" not in (tmp_path / "good.log").read_text()
     assert (tmp_path / "good" / "summary.json").exists()

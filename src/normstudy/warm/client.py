@@ -124,12 +124,29 @@ def run(argv: list[str]) -> int:
     try:
         while (reply := read_line(replies)) is not None:
             if reply[0] == "exit":
-                return int(reply[1])
+                return reported(int(reply[1]))
     except OSError as error:
         print(f"normstudy.warm: lost the warm server: {error}", file=sys.stderr)
         return 1
     print("normstudy.warm: the warm server went away before the cell ended", file=sys.stderr)
     return 1
+
+
+def reported(code: int) -> int:
+    """The cell's exit status; a cell ended by a signal (128 + its number, as the shell
+    reports it) is said in its log, which it could not write itself."""
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            return code
+        print(
+            f"normstudy.warm: the cell was ended by signal {code - 128} ({name}); the next "
+            "attempt or run resumes it from its last checkpoint, if it wrote one",
+            file=sys.stderr,
+            flush=True,
+        )
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
