@@ -251,7 +251,7 @@ def test_fewer_than_two_seeds_gives_no_test():
     assert comparison_specs.FEWER_THAN_TWO in row["note"]
     single = make_cells({("d", "batch", "all"): [0.8], ("d", "layer", "all"): [0.9]})
     row = comparisons.compare(single, ComparisonSpec("norm", "batch"), AXES, study="s").iloc[0]
-    assert not row["paired"] and row["test"] == "welch"
+    assert not row["paired"] and row["test"] == row["test_rank"] == "none"
     assert row["diff"] == pytest.approx(0.1) and math.isnan(row["p_value"])
 
 

@@ -42,10 +42,10 @@ COMPARISON_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
         "or none (no interval; note says why)",
     ),
     ("paired", pa.bool_(), False, "same seeds (at least two) on both sides: paired tests"),
-    ("test", pa.string(), False, "t-test: ttest_rel (paired) or welch (unpaired)"),
+    ("test", pa.string(), False, "t-test: ttest_rel (paired), welch, none (< 2 seeds a side)"),
     ("statistic", pa.float64(), True, "t statistic (candidate minus reference)"),
     ("p_value", pa.float64(), True, "two-sided p-value of the t-test"),
-    ("test_rank", pa.string(), False, "rank test: wilcoxon (paired) or mannwhitneyu"),
+    ("test_rank", pa.string(), False, "rank test: wilcoxon (paired), mannwhitneyu, none"),
     ("statistic_rank", pa.float64(), True, "statistic of the rank test as scipy returns it"),
     ("p_value_rank", pa.float64(), True, "two-sided p-value of the rank test"),
     (

@@ -153,6 +153,8 @@ def comparison_numbers(
     power, power_notes = power_numbers(x, y, paired=paired, smallest_effect=smallest_effect)
     row.update(power)
     if x.size < 2 or y.size < 2:
+        # No test runs: the row must not name one (as ci_method says no interval).
+        row["test"] = row["test_rank"] = NO_INTERVAL
         row.update(equivalence_numbers(x, y, equivalence_margin, paired=paired, p_value=math.nan))
         return row, [FEWER_THAN_TWO]
     tests, notes = paired_tests(x, y) if paired else unpaired_tests(x, y)
