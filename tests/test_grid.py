@@ -305,3 +305,22 @@ def test_a_typo_in_the_when_a_demo_replaces_fails_at_demo_scale_too():
     }
     with pytest.raises(StudyError, match="'nrom' is not a level of 'freeze'"):
         plan_studies(workflow_config(s=study))
+
+
+def test_a_long_list_of_bad_grid_values_says_how_many_it_leaves_out():
+    """800 bad values: the first 20 are listed, then how many more (before, the listing
+    stopped at 20 without saying so)."""
+    config = {"defaults": {}, "studies": {"s": {"grid": {"epochs": [-i for i in range(1, 801)]}}}}
+    with pytest.raises(StudyError) as info:
+        plan_studies(config)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 21 and lines[-1] == "... and 780 more errors like these", lines[-1]
+
+
+def test_the_cost_of_a_refused_grid_is_worded_to_its_size():
+    from normstudy.grid import planning_cost, scale_problem
+
+    assert planning_cost(24) == "1 s in about 1 MB"
+    assert planning_cost(10_000) == "55 s in about 400 MB"
+    assert planning_cost(1_000_000) == "92 min in about 40.0 GB"
+    assert "about 1 s in about 1 MB" in scale_problem({"a": 24}, 10)

@@ -177,7 +177,14 @@ def check_axis_values(name: str, base: dict[str, Any], grid: Mapping[str, list])
             except ConfigError as error:
                 errors.append(f"study {name!r}, grid {key}={value!r}: {error}")
     if errors:
-        raise StudyError("\n".join(errors[:MAX_ERRORS]))
+        raise StudyError(error_listing(errors))
+
+
+def error_listing(errors: list[str]) -> str:
+    """The first MAX_ERRORS errors, one a line, and how many more there are."""
+    more = len(errors) - MAX_ERRORS
+    tail = [f"... and {more} more error{'' if more == 1 else 's'} like these"] if more > 0 else []
+    return "\n".join(errors[:MAX_ERRORS] + tail)
 
 
 def expand_study(
@@ -225,7 +232,7 @@ def expand_study(
         cells.append(Cell(cell_id(config), config))
         points.append(point)
     if errors:
-        raise StudyError("\n".join(errors[:MAX_ERRORS]))
+        raise StudyError(error_listing(errors))
     if not cells:
         raise StudyError(f"study {name!r}: exclude drops every point of the grid")
     comparisons = list(study.get("comparisons") or [])
@@ -384,6 +391,16 @@ def exact_count(name: str, study: Mapping[str, Any], grid: Mapping[str, list], s
     )
 
 
+def planning_cost(cells: int) -> str:
+    """Time and memory of a dry run of ``cells`` cells, from BENCHMARKS.md ("Planning at
+    10,000 and 100,000 jobs": 3 to 5.5 ms and 30 to 45 KB a cell, of which the larger), in
+    units that fit the size (a small max_cells gave "about 0 min in about 0.0 GB")."""
+    seconds, megabytes = cells * 5.5e-3, cells * 40e-3
+    when = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
+    size = f"{megabytes / 1e3:.1f} GB" if megabytes >= 1e3 else f"{max(megabytes, 1):.0f} MB"
+    return f"{when} in about {size}"
+
+
 def scale_problem(counts: Mapping[str, int], max_cells: int) -> str | None:
     """Why a grid of ``counts`` cells is too big to plan in one run (with what to do), or None."""
     total = sum(counts.values())
@@ -394,8 +411,8 @@ def scale_problem(counts: Mapping[str, int], max_cells: int) -> str | None:
     more = f", and {len(largest) - 5} more" if len(largest) > 5 else ""
     return (
         f"the studies have {total:,} cells ({listed}{more}), more than max_cells = "
-        f"{max_cells:,}: one Snakemake run would plan them for about {total * 5.5e-3 / 60:.0f} "
-        f"min in about {total * 40e3 / 1e9:.1f} GB before starting any job.\n"
+        f"{max_cells:,}: one Snakemake run would plan them for about "
+        f"{planning_cost(total)} before starting any job.\n"
         "Plan it in parts: `snakemake study_<name> --config only_studies=<name>` plans and "
         "trains one study (several: only_studies=[a,b]); split a study's grid into several "
         "studies to go smaller (e.g. one per seed); `--batch check_cells=1/10` then trains a tenth "
