@@ -327,3 +327,11 @@ def test_the_cost_of_a_refused_grid_is_worded_to_its_size():
     assert planning_cost(10_000) == "55 s in about 400 MB"
     assert planning_cost(1_000_000) == "92 min in about 40.0 GB"
     assert "about 1 s in about 1 MB" in scale_problem({"a": 24}, 10)
+
+
+def test_a_study_name_too_long_for_a_file_name_is_refused():
+    """A 251-character name passed planning, trained its cells, then failed in a figure
+    ("File name too long"); names are at most 64 characters."""
+    with pytest.raises(StudyError, match="at most 64 characters"):
+        plan_studies({"defaults": {}, "studies": {"s" * 65: {"grid": {"seed": [0]}}}})
+    assert plan_studies({"defaults": {}, "studies": {"s" * 64: {"grid": {"seed": [0]}}}})

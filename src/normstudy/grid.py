@@ -38,7 +38,8 @@ SCALES = ("demo", "paper")
 STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales", "exclude", "when")
 OPTION_KEYS = ("dataset_options", "model_options", "norm_options")
 DEMO_KEYS = ("grid", "set", "exclude", "when")
-STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+STUDY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+"""At most 64 characters: a study's name is part of its figures' file names."""
 MAX_ERRORS = 20
 
 
@@ -193,7 +194,8 @@ def expand_study(
     """All cells of one study, in grid order, validated."""
     if not STUDY_NAME.match(name):
         raise StudyError(
-            f"study name {name!r} may only contain letters, digits and _ (starting with a letter)"
+            f"study name {name!r} may only contain letters, digits and _ (starting with a "
+            "letter), at most 64 characters"
         )
     grid, settings = study_parts(name, study, scale)
     base = copy.deepcopy(dict(defaults))
