@@ -56,6 +56,10 @@ onstart:
     if holder:
         print(refusal(RESULTS, holder), file=sys.stderr, flush=True)
         raise SystemExit(2)
+    # Holding the lock, any training job of this workflow left in SLURM is an orphan.
+    if ON_SLURM and (left := leftover_refusal(slurm_queue(Path(RESULTS)), RESULTS)):
+        print(left, file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 rule all:

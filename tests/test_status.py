@@ -337,3 +337,21 @@ def test_the_epoch_is_read_from_a_real_train_log(tmp_path):
         2,
         None,
     )
+
+
+def test_a_run_refuses_to_start_beside_training_jobs_an_ended_run_left():
+    """Holding the results lock, training jobs of this workflow in squeue are orphans of a
+    run that was killed: the new run would train their cells a second time beside them."""
+    from normstudy.jobs import SlurmJob, SlurmQueue, leftover_refusal
+
+    assert leftover_refusal(SlurmQueue([]), "results") is None
+    jobs = [
+        SlurmJob("377_3", "RUNNING", "run", "rule_train_wildcards_digits-mlp1-s0-aa", "/w"),
+        SlurmJob("377_2", "RUNNING", "run", "rule_train_wildcards_digits-mlp1-s1-bb", "/w"),
+        SlurmJob("380", "PENDING", "run", "rule_cells_train", "/w"),
+    ]
+    message = leftover_refusal(SlurmQueue(jobs), "results")
+    assert "3 training job(s) of this workflow (results)" in message
+    assert "377_3 running: cell digits-mlp1-s0-aa" in message
+    assert "380 pending: a bundle of cells" in message
+    assert "scancel 377 380" in message

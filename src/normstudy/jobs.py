@@ -117,6 +117,34 @@ def slurm_queue(results: Path) -> SlurmQueue:
     return SlurmQueue(parse_squeue(run.stdout, results))
 
 
+def leftover_refusal(queue: SlurmQueue, results: str | os.PathLike[str]) -> str | None:
+    """Why a run that has just taken the results lock must not start (None: it may): SLURM
+    still holds training jobs of this workflow, which only a run that ended without
+    cancelling them (killed, a lost session) can have left, since a live run holds the
+    lock. Started beside them, the run would train their cells a second time, two
+    processes writing one checkpoint."""
+    if not queue.jobs:
+        return None
+    listed = [
+        f"  {job.job_id} {job.state.lower()}: "
+        + (f"cell {job.cell}" if job.cell else "a bundle of cells")
+        for job in queue.jobs[:20]
+    ]
+    if len(queue.jobs) > 20:
+        listed.append(f"  ... and {len(queue.jobs) - 20} more")
+    # An array task's id is <array>_<task>: the array's id cancels all of its tasks.
+    ids = " ".join(dict.fromkeys(job.job_id.split("_")[0] for job in queue.jobs))
+    return (
+        f"normstudy: not started: SLURM still has {len(queue.jobs)} training job(s) of this "
+        f"workflow ({results}) from a run that ended without them (killed, a lost session):\n"
+        + "\n".join(listed)
+        + "\nStarted beside them this run would train their cells a second time. Cancel "
+        f"them (their cells write a checkpoint and resume in the next run): scancel {ids}\n"
+        "or wait until they end (`normstudy status` lists them); then run the same command "
+        "again."
+    )
+
+
 def is_train_command(argv: list[str]) -> bool:
     """``normstudy train``, directly or through the warm worker's client (which waits for
     its cell, forked by the server, and carries the cell's arguments)."""

@@ -356,6 +356,35 @@ def test_a_preempted_training_job_resumes_from_its_checkpoint(slurm_cluster, use
     assert_equals_an_uninterrupted_run(tmp_path, cell, SLOW, summary)
 
 
+def test_a_run_does_not_start_beside_training_jobs_a_killed_run_left(
+    slurm_cluster, user_config, tmp_path
+):
+    """A training job of this workflow still in SLURM after its snakemake was killed (here
+    a stand-in, commented as the SLURM plugin comments a cell's job, in the workdir): the
+    next run refuses before submitting anything, naming the job and the scancel that
+    clears it; after that scancel, it runs. Before, it trained the cell a second time beside
+    the orphan, two processes writing one checkpoint."""
+    write_study(tmp_path, {"one": {"grid": {"seed": [0]}}}, FAST)
+    submitted = slurm_cluster.run(
+        "sbatch", "--parsable", "-p", "cpu", "-D", str(tmp_path), "-J", "earlier-run",
+        "--comment", "rule_train_wildcards_digits-mlp1-batch-all-s0-0123456789",
+        "--wrap", "sleep 300",
+    )  # fmt: skip
+    orphan = submitted.stdout.strip()
+    try:
+        refused = run_slurm(slurm_cluster, user_config, tmp_path, "study_one")
+        output = refused.stdout + refused.stderr
+        assert refused.returncode == 2, output
+        assert f"{orphan} " in output and f"scancel {orphan}" in output, output
+        assert submitted_jobs(output) == [], output
+    finally:
+        slurm_cluster.run("scancel", orphan)
+    wait_until(lambda: not jobs_in(slurm_cluster, tmp_path), "the orphan did not end")
+    result = run_slurm(slurm_cluster, user_config, tmp_path, "study_one")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(cells_of(tmp_path)) == 1
+
+
 # 24 epochs: a cell trains for a few seconds, long enough to be caught training.
 MEDIUM = {"model": "mlp", "depth": 1, "width": 16, "epochs": 24, "batch_size": 8}
 

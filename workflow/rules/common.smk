@@ -31,6 +31,7 @@ from normstudy.cluster import (
 from normstudy.buildplan import builds_digest, stamp_path
 from normstudy.config import canonical_json
 from normstudy.datamanifest import damaged_caches, set_aside
+from normstudy.jobs import leftover_refusal, slurm_queue
 from normstudy.runlock import lock_results, refusal
 from normstudy.tablecheck import damaged_tables
 from normstudy.figures.catalog import FIGURE_NAMES, figure_module, figure_tables
