@@ -35,12 +35,22 @@ def parent_of(pid: int) -> int | None:
 
 
 def is_snakemake(pid: int) -> bool:
-    """Whether ``pid`` runs snakemake (``snakemake ...`` or ``python .../bin/snakemake ...``)."""
+    """Whether ``pid`` runs snakemake (:func:`runs_snakemake`)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(Path(arg.decode(errors="replace")).name == "snakemake" for arg in argv[:2])
+    return runs_snakemake([arg.decode(errors="replace") for arg in argv])
+
+
+def runs_snakemake(argv: list[str]) -> bool:
+    """``snakemake ...``, ``python .../bin/snakemake ...`` or ``python -m snakemake ...``:
+    the last is how the SLURM executor starts the Snakemake of each job and job step, whose
+    training cells (under ``proctrack/linuxproc``, nothing else ends them) must stop when
+    it is killed, as local cells do."""
+    if any(Path(arg).name == "snakemake" for arg in argv[:2]):
+        return True
+    return len(argv) >= 3 and argv[1:3] == ["-m", "snakemake"]
 
 
 def ancestor_chain() -> list[tuple[int, int]]:
@@ -82,6 +92,16 @@ def broken_link(chain: list[tuple[int, int]]) -> int | None:
     return None
 
 
+def ended_text(chain: list[tuple[int, int]], broken: int, snakemake: int) -> str:
+    """Which process of the chain ended: the parent of the broken link (its child was
+    re-parented), or the link itself if it is gone too."""
+    parent = dict(chain)[broken]
+    ended = parent if parent_of(broken) is not None else broken
+    if ended == snakemake:
+        return f"its snakemake (pid {snakemake}) ended"
+    return f"process {ended} between it and its snakemake (pid {snakemake}) ended"
+
+
 def watch_ancestors(on_gone: Callable[[str], None]) -> threading.Event | None:
     """Call ``on_gone(reason)`` once if the chain to ``snakemake`` breaks; returns the
     event that stops the watching thread (None if there is no snakemake ancestor)."""
@@ -93,8 +113,9 @@ def watch_ancestors(on_gone: Callable[[str], None]) -> threading.Event | None:
 
     def watch() -> None:
         while not stop.wait(INTERVAL):
-            if broken_link(chain) is not None:
-                on_gone(f"its snakemake (pid {snakemake}) ended")
+            broken = broken_link(chain)
+            if broken is not None:
+                on_gone(ended_text(chain, broken, snakemake))
                 return
 
     threading.Thread(target=watch, name="normstudy-parent-watch", daemon=True).start()
