@@ -204,6 +204,11 @@ def test_the_executor_is_read_from_the_users_profile_also_in_a_dry_run(tmp_path,
     assert mismatched.bundle_size("train") == 1
     assert mismatched.unknown_component_groups() == ["train"]
     assert grouped.unknown_component_groups() == []
+    # The studies study_<name> targets ask for; any other target may need every study.
+    targeted = command_line_invocation(["study_a", "study_b", "--groups", "train=g"])
+    assert targeted.target_studies() == ["a", "b"]
+    assert command_line_invocation(["study_a", "tables"]).target_studies() is None
+    assert grouped.target_studies() is None
 
 
 def requests_of(**runtimes: int) -> dict[str, TrainRequest]:

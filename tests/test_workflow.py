@@ -329,6 +329,9 @@ def test_bundles_are_sized_for_cells_run_one_after_another_within_the_time_cap(t
     slots = re.findall(r"rule train:.*?resources: [^\n]*bundle_slot=1", fits.stdout, re.DOTALL)
     assert len(slots) == 4, fits.stdout
     assert "cells=2): 4 training cells to run, in at least 2 SLURM jobs of up" in fits.stderr
+    # A study_<name> target: only its cells count (here the one study: all four).
+    target = subprocess.run(command + ["study_toy"] + bundles, capture_output=True, env=env)
+    assert b"4 training cells to run" in target.stderr, target.stderr
     assert "at most 22 min" in fits.stderr
     # Components for a group that --groups does not name: Snakemake bundles nothing by them.
     mismatched = ["--groups", "train=cells", "--group-components", "train=3"]

@@ -38,6 +38,15 @@ class Invocation:
     """Rule -> its group, as ``--groups`` gave it (read in the process the user started)."""
     group_components: Mapping[str, int] = field(default_factory=dict)
     """Group -> ``--group-components``: how many of its rules' jobs one bundle holds."""
+    targets: tuple[str, ...] = ()
+    """The targets given on the command line (empty: the default target)."""
+
+    def target_studies(self, prefix: str = "study_") -> list[str] | None:
+        """The studies the targets ask for when every target is a ``study_<name>`` rule;
+        None when any other target (or the default one) may need cells of every study."""
+        if not self.targets or not all(t.startswith(prefix) for t in self.targets):
+            return None
+        return [t.removeprefix(prefix) for t in self.targets]
 
     def unknown_component_groups(self) -> list[str]:
         """``--group-components`` groups that no ``--groups`` entry names (Snakemake
@@ -90,6 +99,7 @@ def command_line_invocation(argv: Sequence[str]) -> Invocation:
         grouped_rules=frozenset(groups),
         groups=groups,
         group_components=dict(components) if isinstance(components, Mapping) else {},
+        targets=tuple(getattr(args, "targets", None) or ()),
     )
 
 

@@ -175,12 +175,25 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems += preflight(requests, study_of, SLURM, train_partition, partitions)
-    # Finished cells run again only when forced: they need no room in a bundle.
+    # Finished cells run again only when forced, and study_<name> targets run only their
+    # studies' cells: the others need no room in a bundle.
+    targeted = INVOCATION.target_studies()
+    wanted = (
+        {
+            c.id
+            for name in targeted
+            if name in PLAN.studies
+            for c in PLAN.studies[name].cells
+        }
+        if targeted is not None
+        else requests
+    )
     to_run = (
         {
             cell: request
             for cell, request in requests.items()
-            if not all(Path(f).exists() for f in cell_outputs([cell]))
+            if cell in wanted
+            and not all(Path(f).exists() for f in cell_outputs([cell]))
         }
         if BUNDLED
         else requests
