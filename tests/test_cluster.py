@@ -18,6 +18,7 @@ from normstudy.cluster import (
     bundle_problem,
     bundled_minutes,
     cell_minutes,
+    cells_to_bundle,
     chain_retries,
     cpu_job_cap,
     cpu_partition,
@@ -235,6 +236,14 @@ def test_a_bundle_must_fit_its_cells_run_one_after_another_in_the_time_cap():
     assert "(the training partition's MaxTime)" in problem
     capped = bundle_problem(requests, study_of, 60, 3, "cells", {**SETTINGS, "max_runtime": 60})
     assert "(slurm.max_runtime)" in capped
+
+
+def test_a_bundle_holds_only_unfinished_cells_of_the_targets():
+    requests = requests_of(a=10, b=25, c=5)
+    done = {"b"}.__contains__
+    assert list(cells_to_bundle(requests, None, done)) == ["a", "c"]
+    assert list(cells_to_bundle(requests, {"a", "b"}, done)) == ["a"]
+    assert cells_to_bundle(requests, set(), done) == {}
 
 
 def test_the_outline_of_bundles_sums_the_longest_cells_a_bundle_can_hold():

@@ -26,7 +26,7 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,6 +294,21 @@ def bundled_minutes(minutes: int, cap: float | None, size: int) -> int:
 def bundle_size_of(size: int, cells: int) -> int:
     """Cells one bundle can hold: ``--group-components``, at most the plan's cells."""
     return max(1, min(size, cells))
+
+
+def cells_to_bundle(
+    requests: Mapping[str, TrainRequest],
+    targeted: Collection[str] | None,
+    finished: Callable[[str], bool],
+) -> dict[str, TrainRequest]:
+    """The requests of the cells a bundled run will train: finished cells run again only
+    when forced, and ``targeted`` (the cells of ``study_<name>`` targets; None: every
+    cell) limits the rest, so that the others take no room in a bundle."""
+    return {
+        cell: request
+        for cell, request in requests.items()
+        if (targeted is None or cell in targeted) and not finished(cell)
+    }
 
 
 def bundle_outline(requests: Mapping[str, TrainRequest], size: int, group: str | None) -> str:

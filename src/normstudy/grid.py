@@ -33,6 +33,7 @@ from normstudy.catalog import DATASETS, MODELS
 from normstudy.catalog.cell_rules import cell_problems
 from normstudy.config import DEFAULTS, ConfigError, canonical_json, resolve_cell_config
 from normstudy.epochs import Plan as TrainingPlan
+from normstudy.wording import plural
 
 SCALES = ("demo", "paper")
 STUDY_KEYS = ("description", "grid", "set", "demo", "comparisons", "scales", "exclude", "when")
@@ -184,7 +185,7 @@ def check_axis_values(name: str, base: dict[str, Any], grid: Mapping[str, list])
 def error_listing(errors: list[str]) -> str:
     """The first MAX_ERRORS errors, one a line, and how many more there are."""
     more = len(errors) - MAX_ERRORS
-    tail = [f"... and {more} more error{'' if more == 1 else 's'} like these"] if more > 0 else []
+    tail = [f"... and {plural(more, 'more error')} like these"] if more > 0 else []
     return "\n".join(errors[:MAX_ERRORS] + tail)
 
 

@@ -13,6 +13,7 @@ from normstudy.cluster import (
     bundle_problem,
     bundle_size_of,
     bundled_minutes,
+    cells_to_bundle,
     cell_minutes,
     chain_retries,
     cpu_job_cap,
@@ -175,30 +176,17 @@ def slurm_plan():
     requests = {cell: train_request(m, SLURM, cap) for cell, m in minutes.items()}
     study_of = {c.id: name for name, study in PLAN.studies.items() for c in study.cells}
     problems += preflight(requests, study_of, SLURM, train_partition, partitions)
-    # Finished cells run again only when forced, and study_<name> targets run only their
-    # studies' cells: the others need no room in a bundle.
-    targeted = INVOCATION.target_studies()
-    wanted = (
-        {
-            c.id
-            for name in targeted
-            if name in PLAN.studies
-            for c in PLAN.studies[name].cells
-        }
-        if targeted is not None
-        else requests
-    )
-    to_run = (
-        {
-            cell: request
-            for cell, request in requests.items()
-            if cell in wanted
-            and not all(Path(f).exists() for f in cell_outputs([cell]))
-        }
-        if BUNDLED
-        else requests
-    )
+    to_run = requests
     if BUNDLED:
+        studies = INVOCATION.target_studies()
+        # Any other target may need every cell; an unknown study is Snakemake's to refuse.
+        known = [s for s in studies or () if s in PLAN.studies]
+        targeted = studies and {c for s in known for c in PLAN.study_cell_ids(s)}
+        to_run = cells_to_bundle(
+            requests,
+            targeted,
+            lambda cell: all(Path(f).exists() for f in cell_outputs([cell])),
+        )
         group = INVOCATION.groups.get("train")
         problems += filter(
             None, [bundle_problem(to_run, study_of, cap, BUNDLE_SIZE, group, SLURM)]
